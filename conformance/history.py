@@ -1,0 +1,191 @@
+"""The recorded History of one cell: everything observed, in order, as typed records.
+
+A History is written by the executor and read by the checkers.  It round-trips through
+JSON (``History.to_json`` / ``History.from_json``) so that a failing cell's evidence can be
+saved next to its incarnation logs and re-checked offline.
+
+Times are seconds since the cell started (``time.monotonic`` based), so histories from
+different cells compare without clock noise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"})
+"""Statuses after which a response never changes again (responses profile)."""
+
+
+@dataclass
+class SSEFrame:
+    """One Server-Sent-Events frame as received: raw text kept, JSON data parsed if possible."""
+
+    event: str | None
+    data: str
+    id: str | None = None
+    raw: str = ""
+    t: float = 0.0
+    incarnation: int = 0
+
+    @property
+    def json(self) -> Any:
+        """The frame's data parsed as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.data)
+        except (ValueError, TypeError):
+            return None
+
+    @property
+    def type(self) -> str | None:
+        """The event type: the JSON ``type`` field, else the ``event:`` line."""
+        payload = self.json
+        if isinstance(payload, dict) and isinstance(payload.get("type"), str):
+            return payload["type"]
+        return self.event
+
+    @property
+    def seq(self) -> int | None:
+        """The responses-profile cursor (``sequence_number``), or None if absent/not an int."""
+        payload = self.json
+        if isinstance(payload, dict):
+            value = payload.get("sequence_number")
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        return None
+
+
+@dataclass
+class HttpCall:
+    """One HTTP exchange.  ``name`` is the executor's logical name for it (see CALL_NAMES)."""
+
+    name: str
+    method: str
+    url: str
+    request_body: Any = None
+    params: dict[str, Any] = field(default_factory=dict)
+    status: int | None = None
+    content_type: str | None = None
+    body: Any = None
+    body_text: str | None = None
+    frames: list[SSEFrame] = field(default_factory=list)
+    error: str | None = None
+    ended: str = "complete"
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    incarnation: int = 0
+
+    @property
+    def is_sse(self) -> bool:
+        """True when the answer was an event stream."""
+        return bool(self.content_type and self.content_type.startswith("text/event-stream"))
+
+
+CALL_NAMES = (
+    "create",  # POST /responses (the row's request)
+    "poll",  # GET /responses/{id} while waiting for a terminal status
+    "get",  # the final JSON GET after the cell's last restart and terminal
+    "replay",  # GET /responses/{id}?stream=true[&starting_after=N], one per cursor
+    "cancel",  # POST /responses/{id}/cancel (the cancel fault)
+    "cancel_again",  # a second cancel, to check idempotence
+    "delete",  # DELETE /responses/{id}
+)
+"""Logical names the executor gives its calls; contracts refer to calls by these names."""
+
+
+@dataclass
+class IncarnationRecord:
+    """One lifetime of the target process, as the harness saw it."""
+
+    index: int
+    pid: int | None
+    started_at: float
+    ready_at: float | None = None
+    exited_at: float | None = None
+    exit_code: int | None = None
+    exit_mode: str | None = None  # graceful | killed_after_grace | killed | exited | None (alive)
+    log_path: str | None = None
+    stragglers_killed: int = 0
+
+
+@dataclass
+class FaultRecord:
+    """A fault the executor delivered, with the observation that triggered it."""
+
+    kind: str  # sigterm | sigkill | sigterm_then_sigkill | disconnect | cancel | pause | ...
+    trigger: str  # the path's ``at`` as text, e.g. "held", "after_events:3", "created"
+    observed: str | None  # what was seen that fired it, e.g. the marker line "held 3"
+    t: float
+    incarnation: int  # the incarnation the fault hit
+    exit_mode: str | None = None  # for process faults: the exit mode the harness recorded
+    restarted_as: int | None = None  # the incarnation index started after the fault, if any
+    last_seq_before: int | None = None  # highest sequence_number seen live before the fault
+
+
+@dataclass
+class History:
+    """Everything observed in one cell."""
+
+    cell_id: str
+    profile: str = "responses"
+    script: dict[str, Any] = field(default_factory=dict)
+    request: dict[str, Any] = field(default_factory=dict)
+    response_id: str | None = None
+    calls: list[HttpCall] = field(default_factory=list)
+    markers: list[str] = field(default_factory=list)
+    incarnations: list[IncarnationRecord] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    final: dict[str, Any] | None = None
+    final_source: str | None = None  # get | create | stream
+    state_dir_hits: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    # -- queries used by checkers -------------------------------------------------------
+    def calls_named(self, name: str) -> list[HttpCall]:
+        """All calls with this logical name, in order."""
+        return [c for c in self.calls if c.name == name]
+
+    def live_frames(self) -> list[SSEFrame]:
+        """Frames of the ``create`` call's own stream (the live stream), in order."""
+        return [f for c in self.calls_named("create") for f in c.frames]
+
+    def attempts(self) -> int:
+        """How many times the handler really started, from ``start attempt=`` markers."""
+        return sum(1 for line in self.markers if line.startswith("start "))
+
+    # -- JSON round trip ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "History":
+        data = dict(data)
+        data["calls"] = [
+            HttpCall(**{**c, "frames": [SSEFrame(**f) for f in c.get("frames", [])]})
+            for c in data.get("calls", [])
+        ]
+        data["incarnations"] = [IncarnationRecord(**i) for i in data.get("incarnations", [])]
+        data["faults"] = [FaultRecord(**f) for f in data.get("faults", [])]
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> "History":
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken expectation: which checker, what was wrong, and the evidence."""
+
+    check: str
+    message: str
+    evidence: str | None = None
+
+    def __str__(self) -> str:
+        tail = f" [evidence: {self.evidence}]" if self.evidence else ""
+        return f"{self.check}: {self.message}{tail}"

@@ -1,0 +1,129 @@
+"""Cells: what the contract parser produces and the executor and checkers consume.
+
+A Cell is one row x one path x one variant of a contract table, with its expectations.
+Cells are plain frozen data; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+LEVELS = ("MUST", "SHOULD", "MAY")
+
+FAULT_KINDS = (
+    "none",  # no fault: the request runs to its natural end
+    "sigterm",  # SIGTERM, wait for the process to exit by itself within the harness grace
+    "sigkill",  # SIGKILL
+    "sigterm_then_sigkill",  # SIGTERM, then SIGKILL at once after a short grace
+    "disconnect",  # the client drops the create connection
+    "cancel",  # the client calls POST /responses/{id}/cancel
+    "crash_twice",  # SIGKILL, restart, SIGKILL again during recovery, restart
+    "pause",  # SIGSTOP then SIGCONT
+)
+PROCESS_FAULTS = frozenset({"sigterm", "sigkill", "sigterm_then_sigkill", "crash_twice"})
+"""Faults after which the executor restarts the target (unless the path says restart: false)."""
+
+TRIGGERS = ("held", "created", "terminal", "after_events")
+
+EXPECTATION_KEYS = (
+    "status",  # final status of the response: completed | failed | cancelled | incomplete | in_progress | queued
+    "http",  # {call_name: code or [codes]}: every call of that name answered with it
+    "content_type",  # {call_name: prefix}: e.g. {create: text/event-stream}
+    "error",  # {call_name | "response": {type?, code?, param?, message_contains?}}
+    "output",  # full | empty: final output text vs the script (see checks.output)
+    "output_text",  # exact final output text
+    "attempts",  # handler starts counted from markers
+    "exit",  # graceful | killed_after_grace | killed: exit mode of the first process fault
+    "replay",  # {after: [start | mid | int ...], gap_free, single_created, reset_event, keeps_live, terminal}
+    "stream",  # live stream of the create call: {terminal: type | null, order: bool, single_created: bool}
+    "persisted",  # true: final GET is 200 after restart; false: GET 404 and no state file names the tag
+)
+"""The expectation vocabulary.  Every key but ``status`` counts toward the depth gate."""
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A path's fault schedule."""
+
+    kind: str = "none"
+    at: str | None = None  # one of TRIGGERS, or None for kind == none
+    after_events: int | None = None  # N, when at == "after_events"
+    restart: bool = True  # process faults: start the next incarnation afterwards
+
+    @property
+    def is_process_fault(self) -> bool:
+        return self.kind in PROCESS_FAULTS
+
+    def describe(self) -> str:
+        if self.kind == "none":
+            return "none"
+        at = f"after_events:{self.after_events}" if self.at == "after_events" else self.at
+        return f"{self.kind}@{at}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One generated test: row x path x variant, with declared expectations."""
+
+    contract: str  # e.g. "responses/resilience"
+    profile: str  # "responses"
+    row: str  # e.g. "R1"
+    title: str  # the row's title
+    path: str  # e.g. "C"
+    variant: tuple[tuple[str, Any], ...]  # e.g. (("stream", True),)
+    level: str  # MUST | SHOULD | MAY
+    server: dict[str, Any]  # server modes the target must run in, e.g. {"resilient_background": True}
+    request: dict[str, Any]  # request fields (variant applied), without the script input
+    script: dict[str, Any]  # test-control script; the executor adds a unique tag
+    fault: FaultSpec
+    expect: dict[str, Any]
+    requires: tuple[str, ...] = ()  # capabilities the target must claim (server modes included)
+    source: str = ""  # "contracts/responses/resilience.yaml:42"
+    notes: str = ""
+
+    @property
+    def variant_id(self) -> str:
+        parts = [self.path] + [f"{k}={_fmt(v)}" for k, v in self.variant]
+        return ",".join(parts)
+
+    @property
+    def name(self) -> str:
+        """The test name within its contract: ``R1[C,stream=true]``."""
+        return f"{self.row}[{self.variant_id}]"
+
+    @property
+    def id(self) -> str:
+        """The full cell id: ``responses/resilience::R1[C,stream=true]``."""
+        return f"{self.contract}::{self.name}"
+
+
+@dataclass(frozen=True)
+class NotApplicable:
+    """A row x path pair the contract explicitly declares not applicable, with the reason."""
+
+    contract: str
+    row: str
+    path: str
+    reason: str
+    source: str = ""
+
+
+@dataclass
+class ContractTable:
+    """One parsed contract file."""
+
+    name: str  # "responses/resilience"
+    profile: str
+    level: str
+    source: str  # file path
+    paths: dict[str, FaultSpec]
+    cells: list[Cell] = field(default_factory=list)
+    not_applicable: list[NotApplicable] = field(default_factory=list)
+    row_ids: list[str] = field(default_factory=list)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
