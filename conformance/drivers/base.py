@@ -1,0 +1,167 @@
+"""A recording HTTP transport: every exchange becomes an HttpCall in the cell's History.
+
+Drivers know a wire protocol, not processes: they are given a base URL, a clock and a way
+to ask which incarnation is current, and they record what they send and receive.  Streaming
+calls append frames to their HttpCall as they arrive and notify waiters, so the executor can
+trigger a fault on an observed frame instead of a sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from conformance.history import HttpCall, SSEFrame
+
+from .sse import FrameParser, iter_lines
+
+MAX_BODY_TEXT = 64 * 1024
+
+
+class Recorder:
+    """Collects HttpCalls in order and wakes waiters whenever a call or frame changes."""
+
+    def __init__(self, clock: Callable[[], float], incarnation: Callable[[], int]) -> None:
+        self.calls: list[HttpCall] = []
+        self.clock = clock
+        self.incarnation = incarnation
+        self.changed = threading.Condition()
+
+    def add(self, call: HttpCall) -> None:
+        with self.changed:
+            self.calls.append(call)
+            self.changed.notify_all()
+
+    def touch(self) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_until(self, predicate: Callable[[], Any], timeout_s: float) -> Any:
+        """Wait (bounded) until predicate() is truthy; return its value, or None on timeout."""
+        with self.changed:
+            return self.changed.wait_for(predicate, timeout=timeout_s)
+
+
+class StreamControl:
+    """Lets another thread drop a streaming call's connection (a client disconnect)."""
+
+    def __init__(self) -> None:
+        self.response: httpx.Response | None = None
+        self.dropped = threading.Event()
+        self._lock = threading.Lock()
+
+    def attach(self, response: httpx.Response) -> None:
+        with self._lock:
+            self.response = response
+            if self.dropped.is_set():
+                response.close()
+
+    def drop(self) -> None:
+        with self._lock:
+            self.dropped.set()
+            if self.response is not None:
+                try:
+                    self.response.close()
+                except Exception:  # closing a half-read stream from another thread may raise
+                    pass
+
+
+class Transport:
+    """httpx client + recorder; ``call`` performs one exchange and returns its HttpCall."""
+
+    def __init__(self, base_url: str, recorder: Recorder, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.recorder = recorder
+        self.timeout = httpx.Timeout(timeout_s, connect=5.0)
+
+    def call(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        control: StreamControl | None = None,
+        labels: dict[str, Any] | None = None,
+    ) -> HttpCall:
+        rec = self.recorder
+        call = HttpCall(
+            name=name,
+            method=method,
+            url=self.base_url + path,
+            request_body=json_body,
+            params={**(params or {}), **(labels or {})},
+            started_at=rec.clock(),
+            incarnation=rec.incarnation(),
+            ended="in_flight",
+        )
+        rec.add(call)
+        if content is None and json_body is not None:
+            content = json.dumps(json_body).encode()
+            headers = {"content-type": "application/json", **(headers or {})}
+        try:
+            with httpx.Client(timeout=self.timeout) as client:
+                with client.stream(
+                    method, call.url, content=content, params=params or None, headers=headers
+                ) as response:
+                    if control is not None:
+                        control.attach(response)
+                    call.status = response.status_code
+                    call.content_type = response.headers.get("content-type")
+                    rec.touch()
+                    if call.is_sse:
+                        self._read_stream(call, response, control)
+                    else:
+                        self._read_body(call, response)
+            if call.ended == "in_flight":
+                call.ended = "complete"
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            if control is not None and control.dropped.is_set():
+                call.ended = "disconnected"
+            else:
+                call.ended = "broken"
+                call.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            call.ended_at = rec.clock()
+            rec.touch()
+        return call
+
+    def _read_body(self, call: HttpCall, response: httpx.Response) -> None:
+        raw = response.read()
+        text = raw.decode("utf-8", errors="replace")
+        call.body_text = text[:MAX_BODY_TEXT]
+        try:
+            call.body = json.loads(text)
+        except ValueError:
+            call.body = None
+
+    def _read_stream(
+        self, call: HttpCall, response: httpx.Response, control: StreamControl | None
+    ) -> None:
+        parser = FrameParser()
+        rec = self.recorder
+        for line in iter_lines(response.iter_text()):
+            frame = parser.feed(line)
+            if frame is None or (frame.event is None and not frame.data and frame.id is None):
+                continue
+            call.frames.append(
+                SSEFrame(
+                    event=frame.event,
+                    data=frame.data,
+                    id=frame.id,
+                    raw=frame.raw,
+                    t=rec.clock(),
+                    incarnation=rec.incarnation(),
+                )
+            )
+            rec.touch()
+            if control is not None and control.dropped.is_set():
+                call.ended = "disconnected"
+                return
