@@ -1,0 +1,210 @@
+"""target.yaml: how to start a target, which server modes and capabilities it claims.
+
+A target file is data (DESIGN.md §7).  ``load_target`` validates it against a JSON schema and
+turns it into a TargetConfig; every mistake is one ``TargetConfigError`` naming ``file:line``
+and the key.  The bundled reference target is ``conformance/targets/reference.yaml``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from harness.process import TargetSpec
+
+from .errors import TargetConfigError
+
+REFERENCE_TARGET = Path(__file__).parent / "targets" / "reference.yaml"
+
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+TARGET_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["command", "profiles"],
+    "properties": {
+        "name": {"type": "string"},
+        "command": {"type": "string", "minLength": 1},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "cwd": {"type": "string"},
+        "readiness": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "path": {"type": "string", "pattern": "^/"},
+                "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "shutdown_grace_s": {"type": "number", "exclusiveMinimum": 0},
+        "profiles": {"type": "array", "items": {"enum": ["responses", "invocations"]}, "minItems": 1},
+        "modes": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"args": _STRINGS, "env": {"type": "object", "additionalProperties": {"type": "string"}}},
+            },
+        },
+        "claims": _STRINGS,
+        "baseline": {"type": "string"},
+        "cell_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How to start the target in one server mode (extra arguments and environment)."""
+
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """A validated target file."""
+
+    name: str
+    source: str
+    command: str
+    env: dict[str, str]
+    cwd: str | None
+    readiness_path: str
+    readiness_timeout_s: float
+    shutdown_grace_s: float
+    profiles: tuple[str, ...]
+    modes: dict[str, Mode]
+    claims: frozenset[str]
+    baseline: Path | None
+    cell_timeout_s: float
+
+    def spec_for(self, server: dict[str, Any]) -> TargetSpec:
+        """The harness spec for a row's server modes (each true mode adds its args/env)."""
+        args: list[str] = []
+        env = dict(self.env)
+        for mode, wanted in sorted(server.items()):
+            if wanted and mode in self.modes:
+                args.extend(self.modes[mode].args)
+                env.update(self.modes[mode].env)
+        return TargetSpec(
+            command=self.command,
+            env=env,
+            readiness_path=self.readiness_path,
+            readiness_timeout_s=self.readiness_timeout_s,
+            shutdown_grace_s=self.shutdown_grace_s,
+            cwd=self.cwd,
+            extra_args=tuple(args),
+        )
+
+    def missing_claims(self, requires: tuple[str, ...], profile: str) -> list[str]:
+        """What a cell needs that this target does not claim (the profile included)."""
+        missing = [] if profile in self.profiles else [f"profile:{profile}"]
+        return missing + [r for r in requires if r not in self.claims]
+
+
+def load_target(path: str | Path | None = None) -> TargetConfig:
+    """Load and validate a target file (the bundled reference target when path is None)."""
+    file = Path(path) if path is not None else REFERENCE_TARGET
+    if not file.is_file():
+        raise TargetConfigError(f"{file}: target file not found")
+    text = file.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        raise TargetConfigError(f"{file}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise TargetConfigError(f"{file}:1: a target file is a mapping (command, profiles, ...)")
+    errors = sorted(jsonschema.Draft202012Validator(TARGET_SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            key = ".".join(str(p) for p in err.absolute_path) or "(top)"
+            lines.append(f"{file}:{_line_of(root, list(err.absolute_path))}: {key}: {err.message}")
+        raise TargetConfigError("\n".join(lines))
+
+    _check_command(file, root, data["command"], data.get("cwd"))
+    unknown_modes = [m for m in data.get("modes", {}) if m not in set(data.get("claims", []))]
+    if unknown_modes:
+        raise TargetConfigError(
+            f"{file}:{_line_of(root, ['modes'])}: modes: {', '.join(unknown_modes)} "
+            "defined but not listed in claims (a mode the target can start in is a claim)"
+        )
+    baseline = data.get("baseline")
+    baseline_path = (file.parent / baseline).resolve() if baseline else None
+    if baseline_path is not None and not baseline_path.is_file():
+        raise TargetConfigError(f"{file}:{_line_of(root, ['baseline'])}: baseline: file {baseline_path} not found")
+    readiness = data.get("readiness", {})
+    return TargetConfig(
+        name=data.get("name", file.stem),
+        source=str(file),
+        command=data["command"],
+        env=dict(data.get("env", {})),
+        cwd=data.get("cwd"),
+        readiness_path=readiness.get("path", "/readiness"),
+        readiness_timeout_s=float(readiness.get("timeout_s", 20.0)),
+        shutdown_grace_s=float(data.get("shutdown_grace_s", 10.0)),
+        profiles=tuple(data["profiles"]),
+        modes={k: Mode(tuple(v.get("args", [])), dict(v.get("env", {}))) for k, v in data.get("modes", {}).items()},
+        claims=frozenset(data.get("claims", [])),
+        baseline=baseline_path,
+        cell_timeout_s=float(data.get("cell_timeout_s", 30.0)),
+    )
+
+
+def _check_command(file: Path, root: yaml.Node, command: str, cwd: str | None) -> None:
+    """The command's program must exist, so a typo is one clear line and not a readiness timeout."""
+    line = _line_of(root, ["command"])
+    try:
+        tokens = shlex.split(command)
+    except ValueError as exc:
+        raise TargetConfigError(f"{file}:{line}: command: cannot be parsed: {exc}") from None
+    if not tokens:
+        raise TargetConfigError(f"{file}:{line}: command: empty")
+    program = tokens[0].replace("{python}", sys.executable)
+    if "/" in program:
+        candidate = Path(cwd or file.parent) / program if not Path(program).is_absolute() else Path(program)
+        if not candidate.exists():
+            raise TargetConfigError(f"{file}:{line}: command: program {program!r} does not exist")
+    elif shutil.which(program) is None:
+        raise TargetConfigError(f"{file}:{line}: command: program {program!r} not found on PATH")
+
+
+def _line_of(node: yaml.Node | None, path: list[Any]) -> int:
+    """1-based line of the node at ``path`` (the deepest existing ancestor when absent)."""
+    line = node.start_mark.line + 1 if node is not None else 1
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == str(key)]
+            if not match:
+                break
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def load_baseline(path: Path | None) -> dict[str, str]:
+    """Expected failures of a target: ``{cell id: reason}``.  Empty when there is no baseline."""
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise TargetConfigError(f"{path}: not valid YAML: {exc}") from None
+    entries = data.get("expected_failures", {}) if isinstance(data, dict) else None
+    if not isinstance(entries, dict) or not all(isinstance(k, str) for k in entries):
+        raise TargetConfigError(f"{path}:1: expected_failures: a mapping of cell id to reason")
+    return {k: str(v) for k, v in entries.items()}

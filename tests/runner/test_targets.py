@@ -1,0 +1,73 @@
+"""target.yaml validation: every mistake is one TargetConfigError naming file:line and key."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conformance.errors import TargetConfigError
+from conformance.targets import REFERENCE_TARGET, load_baseline, load_target
+
+
+def write(tmp_path, text, name="t.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_reference_target_loads_and_maps_modes():
+    cfg = load_target(None)
+    assert cfg.source == str(REFERENCE_TARGET)
+    spec = cfg.spec_for({"resilient_background": True})
+    assert "--resilient-background" in spec.extra_args
+    assert cfg.spec_for({"resilient_background": False}).extra_args == ()
+    assert cfg.missing_claims(("resilient_background",), "responses") == []
+    assert cfg.missing_claims(("steering",), "invocations") == ["profile:invocations", "steering"]
+
+
+def test_unknown_key_names_line_and_key(tmp_path):
+    p = write(tmp_path, "command: python\nprofiles: [responses]\nshutdown_grace: 3\n")
+    with pytest.raises(TargetConfigError) as e:
+        load_target(p)
+    assert f"{p}:1:" in str(e.value) and "shutdown_grace" in str(e.value)
+
+
+def test_wrong_type_names_the_line(tmp_path):
+    p = write(tmp_path, "command: python\nprofiles: [responses]\nreadiness:\n  path: /r\n  timeout_s: soon\n")
+    with pytest.raises(TargetConfigError) as e:
+        load_target(p)
+    assert f"{p}:5: readiness.timeout_s" in str(e.value)
+
+
+def test_missing_program_is_one_clear_line(tmp_path):
+    p = write(tmp_path, "command: no-such-server-xyz --port {port}\nprofiles: [responses]\n")
+    with pytest.raises(TargetConfigError, match="program 'no-such-server-xyz' not found on PATH"):
+        load_target(p)
+
+
+def test_yaml_syntax_error_has_line(tmp_path):
+    p = write(tmp_path, "command: python\nprofiles: [responses\n")
+    with pytest.raises(TargetConfigError, match=rf"{p}:\d+: not valid YAML"):
+        load_target(p)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TargetConfigError, match="target file not found"):
+        load_target(tmp_path / "nope.yaml")
+
+
+def test_mode_must_be_claimed(tmp_path):
+    p = write(tmp_path, "command: python\nprofiles: [responses]\nmodes:\n  fast: {args: [--fast]}\n")
+    with pytest.raises(TargetConfigError, match="fast defined but not listed in claims"):
+        load_target(p)
+
+
+def test_baseline(tmp_path):
+    b = write(tmp_path, "expected_failures:\n  'responses/x::R1[A]': known bug\n", "b.yaml")
+    p = write(tmp_path, f"command: {sys.executable}\nprofiles: [responses]\nbaseline: b.yaml\n")
+    cfg = load_target(p)
+    assert load_baseline(cfg.baseline) == {"responses/x::R1[A]": "known bug"}
+    bad = write(tmp_path, "expected_failures: [a, b]\n", "bad.yaml")
+    with pytest.raises(TargetConfigError, match="expected_failures"):
+        load_baseline(bad)
