@@ -1,0 +1,85 @@
+"""``python -m reference_impl --port P --state-dir D [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import sys
+from typing import NoReturn
+
+from .config import ServerConfig
+from .stores import PROVIDERS
+
+PROG = "reference_impl"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{PROG}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} out of range 1..65535")
+    return value
+
+
+def _grace(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid grace {text!r} (seconds, a number)") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"grace must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Reference server of the stream-and-task conformance kit (responses profile).")
+    p.add_argument("--port", type=_port, required=True)
+    p.add_argument("--state-dir", required=True, help="directory for the file store (created if missing)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--store", default="file", choices=sorted(PROVIDERS))
+    p.add_argument("--resilient-background", action="store_true", help="re-run store+background responses after a crash")
+    p.add_argument("--shutdown-grace", type=_grace, default=2.0, help="seconds handlers may run on after SIGTERM")
+    p.add_argument("--marker-dir", default=None, help="marker directory (default: $CONFORMANCE_MARKER_DIR)")
+    return p
+
+
+def parse_config(argv: list[str] | None = None) -> ServerConfig:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    marker_dir = args.marker_dir or os.environ.get("CONFORMANCE_MARKER_DIR") or None
+    for name, path in (("--state-dir", args.state_dir), ("--marker-dir", marker_dir)):
+        if path is None:
+            continue
+        if os.path.exists(path) and not os.path.isdir(path):
+            parser.error(f"{name} {path!r} exists and is not a directory")
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            parser.error(f"cannot create {name} {path!r}: {exc.strerror}")
+    return ServerConfig(
+        port=args.port,
+        state_dir=args.state_dir,
+        host=args.host,
+        store=args.store,
+        resilient_background=args.resilient_background,
+        shutdown_grace=args.shutdown_grace,
+        marker_dir=marker_dir,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    from .server import serve  # imported late: CLI errors stay fast
+
+    return serve(config)

@@ -1,0 +1,16 @@
+"""Server configuration (built from the command line)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    port: int
+    state_dir: str
+    host: str = "127.0.0.1"
+    store: str = "file"
+    resilient_background: bool = False
+    shutdown_grace: float = 2.0
+    marker_dir: str | None = None

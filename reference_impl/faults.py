@@ -1,0 +1,51 @@
+"""Test-only fault injection, off unless an environment variable names an arm file.
+
+``REFERENCE_IMPL_FAULT_TRANSIENT_GET=<path>``: while ``<path>`` exists, the next read of a
+response record raises :class:`StoreTransientError` and deletes ``<path>`` (one shot; the
+deletion is the evidence that the fault really fired). Used to prove that a transient store
+error during the startup recovery check never drops a task.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from .stores import KIND_RESPONSE, RecordStore, StoreProvider, StoreTransientError
+from .stores.base import Record
+
+ENV_TRANSIENT_GET = "REFERENCE_IMPL_FAULT_TRANSIENT_GET"
+log = logging.getLogger("reference_impl.faults")
+
+
+class _TransientGetOnce(RecordStore):
+    def __init__(self, inner: RecordStore, arm_file: str) -> None:
+        self._inner = inner
+        self._arm = arm_file
+
+    def get(self, kind: str, key: str) -> Record | None:
+        if kind == KIND_RESPONSE:
+            try:
+                os.unlink(self._arm)
+            except FileNotFoundError:
+                pass
+            else:
+                log.warning("fault: transient error injected on get(%s, %s)", kind, key)
+                raise StoreTransientError("injected transient store error")
+        return self._inner.get(kind, key)
+
+    def put(self, kind: str, key: str, record: Record) -> None:
+        self._inner.put(kind, key, record)
+
+    def delete(self, kind: str, key: str) -> None:
+        self._inner.delete(kind, key)
+
+    def list_unfinished(self) -> list[Record]:
+        return self._inner.list_unfinished()
+
+
+def apply_faults(store: StoreProvider) -> StoreProvider:
+    arm = os.environ.get(ENV_TRANSIENT_GET)
+    if arm:
+        store.records = _TransientGetOnce(store.records, arm)
+    return store

@@ -1,0 +1,107 @@
+"""Storage provider interfaces of the reference server.
+
+Two small interfaces, so that other back ends (SQLite, PostgreSQL, third-party ones) can be
+plugged in by name without touching the runtime:
+
+``RecordStore``
+    Whole JSON records addressed by ``(kind, key)``. The runtime uses two kinds:
+
+    * ``"task"``: the task record written at accept time for every ``store=true`` request
+      (request, disposition, attempt, last checkpoint). It exists while the response is
+      unfinished and is deleted once a terminal status has been persisted, so
+      ``list_unfinished()`` is simply "every task record".
+    * ``"response"``: the response envelope ``{"response": <snapshot>, "background": bool,
+      "stream": bool}`` written when ``response.created`` is persisted and on every later
+      state change.
+
+    ``put`` must be atomic: after a crash at any moment, ``get`` returns either the previous
+    record or the new one, never a torn one. ``put`` returns only once the record is durable.
+
+``EventLog``
+    An append-only, per-response log of the SSE events (JSON objects carrying an integer
+    ``sequence_number``). ``append`` returns only once the event is durable: the runtime calls
+    it BEFORE the event is sent to any client. Sequence numbers must be strictly increasing
+    within one log; ``append`` rejects a number that is not greater than the last one.
+    ``read(after=N)`` returns the events with ``sequence_number > N`` in order.
+
+Errors: every provider raises :class:`StoreError` or a subclass. A provider that cannot tell
+whether a record exists (a timeout, a lost connection) raises :class:`StoreTransientError`;
+the runtime never treats that as "not found" (a recovery scan must not drop a task on it).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+Record = dict[str, Any]
+Event = dict[str, Any]
+
+KIND_TASK = "task"
+KIND_RESPONSE = "response"
+KINDS = (KIND_TASK, KIND_RESPONSE)
+
+
+class StoreError(Exception):
+    """Base class of every storage failure raised by a provider."""
+
+
+class StoreTransientError(StoreError):
+    """The provider could not answer now (existence unknown); retrying may succeed."""
+
+
+class StoreCorruptError(StoreError):
+    """Persisted data is unreadable in a way that is not a torn tail (damaged mid-file)."""
+
+
+class RecordStore(abc.ABC):
+    """Atomic whole-record store addressed by (kind, key)."""
+
+    @abc.abstractmethod
+    def get(self, kind: str, key: str) -> Record | None:
+        """Return the record, or None when it definitely does not exist."""
+
+    @abc.abstractmethod
+    def put(self, kind: str, key: str, record: Record) -> None:
+        """Atomically and durably replace (or create) the record."""
+
+    @abc.abstractmethod
+    def delete(self, kind: str, key: str) -> None:
+        """Durably remove the record; removing a missing record is not an error."""
+
+    @abc.abstractmethod
+    def list_unfinished(self) -> list[Record]:
+        """Every task record (a task record exists only while its response is unfinished)."""
+
+
+class EventLog(abc.ABC):
+    """Durable, append-only per-response event log."""
+
+    @abc.abstractmethod
+    def append(self, key: str, event: Event) -> None:
+        """Durably append one event; raise ValueError if its sequence_number does not increase."""
+
+    @abc.abstractmethod
+    def read(self, key: str, after: int | None = None) -> list[Event]:
+        """Events with sequence_number > after (all if None), oldest first; [] if no log."""
+
+    @abc.abstractmethod
+    def last_seq(self, key: str) -> int | None:
+        """The highest persisted sequence_number, or None for an empty or missing log."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the whole log; removing a missing log is not an error."""
+
+
+class StoreProvider:
+    """What the runtime receives: one record store and one event log."""
+
+    name = "abstract"
+
+    def __init__(self, records: RecordStore, events: EventLog) -> None:
+        self.records = records
+        self.events = events
+
+    def close(self) -> None:
+        """Release resources (files, connections). Default: nothing to do."""
