@@ -1,0 +1,193 @@
+"""Test-control marker files (DESIGN §3), read and waited on by the harness.
+
+The target's handler appends one fsync'd line per event to ``<marker_dir>/<tag>.log``
+(``start attempt=1 id=...``, ``delta 0``, ``held 3``, ``released``, ``done``...).  A held
+handler goes on when ``<marker_dir>/<tag>.release`` exists.
+
+Only complete lines count: a last line without its ``\\n`` is a write in progress and is
+ignored until it is finished.  Every wait is bounded; a timeout names the tag, the
+pattern, the last lines seen and the tail of the target's log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import MarkerTimeout
+
+POLL_S = 0.005
+"""Interval between two looks at a marker file while waiting."""
+
+_SHOW_LINES = 10
+
+
+class Markers:
+    """Reader of one marker directory.  ``log_tail`` gives the target's log tail for error messages."""
+
+    def __init__(self, marker_dir: Path, log_tail: Callable[[], str] | None = None) -> None:
+        self.marker_dir = Path(marker_dir)
+        self._log_tail = log_tail
+        self._cache: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- files ---------------------------------------------------------------------------
+
+    def path(self, tag: str) -> Path:
+        """The marker file of ``tag``."""
+        return self.marker_dir / f"{_check_tag(tag)}.log"
+
+    def release_path(self, tag: str) -> Path:
+        """The release file of ``tag``."""
+        return self.marker_dir / f"{_check_tag(tag)}.release"
+
+    def lines(self, tag: str) -> list[str]:
+        """Complete lines of the tag's marker file, without newlines ([] if there is no file)."""
+        path = self.path(tag)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return []
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._cache_lock:
+            cached = self._cache.get(tag)
+        if cached is not None and cached[0] == key:
+            return list(cached[1])
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n")
+        complete = data[: end + 1] if end >= 0 else b""
+        result = complete.decode("utf-8", errors="replace").splitlines()
+        # Cache on what was read, not on the earlier stat: a size mismatch just re-reads next time.
+        key = (st.st_ino, len(data), st.st_mtime_ns)
+        with self._cache_lock:
+            self._cache[tag] = (key, result)
+        return list(result)
+
+    def all(self) -> dict[str, list[str]]:
+        """Every tag in the directory with its complete lines."""
+        try:
+            names = sorted(p.name for p in self.marker_dir.iterdir() if p.suffix == ".log")
+        except FileNotFoundError:
+            return {}
+        return {name[: -len(".log")]: self.lines(name[: -len(".log")]) for name in names}
+
+    def release(self, tag: str) -> None:
+        """Create the release file for ``tag`` (idempotent), fsync'd along with its directory."""
+        path = self.release_path(tag)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(self.marker_dir)
+
+    def is_released(self, tag: str) -> bool:
+        """True if the release file exists."""
+        return self.release_path(tag).exists()
+
+    # -- waiting -------------------------------------------------------------------------
+
+    def wait_for(
+        self,
+        tag: str,
+        pattern: str,
+        timeout_s: float = 10.0,
+        *,
+        start: int = 0,
+        alive: Callable[[], bool] | None = None,
+    ) -> str:
+        """First line at index >= ``start`` that ``re.search``es ``pattern``; bounded by ``timeout_s``.
+
+        If ``alive()`` returns False the wait ends at once (after one last look at the file)
+        with ``MarkerTimeout``.
+        """
+        return self.wait_count(tag, pattern, 1, timeout_s, start=start, alive=alive)[0]
+
+    def wait_count(
+        self,
+        tag: str,
+        pattern: str,
+        n: int,
+        timeout_s: float = 10.0,
+        *,
+        start: int = 0,
+        alive: Callable[[], bool] | None = None,
+    ) -> list[str]:
+        """The first ``n`` lines (from index ``start``) matching ``pattern``; bounded by ``timeout_s``."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout_s
+        ticker = threading.Event()
+        matched: list[str] = []
+        checked = start
+        while True:
+            died = alive is not None and not alive()
+            # Read after asking alive(): a line written just before death is still seen.
+            lines = self.lines(tag)
+            for line in lines[checked:]:
+                if regex.search(line):
+                    matched.append(line)
+                    if len(matched) >= n:
+                        return matched
+            checked = max(checked, len(lines))
+            if died:
+                raise self._timeout(tag, pattern, n, matched, lines, timeout_s, died=True)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._timeout(tag, pattern, n, matched, lines, timeout_s, died=False)
+            ticker.wait(min(POLL_S, remaining))
+
+    def _timeout(
+        self,
+        tag: str,
+        pattern: str,
+        n: int,
+        matched: list[str],
+        lines: list[str],
+        timeout_s: float,
+        *,
+        died: bool,
+    ) -> MarkerTimeout:
+        want = f"line matching /{pattern}/" if n == 1 else f"{n} lines matching /{pattern}/ (got {len(matched)})"
+        if died:
+            head = f"marker {tag!r}: the target process exited while waiting for a {want}"
+        else:
+            head = f"marker {tag!r}: no {want} within {timeout_s:g}s"
+        parts = [head, f"marker file: {self.path(tag)}"]
+        if not self.path(tag).exists():
+            parts.append("last marker lines: (the marker file does not exist)")
+        elif not lines:
+            parts.append("last marker lines: (no complete line yet)")
+        else:
+            shown = lines[-_SHOW_LINES:]
+            parts.append(f"last marker lines ({len(shown)} of {len(lines)}):")
+            parts.extend(f"  {line}" for line in shown)
+        if self._log_tail is not None:
+            try:
+                tail = self._log_tail()
+            except Exception as exc:  # the message must not fail to be built
+                tail = f"(log tail unavailable: {exc})"
+            parts.append("tail of the incarnation log:" if tail else "tail of the incarnation log: (empty)")
+            if tail:
+                parts.extend(f"  | {line}" for line in tail.splitlines())
+        return MarkerTimeout("\n".join(parts))
+
+
+def _check_tag(tag: str) -> str:
+    if not tag or "/" in tag or "\0" in tag or tag in (".", "..") or tag.startswith("."):
+        raise ValueError(f"invalid marker tag {tag!r}: must be a plain file name")
+    return tag
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
