@@ -1,1 +1,290 @@
-"""pytest plugin: options, generated cell items, session reports (filled in by the executor work)."""
+"""pytest plugin: ``pytest conformance`` turns every contract cell into one test item.
+
+Options are validated before any test runs (one clear line for a bad target, contract glob,
+profile or baseline).  Collecting the ``conformance/`` package directory yields one collector
+per contract table and one item per cell, with ids like
+``conformance/responses/resilience::R1[C,stream=true]``.  Each item runs its cell through the
+executor, judges the History with the checkers and applies the level (MUST fails, SHOULD
+xfails, MAY informs), the target's claims (unclaimed → skipped and counted) and the baseline
+(listed failure → xfail, listed pass → stale, fails).  Results travel in
+``report.user_properties`` so that under pytest-xdist one controller sees them all and writes
+one matrix and one JSON report.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import KitError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+RESULT_KEY = "conformance_result"
+PROFILES = ("responses", "invocations")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "stream-and-task conformance kit")
+    group.addoption("--target", default=None, help="target.yaml to run against (default: the bundled reference server)")
+    group.addoption("--contracts", default=None, help="glob of contract files (default: <rootdir>/contracts/**/*.yaml)")
+    group.addoption("--profile", default=None, help="run only cells of this profile (responses | invocations)")
+    group.addoption("--conformance-report", default=None, metavar="PATH", help="write the JSON report here")
+    group.addoption("--baseline", default=None, metavar="PATH", help="expected-failures file (overrides the target's)")
+    group.addoption(
+        "--conformance-results",
+        default=None,
+        metavar="DIR",
+        help="where per-cell histories and incarnation logs go (default: <rootdir>/.conformance-results)",
+    )
+
+
+class Settings:
+    """Validated options of one session (built lazily: only a conformance run needs them)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from .contract import load_contracts
+        from .targets import load_baseline, load_target
+
+        opt = config.option
+        self.target = load_target(opt.target)
+        baseline = Path(opt.baseline) if opt.baseline else self.target.baseline
+        if baseline is not None and not baseline.is_file():
+            raise KitError(f"--baseline: file {baseline} not found")
+        self.baseline = load_baseline(baseline)
+        if opt.profile is not None and opt.profile not in PROFILES:
+            raise KitError(f"--profile: unknown profile {opt.profile!r} (known: {', '.join(PROFILES)})")
+        pattern = opt.contracts or str(config.rootpath / "contracts" / "**" / "*.yaml")
+        files = sorted(glob.glob(pattern, recursive=True))
+        if not files:
+            raise KitError(f"--contracts: no contract file matches {pattern!r}")
+        self.tables = [t for t in load_contracts(files) if opt.profile in (None, t.profile)]
+        self.results_dir = Path(opt.conformance_results or config.rootpath / ".conformance-results").resolve()
+
+
+def settings(config: pytest.Config) -> Settings:
+    cached = getattr(config, "_conformance_settings", None)
+    if cached is None:
+        cached = Settings(config)
+        config._conformance_settings = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def _conformance_requested(config: pytest.Config) -> bool:
+    opt = config.option
+    if any(getattr(opt, name) for name in ("target", "contracts", "profile", "conformance_report", "baseline")):
+        return True
+    return any(Path(a.split("::")[0]).resolve() == PACKAGE_DIR for a in config.args if not a.startswith("-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "conformance_cell: a generated contract cell")
+    if not _conformance_requested(config):
+        return
+    try:
+        s = settings(config)
+    except KitError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if not hasattr(config, "workerinput"):  # controller (or plain run): fresh results dir
+        config._conformance_results = []  # type: ignore[attr-defined]
+        config._conformance_t0 = time.time()  # type: ignore[attr-defined]
+        if s.results_dir.exists():
+            shutil.rmtree(s.results_dir, ignore_errors=True)
+        s.results_dir.mkdir(parents=True, exist_ok=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if path.resolve() != PACKAGE_DIR:
+        return None
+    return SuiteDir.from_parent(parent, path=path)
+
+
+class SuiteDir(pytest.Directory):
+    """The conformance package directory: yields one collector per contract table."""
+
+    def collect(self):  # type: ignore[override]
+        s = settings(self.config)
+        for table in s.tables:
+            yield ContractNode.from_parent(self, name=table.name, table=table)
+
+    def repr_failure(self, excinfo):  # type: ignore[override]
+        if isinstance(excinfo.value, KitError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class ContractNode(pytest.Collector):
+    """One contract table."""
+
+    def __init__(self, *, table: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+
+    def collect(self):  # type: ignore[override]
+        for cell in self.table.cells:
+            yield CellItem.from_parent(self, name=cell.name, cell=cell)
+
+
+class CellFailed(Exception):
+    """A cell's violations (or its baseline went stale)."""
+
+
+class CellItem(pytest.Item):
+    """One generated cell: run, judge, apply level / claims / baseline."""
+
+    def __init__(self, *, cell: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cell = cell
+        self.add_marker(pytest.mark.conformance_cell)
+        for key, value in (
+            ("contract", cell.contract),
+            ("row", cell.row),
+            ("path", cell.path),
+            ("variant", cell.variant_id),
+            ("level", cell.level),
+        ):
+            self.user_properties.append((key, value))
+
+    def reportinfo(self):  # type: ignore[override]
+        file, _, line = self.cell.source.rpartition(":")
+        return Path(file or self.cell.source), (int(line) - 1 if line.isdigit() else None), self.cell.id
+
+    def _record(self, verdict: str, **extra: Any) -> None:
+        cell = self.cell
+        result = {
+            "id": cell.id,
+            "contract": cell.contract,
+            "row": cell.row,
+            "path": cell.path,
+            "variant": cell.variant_id,
+            "level": cell.level,
+            "fault": cell.fault.describe(),
+            "source": cell.source,
+            "verdict": verdict,
+            **extra,
+        }
+        self.user_properties.append((RESULT_KEY, json.dumps(result)))
+
+    def runtest(self) -> None:
+        from .checks import run_checks
+        from .executor import run_cell
+
+        s = settings(self.config)
+        cell = self.cell
+        missing = s.target.missing_claims(cell.requires, cell.profile)
+        if missing:
+            self._record("not_claimed", missing=missing)
+            pytest.skip(f"not claimed by target {s.target.name}: {', '.join(missing)}")
+        work_dir = s.results_dir / _slug(cell.id)
+        started = time.monotonic()
+        history = run_cell(cell, s.target, work_dir)
+        duration = time.monotonic() - started
+        violations = run_checks(history, cell)
+        history_path = work_dir / "history.json"
+        history_path.write_text(history.to_json(), encoding="utf-8")
+        self._history_path = history_path
+        self._work_dir = work_dir
+        texts = [str(v) for v in violations]
+        not_testable = any(v.message.startswith("not testable") or "not testable:" in str(v) for v in violations)
+        extra = {
+            "violations": texts,
+            "duration_s": round(duration, 3),
+            "history": str(history_path),
+            "incarnations": len(history.incarnations),
+            "ready_s": [
+                round(i.ready_at - i.started_at, 3) for i in history.incarnations if i.ready_at is not None
+            ],
+            "script": {k: v for k, v in cell.script.items()},
+        }
+        baseline_reason = s.baseline.get(cell.id)
+        if baseline_reason is not None:
+            if violations:
+                self._record("baseline", **extra)
+                pytest.xfail(f"in baseline ({baseline_reason}): {texts[0]}")
+            self._record("stale_baseline", **extra)
+            raise CellFailed(f"stale baseline: {cell.id} is listed as expected to fail ({baseline_reason}) but passed")
+        if not violations:
+            self._record("pass", **extra)
+            return
+        if cell.level == "MUST" or not_testable:
+            self._record("not_testable" if not_testable else "fail", **extra)
+            raise CellFailed("\n".join(texts))
+        if cell.level == "SHOULD":
+            self._record("warn", **extra)
+            pytest.xfail(f"SHOULD not met: {texts[0]}")
+        self._record("info", **extra)  # MAY: informational only
+
+    def repr_failure(self, excinfo):  # type: ignore[override]
+        if isinstance(excinfo.value, CellFailed):
+            lines = [f"{self.cell.id}  ({self.cell.level}, fault {self.cell.fault.describe()}, {self.cell.source})"]
+            lines += [f"  - {line}" for line in str(excinfo.value).splitlines()]
+            work_dir = getattr(self, "_work_dir", None)
+            if work_dir is not None:
+                lines.append(f"  history: {self._history_path}")
+                for log in sorted((work_dir / "logs").glob("incarnation-*.log")):
+                    tail = log.read_text(errors="replace").splitlines()[-15:]
+                    lines.append(f"  --- {log} (last {len(tail)} lines) ---")
+                    lines += [f"  | {t}" for t in tail]
+            return "\n".join(lines)
+        return super().repr_failure(excinfo)
+
+
+def _slug(cell_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=,-]+", "_", cell_id).strip("_")
+
+
+# -- results, on the controller -----------------------------------------------------------
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == RESULT_KEY:
+            config = _current_config
+            if config is not None and hasattr(config, "_conformance_results"):
+                config._conformance_results.append(json.loads(value))
+
+
+_current_config: pytest.Config | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _current_config
+    _current_config = session.config
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    results = getattr(config, "_conformance_results", None)
+    if not results:
+        return
+    from .report import render_matrix
+
+    terminalreporter.write(render_matrix(settings(config).tables, results, color=terminalreporter.hasmarkup))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from harness.orphans import reap_orphans
+
+    reaped = reap_orphans()
+    if reaped:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"conformance: killed {len(reaped)} orphan process(es) left by targets: {reaped}", red=True)
+        session.exitstatus = 1
+    config = session.config
+    results = getattr(config, "_conformance_results", None)
+    if results is None or hasattr(config, "workerinput"):
+        return
+    path = config.option.conformance_report
+    if path:
+        from .report import json_report
+
+        s = settings(config)
+        report = json_report(s, results, started=config._conformance_t0)  # type: ignore[attr-defined]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=2), encoding="utf-8")

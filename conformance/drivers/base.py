@@ -9,6 +9,7 @@ trigger a fault on an observed frame instead of a sleep.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -47,27 +48,38 @@ class Recorder:
 
 
 class StreamControl:
-    """Lets another thread drop a streaming call's connection (a client disconnect)."""
+    """Lets another thread drop a call's connection (a client disconnect), before or after headers.
+
+    The socket is captured when the connection is made (httpcore's ``trace`` extension hands
+    over the network stream) and shut down on ``drop()``: a reader blocked in recv() wakes at
+    once, which ``Response.close()`` from another thread does not achieve.
+    """
 
     def __init__(self) -> None:
-        self.response: httpx.Response | None = None
         self.dropped = threading.Event()
         self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
 
-    def attach(self, response: httpx.Response) -> None:
-        with self._lock:
-            self.response = response
-            if self.dropped.is_set():
-                response.close()
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            with self._lock:
+                self._sock = sock
+                if self.dropped.is_set():
+                    self._shutdown()
 
     def drop(self) -> None:
         with self._lock:
             self.dropped.set()
-            if self.response is not None:
-                try:
-                    self.response.close()
-                except Exception:  # closing a half-read stream from another thread may raise
-                    pass
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Transport:
@@ -108,11 +120,11 @@ class Transport:
             headers = {"content-type": "application/json", **(headers or {})}
         try:
             with httpx.Client(timeout=self.timeout) as client:
+                extensions = {"trace": control.trace} if control is not None else None
                 with client.stream(
-                    method, call.url, content=content, params=params or None, headers=headers
+                    method, call.url, content=content, params=params or None, headers=headers,
+                    extensions=extensions,
                 ) as response:
-                    if control is not None:
-                        control.attach(response)
                     call.status = response.status_code
                     call.content_type = response.headers.get("content-type")
                     rec.touch()

@@ -1,0 +1,421 @@
+"""Run one Cell against a target and record its History (DESIGN.md §2).
+
+The executor joins the parts: the harness (processes), the driver (wire) and the markers
+(test-control evidence).  It never sleeps to synchronise: every step waits for an
+observation (a marker line, a frame, a status) with a deadline, and a timeout names what was
+awaited, what was last seen and the tail of the server log.
+
+Problems the executor meets are written into ``History.notes`` as ``executor error: ...`` or
+``not testable: ...``; the checkers turn those into violations, so a cell that could not run
+fails instead of passing silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.errors import HarnessError, MarkerTimeout
+from harness.markers import Markers
+from harness.process import Target
+
+from .drivers.base import Recorder, StreamControl
+from .drivers.responses import (
+    ResponsesDriver,
+    response_id_of,
+    script_input,
+    status_of,
+    terminal_snapshot,
+)
+from .history import TERMINAL_STATUSES, FaultRecord, History, HttpCall, IncarnationRecord
+from .model import Cell
+from .targets import TargetConfig
+
+START_RE = re.compile(r"^start attempt=(\d+) id=(\S+)")
+HELD_RE = r"^held -?\d+$"
+POLL_INTERVAL_S = 0.02
+MAX_SCAN_BYTES = 8 * 1024 * 1024
+
+
+class CellTimeout(Exception):
+    """A bounded wait of the executor ran out; the message says what, last seen, log tail."""
+
+
+class NotTestable(Exception):
+    """The cell's precondition could not be produced against this target (e.g. no trigger)."""
+
+
+class CellRun:
+    """One execution of one cell.  Use ``execute()``; it always closes the target."""
+
+    def __init__(self, cell: Cell, config: TargetConfig, work_dir: Path) -> None:
+        self.cell = cell
+        self.config = config
+        self.timeout = config.cell_timeout_s
+        self.tag = f"{re.sub(r'[^A-Za-z0-9]', '', cell.row)[:16]}-{uuid.uuid4().hex[:12]}"
+        self.script = {**cell.script, "tag": self.tag}
+        self.target = Target(config.spec_for(cell.server), work_dir)
+        self.t0 = time.monotonic()
+        self.recorder = Recorder(self.now, self._incarnation_index)
+        self.driver = ResponsesDriver(self.target.base_url, self.recorder, timeout_s=self.timeout)
+        self.markers = Markers(self.target.marker_dir, log_tail=self.target.log_tail)
+        self.history = History(
+            cell_id=cell.id,
+            profile=cell.profile,
+            script=self.script,
+            request={**cell.request},
+        )
+        self.control = StreamControl()
+        self.create_thread: threading.Thread | None = None
+        self.process_faulted = False
+
+    # -- small utilities ---------------------------------------------------------------
+    def now(self) -> float:
+        return round(time.monotonic() - self.t0, 6)
+
+    def _incarnation_index(self) -> int:
+        return max(len(self.target.incarnations) - 1, 0)
+
+    @property
+    def create_call(self) -> HttpCall | None:
+        calls = self.history_calls("create")
+        return calls[0] if calls else None
+
+    def history_calls(self, name: str) -> list[HttpCall]:
+        return [c for c in self.recorder.calls if c.name == name]
+
+    def create_in_flight(self) -> bool:
+        return self.create_thread is not None and self.create_thread.is_alive()
+
+    def await_(self, predicate: Callable[[], Any], what: str, last_seen: Callable[[], str]) -> Any:
+        """Wait until predicate() is truthy, bounded by the cell timeout."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CellTimeout(
+                    f"timed out after {self.timeout:.0f}s waiting for {what}; last seen: {last_seen()}"
+                    f"\n--- server log tail ---\n{self.target.log_tail(20)}"
+                )
+            with self.recorder.changed:
+                self.recorder.changed.wait(min(POLL_INTERVAL_S, remaining))
+
+    def marker_lines(self) -> list[str]:
+        return self.markers.lines(self.tag)
+
+    def marker_id(self) -> str | None:
+        for line in self.marker_lines():
+            m = START_RE.match(line)
+            if m:
+                return m.group(2)
+        return None
+
+    def live_seq_max(self) -> int | None:
+        call = self.create_call
+        seqs = [f.seq for f in call.frames if f.seq is not None] if call else []
+        return max(seqs) if seqs else None
+
+    # -- the run -----------------------------------------------------------------------
+    def execute(self) -> History:
+        try:
+            self._run()
+        except CellTimeout as exc:
+            self.history.notes.append(f"executor error: {exc}")
+        except MarkerTimeout as exc:
+            self.history.notes.append(f"not testable: trigger never observed: {exc}")
+        except NotTestable as exc:
+            self.history.notes.append(f"not testable: {exc}")
+        except HarnessError as exc:
+            self.history.notes.append(f"executor error: harness: {exc}")
+        finally:
+            self.control.drop()
+            try:
+                self.target.close()
+            finally:
+                if self.create_thread is not None:
+                    self.create_thread.join(timeout=5)
+                self._finish_history()
+        return self.history
+
+    def _run(self) -> None:
+        cell, fault = self.cell, self.cell.fault
+        self.target.start()
+        if fault.kind == "none" or fault.at == "terminal":
+            self.markers.release(self.tag)  # nothing to hold for: let the handler run through
+        body = {**cell.request, "input": script_input(self.script)}
+        self.create_thread = threading.Thread(
+            target=self.driver.create, args=(body,), kwargs={"control": self.control}, daemon=True
+        )
+        self.create_thread.start()
+        self.await_(lambda: self.create_call is not None, "the create call to start", lambda: "nothing")
+        rid = self._await_id()
+        self.history.response_id = rid
+        if rid is None:  # the create call was refused: nothing more to follow
+            self._join_create()
+            self._finish_refused()
+            return
+        if fault.kind != "none":
+            self._deliver_fault(rid)
+        self._follow(rid)
+        self._probe(rid)
+
+    def _await_id(self) -> str | None:
+        """Wait until the response id is known (body, first frame or start marker) or refused."""
+
+        def known() -> Any:
+            call = self.create_call
+            assert call is not None
+            rid = response_id_of(call) or self.marker_id()
+            if rid:
+                return rid
+            if call.ended != "in_flight" and (call.status or 0) != 200:
+                return "<refused>"
+            if call.ended != "in_flight" and call.status == 200:
+                return "<no-id>"
+            return None
+
+        rid = self.await_(known, "the response id (JSON id, response.created frame or start marker)", self._last_seen)
+        if rid == "<refused>":
+            return None
+        if rid == "<no-id>":
+            raise NotTestable("the create call succeeded but revealed no response id")
+        return rid
+
+    def _last_seen(self) -> str:
+        call = self.create_call
+        frames = call.frames if call else []
+        last_frame = frames[-1].raw.strip()[:200] if frames else "no frame"
+        status = call.status if call else None
+        markers = self.marker_lines()[-3:]
+        return f"create status={status}, frames={len(frames)} (last: {last_frame}), markers={markers}"
+
+    # -- faults ------------------------------------------------------------------------
+    def _trigger(self, rid: str) -> str:
+        """Wait for the path's trigger; return the observation that fired it."""
+        fault = self.cell.fault
+        if fault.at == "held":
+            line = self.markers.wait_for(self.tag, HELD_RE, timeout_s=self.timeout, alive=self.target.is_alive)
+            self._catch_up_live(line)
+            return line
+        if fault.at == "created":
+            return f"id {rid}"
+        if fault.at == "after_events":
+            n = fault.after_events or 1
+            self.await_(
+                lambda: self.create_call is not None and len(self.create_call.frames) >= n,
+                f"{n} frames on the live stream",
+                self._last_seen,
+            )
+            return f"{n} frames"
+        if fault.at == "terminal":
+            status = self._poll_terminal(rid)
+            return f"status {status}"
+        raise NotTestable(f"unknown trigger {fault.at!r}")
+
+    def _catch_up_live(self, held_line: str) -> None:
+        """A held handler emitted deltas 0..k before its marker: wait until the live stream shows them."""
+        call = self.create_call
+        if call is None or not call.is_sse or not self.create_in_flight():
+            return
+        k = int(held_line.split()[1])
+        if k < 0:
+            return
+        want = k + 1
+        self.await_(
+            lambda: sum(1 for f in call.frames if f.type == "response.output_text.delta") >= want
+            or not self.create_in_flight(),
+            f"the live stream to show the {want} deltas emitted before '{held_line}'",
+            self._last_seen,
+        )
+
+    def _deliver_fault(self, rid: str) -> None:
+        fault = self.cell.fault
+        observed = self._trigger(rid)
+        record = FaultRecord(
+            kind=fault.kind,
+            trigger=fault.describe().split("@", 1)[-1],
+            observed=observed,
+            t=self.now(),
+            incarnation=self._incarnation_index(),
+            last_seq_before=self.live_seq_max(),
+        )
+        self.history.faults.append(record)
+        kind = fault.kind
+        if kind in ("sigkill", "sigterm", "sigterm_then_sigkill", "crash_twice"):
+            self.process_faulted = True
+            record.exit_mode = self._stop_process(kind)
+            if kind == "crash_twice":
+                self._second_crash(record)
+            else:
+                self.markers.release(self.tag)
+                if fault.restart:
+                    record.restarted_as = self.target.restart().index
+        elif kind == "disconnect":
+            self.control.drop()
+            self._join_create()
+            self.markers.release(self.tag)
+        elif kind == "cancel":
+            self.driver.cancel(rid)
+            self.driver.cancel(rid, name="cancel_again")
+            self.markers.release(self.tag)
+        elif kind == "pause":
+            self.target.pause()
+            self.target.resume()
+            self.markers.release(self.tag)
+        else:
+            raise NotTestable(f"fault {kind!r} is not supported by the responses executor")
+
+    def _stop_process(self, kind: str) -> str | None:
+        if kind == "sigterm":
+            inc = self.target.terminate()
+        elif kind == "sigterm_then_sigkill":
+            inc = self.target.terminate(grace_s=0.05)
+        else:
+            inc = self.target.kill()
+        return inc.exit_mode
+
+    def _second_crash(self, first: FaultRecord) -> None:
+        """crash_twice: restart without releasing, kill the recovering attempt when it holds again."""
+        held_before = sum(1 for line in self.marker_lines() if re.match(HELD_RE, line))
+        first.restarted_as = self.target.restart().index
+        lines = self.markers.wait_count(
+            self.tag, HELD_RE, held_before + 1, timeout_s=self.timeout, alive=self.target.is_alive
+        )
+        second = FaultRecord(
+            kind="sigkill",
+            trigger="held",
+            observed=f"{lines[-1]} (recovery attempt)",
+            t=self.now(),
+            incarnation=self._incarnation_index(),
+        )
+        self.history.faults.append(second)
+        second.exit_mode = self.target.kill().exit_mode
+        self.markers.release(self.tag)
+        second.restarted_as = self.target.restart().index
+
+    # -- following and probing -----------------------------------------------------------
+    def _join_create(self) -> None:
+        if self.create_thread is None:
+            return
+        self.await_(lambda: not self.create_in_flight(), "the create call to end", self._last_seen)
+
+    def _poll_terminal(self, rid: str) -> str | None:
+        """Poll GET until a terminal status; classify every answer, fail fast on the unexpected.
+
+        Returns the terminal status, or None when the response is (finally) not found.
+        """
+        foreground = not self.cell.request.get("background", False)
+        tolerate_404 = foreground and (self.cell.fault.kind == "disconnect")
+        deadline = time.monotonic() + self.timeout
+        last: HttpCall | None = None
+        while time.monotonic() < deadline:
+            last = self.driver.get(rid, name="poll")
+            status = status_of(last)
+            if last.status == 200 and status in TERMINAL_STATUSES:
+                return status
+            if last.status == 404 and not (foreground and self.create_in_flight()) and not tolerate_404:
+                return None
+            if last.status not in (200, 404):
+                raise CellTimeout(
+                    f"poll of {rid} got an unexpected answer: {last.status} {(last.body_text or last.error or '')[:300]}"
+                )
+            with self.recorder.changed:
+                self.recorder.changed.wait(POLL_INTERVAL_S)
+        shown = f"{last.status} {(last.body_text or '')[:300]}" if last else "no answer"
+        raise CellTimeout(
+            f"timed out after {self.timeout:.0f}s waiting for a terminal status of {rid}; last poll: {shown}"
+            f"\n--- server log tail ---\n{self.target.log_tail(20)}"
+        )
+
+    def _follow(self, rid: str) -> None:
+        """Bring the response to its end and settle ``history.final``."""
+        store = self.cell.request.get("store", True)
+        if not self.process_faulted and self.create_in_flight():
+            self._join_create()
+        if store:
+            if self.cell.fault.at != "terminal":
+                self._poll_terminal(rid)
+            final = self.driver.get(rid)
+            if final.status == 200 and isinstance(final.body, dict):
+                self.history.final, self.history.final_source = final.body, "get"
+                return
+        call = self.create_call
+        snap = terminal_snapshot(call) if call else None
+        if snap is not None:
+            self.history.final = snap
+            self.history.final_source = "stream" if call.is_sse else "create"
+        if not store:
+            self.driver.get(rid)
+
+    def _probe(self, rid: str) -> None:
+        """Calls the expectations ask for after the end: replays from cursors, delete."""
+        expect = self.cell.expect
+        replay = expect.get("replay")
+        if isinstance(replay, dict):
+            for cursor in replay.get("after", ["start"]):
+                self.driver.replay(rid, self._cursor(cursor), label=str(cursor))
+        elif "replay" in expect.get("http", {}):
+            self.driver.replay(rid, None, label="start")
+        if "delete" in expect.get("http", {}):
+            self.driver.delete(rid)
+
+    def _cursor(self, label: Any) -> Any:
+        if label == "start":
+            return None
+        if label == "mid":
+            if self.history.faults and self.history.faults[0].last_seq_before is not None:
+                return self.history.faults[0].last_seq_before
+            seqs = [f.seq for f in (self.create_call.frames if self.create_call else []) if f.seq is not None]
+            return seqs[len(seqs) // 2] if seqs else 1
+        return label
+
+    def _finish_refused(self) -> None:
+        call = self.create_call
+        if call is not None and isinstance(call.body, dict) and call.status == 200:
+            self.history.final, self.history.final_source = call.body, "create"
+
+    # -- evidence ----------------------------------------------------------------------
+    def _finish_history(self) -> None:
+        h = self.history
+        h.calls = list(self.recorder.calls)
+        h.markers = self.marker_lines()
+        h.incarnations = [_incarnation_record(i) for i in self.target.incarnations]
+        h.state_dir_hits = self._state_hits()
+
+    def _state_hits(self) -> list[str]:
+        """State files that name this cell's tag or response id (a store=false row must leave none)."""
+        needles = [self.tag.encode()]
+        if self.history.response_id:
+            needles.append(self.history.response_id.encode())
+        hits = []
+        root = Path(self.target.state_dir)
+        if not root.exists():
+            return hits
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path.stat().st_size <= MAX_SCAN_BYTES:
+                blob = path.read_bytes()
+                if any(n in blob for n in needles) or any(n in path.name.encode() for n in needles):
+                    hits.append(str(path.relative_to(root)))
+        return hits
+
+
+def _incarnation_record(inc: Any) -> IncarnationRecord:
+    data = dataclasses.asdict(inc)
+    names = {f.name for f in dataclasses.fields(IncarnationRecord)}
+    data = {k: v for k, v in data.items() if k in names}
+    if data.get("log_path") is not None:
+        data["log_path"] = str(data["log_path"])
+    return IncarnationRecord(**data)
+
+
+def run_cell(cell: Cell, config: TargetConfig, work_dir: Path) -> History:
+    """Run one cell in ``work_dir`` (its own port, state, markers and logs) and return its History."""
+    return CellRun(cell, config, work_dir).execute()
