@@ -1,0 +1,756 @@
+"""Contract tables: load YAML, validate, apply the gates, produce Cells (DESIGN.md §2, §5).
+
+A contract file is data (``contracts/<profile>/<name>.yaml``, format in docs/contracts.md).
+``load_contract`` reads one file with line numbers kept, validates it against
+``conformance/schema/contract.schema.json`` (unknown keys are errors, not warnings), then runs
+the semantic checks: known paths, fault kinds and triggers, unique row ids, ``vary`` over
+request fields only, the **completeness gate** (every row x path x variant is a cell or an
+explicit ``not_applicable: <reason>``), the **depth gate** (no cell asserts a bare status) and
+runnability (a cell whose trigger could never fire, or whose expectation names a call the
+executor never makes, is an error here rather than a hang or a vacuous pass later).
+
+Every problem is a ``ContractError`` reading ``file:line: key: message``; all problems of a file
+are collected and raised together, sorted by line.
+"""
+
+from __future__ import annotations
+
+import copy
+import glob as globlib
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+from .errors import ContractError, ContractNotFoundError
+from .history import CALL_NAMES
+from .model import (
+    EXPECTATION_KEYS,
+    FAULT_KINDS,
+    LEVELS,
+    PROCESS_FAULTS,
+    TRIGGERS,
+    Cell,
+    ContractTable,
+    FaultSpec,
+    NotApplicable,
+)
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "contract.schema.json"
+
+REQUEST_FIELDS = ("store", "background", "stream", "model", "metadata", "previous_response_id")
+"""Request fields a row, a cell or ``vary`` may set (the script goes into ``input``)."""
+
+SCRIPT_FIELDS = ("deltas", "delay_ms", "hold_at", "checkpoint_every", "fail_at")
+"""Test-control script fields (DESIGN.md §3); the executor adds ``tag``."""
+
+SERVER_MODES = ("resilient_background", "steerable_conversations", "resilient")
+"""Server modes a row may ask for; each mode set to true is also a required capability."""
+
+CAPABILITIES = SERVER_MODES + ("checkpoints", "cancel", "disconnect", "delete")
+"""Names a contract may list in ``requires`` and a target may list in ``claims``."""
+
+CURSOR_TOKENS = ("start", "mid")
+"""Symbolic ``replay.after`` cursors; ints >= 0 and ``{raw: <text>}`` are the other forms."""
+
+CELL_SETTINGS = ("level", "script", "request", "when", "notes", "not_applicable")
+"""Keys of a cell that are not expectations."""
+
+STATUS_ONLY = frozenset({"status"})
+_CONTRACT_SUFFIXES = (".yaml", ".yml")
+_GLOB_CHARS = set("*?[")
+
+
+# -- YAML with line numbers --------------------------------------------------------------
+class LineDict(dict):
+    """A mapping from YAML that remembers its own line and the line of each key."""
+
+    line: int = 1
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_lines: dict[Any, int] = {}
+
+
+class LineList(list):
+    """A sequence from YAML that remembers its own line and the line of each item."""
+
+    line: int = 1
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.item_lines: list[int] = []
+
+
+class LineLoader(yaml.SafeLoader):
+    """SafeLoader that builds LineDict/LineList (1-based lines) and reports duplicate keys."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.problems: list[tuple[int, str]] = []
+
+
+def _construct_mapping(loader: LineLoader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if not isinstance(key, str):
+            loader.problems.append((line, f"key {key!r} is not text (quote it)"))
+            key = str(key)
+        if key in result:
+            loader.problems.append((line, f"duplicate key '{key}' (first at line {result.key_lines[key]})"))
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = line
+    return result
+
+
+def _construct_sequence(loader: LineLoader, node: yaml.SequenceNode) -> LineList:
+    result = LineList()
+    result.line = node.start_mark.line + 1
+    for child in node.value:
+        result.append(loader.construct_object(child, deep=True))
+        result.item_lines.append(child.start_mark.line + 1)
+    return result
+
+
+LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+
+
+def _plain(value: Any) -> Any:
+    """Deep copy into plain dicts and lists (no line bookkeeping)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# -- problem collection ---------------------------------------------------------------------
+def _key_text(path: Iterable[Any]) -> str:
+    out = ""
+    for step in path:
+        if isinstance(step, int):
+            out += f"[{step}]"
+        else:
+            out += ("." if out else "") + str(step)
+    return out
+
+
+def _line_of(doc: Any, path: Iterable[Any]) -> int:
+    """Line of the last key/item of ``path`` that exists in ``doc``."""
+    line = getattr(doc, "line", 1)
+    node = doc
+    for step in path:
+        if isinstance(node, LineDict) and not isinstance(step, int) and step in node:
+            line = node.key_lines.get(step, line)
+            node = node[step]
+        elif isinstance(node, LineList) and isinstance(step, int) and 0 <= step < len(node):
+            line = node.item_lines[step]
+            node = node[step]
+        else:
+            break
+    return line
+
+
+class _Problems:
+    """Collects the problems of one file."""
+
+    def __init__(self, file: str, doc: Any) -> None:
+        self.file, self.doc = file, doc
+        self.items: list[ContractError] = []
+        self._seen: set[tuple[int, str, str]] = set()
+
+    def add(self, path: Iterable[Any], message: str, line: int | None = None) -> None:
+        path = tuple(path)
+        line = _line_of(self.doc, path) if line is None else line
+        key = _key_text(path)
+        marker = (line, key, message)
+        if marker not in self._seen:
+            self._seen.add(marker)
+            self.items.append(ContractError(message, file=self.file, line=line, key=key or None))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            errors = sorted(self.items, key=lambda e: (e.line or 0, e.key or ""))
+            raise ContractError(
+                f"{len(errors)} problem(s) in {self.file}",
+                file=self.file,
+                line=errors[0].line,
+                key=errors[0].key,
+                errors=errors,
+            )
+
+
+# -- schema ---------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def schema() -> dict[str, Any]:
+    """The contract JSON schema (draft 2020-12)."""
+    return _validator().schema
+
+
+_YAML_TYPES = {
+    dict: "a mapping", LineDict: "a mapping", list: "a list", LineList: "a list", str: "text",
+    bool: "a boolean", int: "an integer", float: "a number", type(None): "null",
+}
+_SCHEMA_TYPES = {
+    "object": "a mapping", "array": "a list", "string": "text", "boolean": "a boolean",
+    "integer": "an integer", "number": "a number", "null": "null",
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    text = json.dumps(_plain(value), default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _schema_problems(doc: Any, problems: _Problems) -> None:
+    for err in _validator().iter_errors(doc):
+        path = list(err.absolute_path)
+        kind, sub, value = err.validator, err.schema, err.instance
+        if kind == "additionalProperties" and isinstance(value, dict):
+            props = sub.get("properties", {})
+            patterns = list(sub.get("patternProperties", {}))
+            known = sub.get("x-known") or list(props)
+            template = sub.get("x-unknown", "unknown key '{key}' (known: {known})")
+            for extra in value:
+                if extra in props or any(re.search(p, extra) for p in patterns):
+                    continue
+                problems.add(path + [extra], template.format(key=extra, known=", ".join(known)))
+        elif kind == "required" and isinstance(value, dict):
+            for name in err.validator_value:
+                if name not in value:
+                    problems.add(path, f"missing required key '{name}'")
+        elif kind == "enum":
+            options = ", ".join(_show(v) if not isinstance(v, str) else v for v in err.validator_value)
+            problems.add(path, f"invalid value {_show(value)} (expected one of: {options})")
+        elif kind == "type":
+            wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+            names = " or ".join(_SCHEMA_TYPES.get(w, w) for w in wanted)
+            got = _YAML_TYPES.get(type(value), type(value).__name__)
+            problems.add(path, f"expected {names}, got {got} {_show(value)}")
+        elif kind == "minimum":
+            problems.add(path, f"{_show(value)} is below the minimum {err.validator_value}")
+        elif kind == "maximum":
+            problems.add(path, f"{_show(value)} is above the maximum {err.validator_value}")
+        elif kind in ("minItems", "minProperties", "minLength"):
+            problems.add(path, "must not be empty")
+        elif kind == "uniqueItems":
+            problems.add(path, f"has duplicate items: {_show(value)}")
+        elif kind == "pattern":
+            problems.add(path, f"{_show(value)} does not match the pattern {err.validator_value}")
+        else:
+            problems.add(path, err.message)
+
+
+# -- semantic checks ------------------------------------------------------------------------
+def _merge(*layers: Any) -> dict[str, Any]:
+    """Merge mappings left to right (later wins); a null value removes the key."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        if isinstance(layer, dict):
+            for k, v in layer.items():
+                if v is None:
+                    out.pop(k, None)
+                else:
+                    out[k] = _plain(v)
+    return out
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _variant_text(variant: tuple[tuple[str, Any], ...]) -> str:
+    return ",".join(f"{k}={_fmt(v)}" for k, v in variant) or "(no vary)"
+
+
+@dataclass
+class _Path:
+    spec: FaultSpec
+    requires: list[str]
+
+
+def _check_paths(doc: dict[str, Any], problems: _Problems) -> dict[str, _Path]:
+    out: dict[str, _Path] = {}
+    paths = doc.get("paths")
+    if not isinstance(paths, dict):
+        return out
+    for pid, raw in paths.items():
+        if not isinstance(raw, dict):
+            continue
+        here = ("paths", pid)
+        ok = True
+        kind = raw.get("fault")
+        if not isinstance(kind, str):
+            continue
+        if kind not in FAULT_KINDS:
+            problems.add(here + ("fault",), f"unknown fault kind '{kind}' (known: {', '.join(FAULT_KINDS)})")
+            ok = False
+        at_raw = raw.get("at")
+        at: str | None = None
+        after: int | None = None
+        if at_raw is None:
+            if kind != "none" and kind in FAULT_KINDS:
+                problems.add(
+                    here,
+                    f"fault '{kind}' needs a trigger: at: held | created | terminal | {{after_events: N}}",
+                )
+                ok = False
+        elif kind == "none":
+            problems.add(here + ("at",), "fault 'none' takes no trigger (remove 'at')")
+            ok = False
+        elif isinstance(at_raw, str):
+            if at_raw == "after_events":
+                problems.add(here + ("at",), "after_events needs a count: at: {after_events: N}")
+                ok = False
+            elif at_raw not in TRIGGERS:
+                known = ", ".join(t for t in TRIGGERS if t != "after_events") + ", {after_events: N}"
+                problems.add(here + ("at",), f"unknown trigger '{at_raw}' (known: {known})")
+                ok = False
+            else:
+                at = at_raw
+        elif isinstance(at_raw, dict) and isinstance(at_raw.get("after_events"), int):
+            after = at_raw["after_events"]
+            if isinstance(after, bool) or after < 1:
+                problems.add(here + ("at", "after_events"), f"after_events needs N >= 1, got {_show(after)}")
+                ok = False
+            at = "after_events"
+        else:
+            ok = False
+        restart = raw.get("restart", True)
+        if "restart" in raw and kind not in PROCESS_FAULTS:
+            problems.add(here + ("restart",), f"restart applies to process faults only, not '{kind}'")
+        if ok:
+            out[pid] = _Path(
+                FaultSpec(kind=kind, at=at, after_events=after, restart=bool(restart)),
+                _strings(raw.get("requires")),
+            )
+    return out
+
+
+def _check_cursor(cursor: Any) -> str | None:
+    """None when ``cursor`` is a valid replay.after entry, else the complaint."""
+    if isinstance(cursor, bool):
+        pass
+    elif isinstance(cursor, int):
+        if cursor >= 0:
+            return None
+    elif isinstance(cursor, str):
+        if cursor in CURSOR_TOKENS:
+            return None
+    elif isinstance(cursor, dict):
+        if set(cursor) == {"raw"} and isinstance(cursor["raw"], str) and cursor["raw"] != "":
+            return None
+    return (
+        f"invalid cursor {_show(cursor)} (expected start, mid, an integer >= 0, "
+        "or {raw: <text>} for a cursor sent verbatim)"
+    )
+
+
+def _calls_named(expect: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for key in ("http", "content_type", "error"):
+        value = expect.get(key)
+        if isinstance(value, dict):
+            names.update(value)
+    return names
+
+
+def _check_runnable(
+    problems: _Problems,
+    here: tuple,
+    path_id: str,
+    path: _Path,
+    request: dict[str, Any],
+    script: dict[str, Any],
+    expect: dict[str, Any],
+    requires: list[str],
+    variant: str,
+) -> None:
+    """Problems that would make the executor hang or make an expectation vacuous."""
+    fault = path.spec
+    where = f"[{variant}] " if variant != "(no vary)" else ""
+    stream = request.get("stream") is True
+    background = request.get("background") is True
+    if fault.at == "held" and script.get("hold_at") is None:
+        problems.add(here, f"{where}path {path_id} triggers at 'held' but the script has no hold_at: "
+                           "the trigger would never fire")
+    if fault.at == "after_events" and not stream:
+        problems.add(here, f"{where}path {path_id} triggers after {fault.after_events} live frames, "
+                           "which needs stream=true (restrict the cell with when: {stream: true})")
+    if fault.kind == "disconnect" and background and not stream:
+        problems.add(here, f"{where}path {path_id} drops the create connection, but a background "
+                           "non-stream create has already returned: nothing to disconnect")
+    if "stream" in expect and not stream:
+        problems.add(here + ("stream",), f"{where}'stream' expectations need stream=true (there is no live stream)")
+    if "exit" in expect and fault.kind not in PROCESS_FAULTS:
+        problems.add(here + ("exit",), f"{where}'exit' needs a process fault, path {path_id} is '{fault.kind}'")
+    called = _calls_named(expect)
+    for name in sorted(called & {"cancel", "cancel_again"}):
+        if fault.kind != "cancel":
+            problems.add(here, f"{where}expectations name the '{name}' call, which only a cancel path makes "
+                               f"(path {path_id} is '{fault.kind}')")
+    replay = expect.get("replay")
+    if isinstance(replay, dict):
+        if replay.get("keeps_live") and (not stream or fault.kind == "none"):
+            problems.add(here + ("replay", "keeps_live"),
+                         f"{where}keeps_live compares the replay with the live stream seen before a fault: "
+                         "needs stream=true and a fault")
+        after = replay.get("after")
+        if isinstance(after, list) and "mid" in after and not stream:
+            problems.add(here + ("replay", "after"),
+                         f"{where}cursor 'mid' is taken from the live stream: needs stream=true")
+    if script.get("checkpoint_every") is not None and "checkpoints" not in requires:
+        problems.add(here, f"{where}the script uses checkpoint_every: add 'checkpoints' to the row's requires")
+
+
+def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) -> bool:
+    """Shape rules of one cell entry; returns True for a not-applicable entry."""
+    expectations = [k for k in spec if k in EXPECTATION_KEYS]
+    if "not_applicable" in spec:
+        reason = spec.get("not_applicable")
+        if not isinstance(reason, str) or not reason.strip():
+            problems.add(here + ("not_applicable",), "not_applicable needs a reason (non-empty text)")
+        if expectations:
+            problems.add(here, f"a not_applicable cell must have no expectations, found: {', '.join(expectations)}")
+        for setting in ("level", "script", "request"):
+            if setting in spec:
+                problems.add(here + (setting,), f"'{setting}' has no meaning on a not_applicable cell")
+        return True
+    unknown = [k for k in spec if k not in EXPECTATION_KEYS and k not in CELL_SETTINGS]
+    if unknown:
+        pass  # the schema reports the unknown names; a depth verdict on a typo would only add noise
+    elif not expectations:
+        problems.add(here, "cell asserts nothing: add expectations, or not_applicable: <reason>")
+    else:
+        counted = [k for k in expectations if k != "status"]
+        replay = spec.get("replay")
+        if counted == ["replay"] and isinstance(replay, dict) and set(replay) <= {"after"}:
+            counted = []
+        if not counted:
+            problems.add(
+                here,
+                "depth gate: this cell asserts only a status, and a bare status proves nothing; "
+                "add output/output_text, attempts, http, error, replay, stream, exit or persisted",
+            )
+    replay = spec.get("replay")
+    if isinstance(replay, dict) and isinstance(replay.get("after"), list):
+        for i, cursor in enumerate(replay["after"]):
+            complaint = _check_cursor(cursor)
+            if complaint:
+                problems.add(here + ("replay", "after", i), complaint)
+    return False
+
+
+def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable | None:
+    name = doc.get("contract")
+    profile = doc.get("profile")
+    if isinstance(name, str) and isinstance(profile, str):
+        wanted = f"{profile}/{Path(file).stem}"
+        if name != wanted:
+            problems.add(("contract",), f"contract '{name}' must be '{wanted}' (<profile>/<file stem>)")
+    file_level = doc.get("level", "MUST")
+    paths = _check_paths(doc, problems)
+    declared = list(doc.get("paths", {})) if isinstance(doc.get("paths"), dict) else []
+    defaults = _mapping(doc.get("defaults"))
+
+    cells: list[Cell] = []
+    not_applicable: list[NotApplicable] = []
+    row_ids: list[str] = []
+    seen_rows: dict[str, int] = {}
+    rows = doc.get("rows") if isinstance(doc.get("rows"), list) else []
+    for r, row in enumerate(rows):
+        if not isinstance(row, dict):
+            continue
+        rhere: tuple = ("rows", r)
+        row_id = row.get("id")
+        if isinstance(row_id, str):
+            if row_id in seen_rows:
+                problems.add(rhere + ("id",), f"duplicate row id '{row_id}' (first at line {seen_rows[row_id]})")
+            else:
+                seen_rows[row_id] = _line_of(problems.doc, rhere + ("id",))
+                row_ids.append(row_id)
+        else:
+            row_id = f"#{r}"
+        vary = _mapping(row.get("vary"))
+        vary_items = [(k, list(v)) for k, v in vary.items() if isinstance(v, list) and v and k in REQUEST_FIELDS]
+        variants = [tuple(zip([k for k, _ in vary_items], combo))
+                    for combo in itertools.product(*[vals for _, vals in vary_items])]
+        server = _merge(defaults.get("server"), row.get("server"))
+        row_requires = _strings(defaults.get("requires")) + _strings(row.get("requires"))
+        row_request = _merge(defaults.get("request"), row.get("request"))
+        clash = [k for k, _ in vary_items if k in _mapping(row.get("request"))]
+        for k in clash:
+            problems.add(rhere + ("request", k), f"'{k}' is set here and varied in vary: set it in one place")
+        row_script = _merge(defaults.get("script"), row.get("script"))
+        row_level = row.get("level", file_level)
+        title = row.get("title", "") if isinstance(row.get("title"), str) else ""
+        row_notes = row.get("notes", "") if isinstance(row.get("notes"), str) else ""
+        row_cells = row.get("cells")
+        if not isinstance(row_cells, dict):
+            continue
+        for pid in declared:
+            if pid not in row_cells:
+                problems.add(
+                    rhere + ("cells",),
+                    f"completeness gate: row '{row_id}' has no cell for path {pid}: "
+                    f"add one, or {pid}: {{not_applicable: <reason>}}",
+                )
+        for pid, entry in row_cells.items():
+            chere = rhere + ("cells", pid)
+            if pid not in declared:
+                problems.add(chere, f"unknown path '{pid}' (declared paths: {', '.join(declared) or 'none'})")
+                continue
+            entries = list(enumerate(entry)) if isinstance(entry, list) else [(None, entry)]
+            covered: dict[tuple, int] = {}
+            for idx, spec in entries:
+                if not isinstance(spec, dict):
+                    continue
+                here = chere + ((idx,) if idx is not None else ())
+                is_na = _check_cell_shape(problems, here, spec)
+                when = _mapping(spec.get("when"))
+                bad_when = False
+                for k, v in when.items():
+                    values = dict(vary_items).get(k)
+                    if values is None:
+                        problems.add(here + ("when", k),
+                                     f"when names '{k}', which this row does not vary "
+                                     f"(vary: {', '.join(dict(vary_items)) or 'nothing'})")
+                        bad_when = True
+                    elif v not in values:
+                        problems.add(here + ("when", k),
+                                     f"when {k}={_fmt(v)} is not a value of vary {k}: {', '.join(map(_fmt, values))}")
+                        bad_when = True
+                if bad_when:
+                    continue
+                matched = [v for v in variants if all(dict(v).get(k) == val for k, val in when.items())]
+                for k in _mapping(spec.get("request")):
+                    if k in dict(vary_items):
+                        problems.add(here + ("request", k),
+                                     f"'{k}' is varied by the row: restrict the cell with when: {{{k}: ...}} instead")
+                line = spec.line if isinstance(spec, LineDict) else _line_of(problems.doc, here)
+                for variant in matched:
+                    if variant in covered:
+                        problems.add(here, f"variant {_variant_text(variant)} of path {pid} is already "
+                                           f"covered by the entry at line {covered[variant]}")
+                        continue
+                    covered[variant] = line
+                if is_na:
+                    reason = spec.get("not_applicable")
+                    reason = reason.strip() if isinstance(reason, str) else ""
+                    source = f"{file}:{line}"
+                    if len(matched) == len(variants):
+                        not_applicable.append(NotApplicable(name or "", row_id, pid, reason, source))
+                    else:
+                        for variant in matched:
+                            not_applicable.append(NotApplicable(
+                                name or "", row_id, pid, f"{_variant_text(variant)}: {reason}", source))
+                    continue
+                path = paths.get(pid)
+                if path is None:
+                    continue  # the path itself is broken and already reported
+                expect = {k: _plain(spec[k]) for k in EXPECTATION_KEYS if k in spec}
+                script = _merge(row_script, spec.get("script"))
+                requires = sorted(set(row_requires + path.requires + [m for m, on in server.items() if on is True]))
+                level = spec.get("level", row_level)
+                for variant in matched:
+                    request = _merge(row_request, spec.get("request"))
+                    request.update(dict(variant))
+                    _check_runnable(problems, here, pid, path, request, script, expect, requires,
+                                    _variant_text(variant))
+                    cells.append(Cell(
+                        contract=name or "",
+                        profile=profile or "",
+                        row=row_id,
+                        title=title,
+                        path=pid,
+                        variant=tuple(variant),
+                        level=level if level in LEVELS else "MUST",
+                        server=dict(server),
+                        request=request,
+                        script=copy.deepcopy(script),
+                        fault=path.spec,
+                        expect=copy.deepcopy(expect),
+                        requires=tuple(requires),
+                        source=f"{file}:{line}",
+                        notes=spec.get("notes") if isinstance(spec.get("notes"), str) else row_notes,
+                    ))
+            for variant in variants:
+                if variant not in covered and entries and all(isinstance(s, dict) for _, s in entries):
+                    problems.add(
+                        chere,
+                        f"completeness gate: variant {_variant_text(variant)} of path {pid} has no cell: "
+                        "add one (when: ...), or an entry with not_applicable: <reason>",
+                    )
+    if problems.items:
+        return None
+    return ContractTable(
+        name=name,
+        profile=profile,
+        level=file_level,
+        source=file,
+        paths={pid: p.spec for pid, p in paths.items()},
+        cells=cells,
+        not_applicable=not_applicable,
+        row_ids=row_ids,
+    )
+
+
+# -- public API -----------------------------------------------------------------------------
+def parse_contract(text: str, file: str) -> ContractTable:
+    """Parse contract text (``file`` names it in errors and cell sources)."""
+    loader = LineLoader(text)
+    try:
+        doc = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or "invalid YAML"
+        context = ""
+        if exc.context:
+            started = exc.context_mark.line + 1 if exc.context_mark is not None else None
+            context = f" ({exc.context}" + (f" started at line {started}" if started not in (None, line) else "") + ")"
+        raise ContractError(f"YAML syntax error: {problem}{context}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ContractError(f"YAML error: {exc}", file=file, line=None) from None
+    finally:
+        loader.dispose()
+    problems = _Problems(file, doc)
+    for line, message in loader.problems:
+        problems.add((), message, line=line)
+    if doc is None:
+        problems.add((), "empty contract file", line=1)
+        problems.raise_if_any()
+    if not isinstance(doc, dict):
+        problems.add((), "a contract is a mapping with contract, profile, paths and rows", line=1)
+        problems.raise_if_any()
+    _schema_problems(doc, problems)
+    table = _build(doc, file, problems)
+    problems.raise_if_any()
+    assert table is not None
+    return table
+
+
+def load_contract(path: str | Path) -> ContractTable:
+    """Load, validate and expand one contract file; raises one ContractError listing every problem."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContractNotFoundError("no such file", file=file) from None
+    except IsADirectoryError:
+        raise ContractError("is a directory, not a contract file", file=file) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractError(f"cannot read: {exc}", file=file) from None
+    return parse_contract(text, file)
+
+
+def expand_paths(paths_or_globs: str | Path | Iterable[str | Path]) -> list[str]:
+    """Files named by files, directories (all *.yaml / *.yml below) and globs, sorted, unique.
+
+    Raises ContractNotFoundError (listing each) when an argument names no contract file.
+    """
+    if isinstance(paths_or_globs, (str, Path)):
+        paths_or_globs = [paths_or_globs]
+    found: set[str] = set()
+    missing: list[ContractError] = []
+    for item in paths_or_globs:
+        text = str(item)
+        if _GLOB_CHARS & set(text):
+            hits = [h for h in globlib.glob(text, recursive=True) if Path(h).is_file()]
+            if not hits:
+                missing.append(ContractNotFoundError("no contract file matches this glob", file=text))
+            found.update(hits)
+        elif Path(text).is_dir():
+            hits = [str(p) for p in Path(text).rglob("*") if p.suffix in _CONTRACT_SUFFIXES and p.is_file()]
+            if not hits:
+                missing.append(ContractNotFoundError("directory holds no contract file (*.yaml)", file=text))
+            found.update(hits)
+        elif Path(text).is_file():
+            found.add(text)
+        else:
+            missing.append(ContractNotFoundError("no such file or directory", file=text))
+    if missing:
+        if len(missing) == 1:
+            raise missing[0]
+        raise ContractNotFoundError(f"{len(missing)} paths name no contract file", errors=missing)
+    return sorted(found)
+
+
+def load_contracts(paths_or_globs: str | Path | Iterable[str | Path]) -> list[ContractTable]:
+    """Load every contract named by files, directories or globs, in sorted path order.
+
+    Problems of all files are collected into one ContractError; two files declaring the same
+    contract name are a problem too.
+    """
+    tables: list[ContractTable] = []
+    errors: list[ContractError] = []
+    for file in expand_paths(paths_or_globs):
+        try:
+            tables.append(load_contract(file))
+        except ContractError as exc:
+            errors.extend(exc.errors)
+    first: dict[str, str] = {}
+    for table in tables:
+        if table.name in first:
+            errors.append(ContractError(
+                f"contract '{table.name}' is also defined in {first[table.name]}",
+                file=table.source, line=1, key="contract"))
+        else:
+            first[table.name] = table.source
+    if errors:
+        raise ContractError(f"{len(errors)} contract problem(s)", file=errors[0].file, line=errors[0].line,
+                            key=errors[0].key, errors=errors)
+    return tables
+
+
+def collect_cells(tables: Iterable[ContractTable]) -> list[Cell]:
+    """All cells of the tables, in table order; cell ids must be unique across tables."""
+    cells: list[Cell] = []
+    seen: dict[str, str] = {}
+    errors: list[ContractError] = []
+    for table in tables:
+        for cell in table.cells:
+            if cell.id in seen:
+                file, _, line = cell.source.rpartition(":")
+                errors.append(ContractError(
+                    f"duplicate cell id '{cell.id}' (first at {seen[cell.id]})",
+                    file=file or cell.source, line=int(line) if line.isdigit() else None))
+            else:
+                seen[cell.id] = cell.source
+                cells.append(cell)
+    if errors:
+        raise ContractError(f"{len(errors)} duplicate cell id(s)", file=errors[0].file, line=errors[0].line,
+                            errors=errors)
+    return cells
