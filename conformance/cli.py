@@ -1,5 +1,112 @@
-"""The ``conformance`` console command."""
+"""The ``conformance`` console command (also ``python -m conformance``).
+
+``conformance lint PATH...`` validates contract files, directories or globs and prints, per
+table, its rows, cells and not-applicable pairs.  Exit codes: 0 all valid, 1 a contract has
+problems (each printed as ``file:line: key: message``), 2 a usage mistake (a path that names no
+contract file, a bad option).  A user's mistake never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ContractError, ContractNotFoundError, KitError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 
-def main(argv=None) -> int:  # pragma: no cover - replaced by the lint work
-    raise SystemExit("conformance: not implemented yet")
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors on our stream with exit 2 (never a traceback)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"conformance: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="conformance", description="Stream-and-task conformance kit.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    lint = sub.add_parser("lint", help="validate contract files and count their cells")
+    lint.add_argument("paths", nargs="+", metavar="PATH", help="contract file, directory or glob")
+    lint.add_argument("--cells", action="store_true", help="also list every cell id with its source line")
+    return parser
+
+
+def lint(paths: Sequence[str], *, show_cells: bool = False, out: TextIO | None = None) -> int:
+    """Validate contracts; print counts or problems; return the exit code."""
+    from .contract import collect_cells, expand_paths, load_contract
+
+    out = out or sys.stdout
+    try:
+        files = expand_paths(paths)
+    except ContractNotFoundError as exc:
+        for err in exc.errors:
+            print(f"conformance lint: {err}", file=out)
+        return EXIT_USAGE
+
+    tables, problems = [], []
+    for file in files:
+        try:
+            tables.append(load_contract(file))
+        except ContractError as exc:
+            problems.extend(exc.errors)
+    names: dict[str, str] = {}
+    for table in tables:
+        if table.name in names:
+            problems.append(ContractError(f"contract '{table.name}' is also defined in {names[table.name]}",
+                                          file=table.source, line=1, key="contract"))
+        names.setdefault(table.name, table.source)
+    try:
+        cells = collect_cells(tables)
+    except ContractError as exc:
+        problems.extend(exc.errors)
+        cells = []
+
+    console = Console(file=out, width=max(100, Console(file=out).width), highlight=False)
+    if tables:
+        grid = Table(title="contracts", title_justify="left")
+        for column, justify in (("contract", "left"), ("file", "left"), ("rows", "right"),
+                                ("cells", "right"), ("not applicable", "right")):
+            grid.add_column(column, justify=justify, no_wrap=True)
+        for t in tables:
+            grid.add_row(t.name, t.source, str(len(t.row_ids)), str(len(t.cells)), str(len(t.not_applicable)))
+        grid.add_row("total", f"{len(tables)} file(s)", str(sum(len(t.row_ids) for t in tables)),
+                     str(sum(len(t.cells) for t in tables)), str(sum(len(t.not_applicable) for t in tables)),
+                     style="bold")
+        console.print(grid)
+        if show_cells:
+            for cell in cells:
+                print(f"{cell.id}  [{cell.level}]  {cell.source}", file=out)
+    for err in problems:
+        print(str(err), file=out)
+    if problems:
+        print(f"conformance lint: {len(problems)} problem(s) in {len({e.file for e in problems})} file(s)", file=out)
+        return EXIT_INVALID
+    print(f"conformance lint: {len(tables)} contract(s), {len(cells)} cell(s), "
+          f"{sum(len(t.not_applicable) for t in tables)} not applicable: ok", file=out)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``conformance`` console script; returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        if args.command == "lint":
+            return lint(args.paths, show_cells=args.cells)
+    except KitError as exc:
+        print(f"conformance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
