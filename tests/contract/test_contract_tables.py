@@ -1,0 +1,111 @@
+"""The shipped contracts and the schema: all load, ids unique, vocabulary in sync with the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance.contract import (
+    CAPABILITIES,
+    CELL_SETTINGS,
+    REQUEST_FIELDS,
+    SCHEMA_PATH,
+    SCRIPT_FIELDS,
+    SERVER_MODES,
+    collect_cells,
+    load_contracts,
+)
+from conformance.history import CALL_NAMES
+from conformance.model import EXPECTATION_KEYS, LEVELS, PROCESS_FAULTS
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS = ROOT / "contracts"
+EXPECTED = {
+    "responses/cancel", "responses/create", "responses/crosscutting", "responses/replay",
+    "responses/resilience",
+}
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return load_contracts(str(CONTRACTS))
+
+
+def test_every_shipped_contract_loads_in_sorted_order(tables):
+    assert {t.name for t in tables} >= EXPECTED
+    assert [t.source for t in tables] == sorted(t.source for t in tables)
+    assert load_contracts(str(CONTRACTS / "**" / "*.yaml")) and \
+        [t.name for t in load_contracts(str(CONTRACTS / "**" / "*.yaml"))] == [t.name for t in tables]
+
+
+def test_cell_ids_are_unique_and_every_table_has_cells(tables):
+    cells = collect_cells(tables)
+    assert len({c.id for c in cells}) == len(cells)
+    assert all(t.cells for t in tables)
+
+
+def test_every_cell_passes_the_depth_gate_and_has_a_source(tables):
+    for cell in collect_cells(tables):
+        assert set(cell.expect) - {"status"}, cell.id
+        assert cell.level in LEVELS
+        path, _, line = cell.source.rpartition(":")
+        assert path.endswith(".yaml") and line.isdigit(), cell.source
+
+
+def test_every_fault_cell_carries_evidence_that_the_fault_happened(tables):
+    """A process-fault cell pins the exit mode, so a crash that never happened fails (research §7.2/7.3)."""
+    for cell in collect_cells(tables):
+        if cell.fault.kind in PROCESS_FAULTS:
+            assert "exit" in cell.expect, cell.id
+            assert "attempts" in cell.expect, cell.id
+
+
+def test_scripts_are_deterministic(tables):
+    for cell in collect_cells(tables):
+        assert cell.script.get("delay_ms", 0) == 0, cell.id
+
+
+def test_resilience_matrix_shape(tables):
+    table = next(t for t in tables if t.name == "responses/resilience")
+    assert list(table.paths) == ["A", "B", "C", "D", "E"]
+    assert table.row_ids == ["R1", "R2", "R3", "R4", "R11-C1", "R11-C3"]
+    # every row x path x stream is a cell or a declared not-applicable (a not-applicable that
+    # covers one variant only says which, e.g. "stream=false: ...")
+    for row in table.row_ids:
+        for path in table.paths:
+            covered = {dict(c.variant)["stream"] for c in table.cells if (c.row, c.path) == (row, path)}
+            for n in table.not_applicable:
+                if (n.row, n.path) == (row, path):
+                    if n.reason.startswith("stream="):
+                        covered.add(n.reason.startswith("stream=true"))
+                    else:
+                        covered.update({False, True})
+            assert covered == {False, True}, (row, path)
+    assert all(n.reason for n in table.not_applicable)
+
+
+def test_recovered_output_is_pinned_exactly(tables):
+    table = next(t for t in tables if t.name == "responses/resilience")
+    cell = next(c for c in table.cells if c.name == "R11-C3[C,stream=true]")
+    assert cell.expect["output_text"] == "a1:d0 a1:d1 a2:d2 a2:d3 a2:d4 a2:d5 "
+    assert cell.expect["replay"]["reset_event"] == "a1:d0 a1:d1 "
+    assert cell.requires == ("checkpoints", "resilient_background")
+
+
+def test_schema_vocabulary_matches_the_model():
+    schema = json.loads(SCHEMA_PATH.read_text())
+    defs = schema["$defs"]
+    cell_keys = set(defs["cell"]["properties"])
+    assert cell_keys == set(EXPECTATION_KEYS) | set(CELL_SETTINGS)
+    assert defs["cell"]["x-known"] == list(EXPECTATION_KEYS)
+    expect = defs["cell"]["properties"]
+    assert list(expect["http"]["properties"]) == list(CALL_NAMES)
+    assert list(expect["content_type"]["properties"]) == list(CALL_NAMES)
+    assert list(expect["error"]["properties"]) == list(CALL_NAMES) + ["response"]
+    assert list(defs["request"]["properties"]) == list(REQUEST_FIELDS)
+    assert list(defs["script"]["properties"]) == list(SCRIPT_FIELDS)
+    assert list(defs["server"]["properties"]) == list(SERVER_MODES)
+    assert defs["requires"]["items"]["enum"] == list(CAPABILITIES)
+    assert defs["level"]["enum"] == list(LEVELS)
