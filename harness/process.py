@@ -57,8 +57,11 @@ EXIT_MODES = ("graceful", "killed_after_grace", "killed", "exited")
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ADDR_IN_USE = ("address already in use", "errno 98", "eaddrinuse", "address in use")
 _PROBE_TIMEOUT_S = 1.0
-_POLL_MIN_S = 0.005
-_POLL_MAX_S = 0.05
+_POLL_MIN_S = 0.005  # between readiness probes during the first _FAST_PHASE_S: a start is seen within ~5 ms
+_POLL_MAX_S = 0.05  # then the interval grows to this, so a slow starter is not hammered
+_FAST_PHASE_S = 1.0
+_ANSWERED_MIN_S = 0.1  # between probes once the server answers, but not yet with a 2xx
+_ANSWERED_MAX_S = 0.25
 _STOP_WAIT_S = 2.0
 _KILL_WAIT_S = 5.0
 
@@ -427,13 +430,15 @@ class Target:
     def _wait_ready(self, inc: Incarnation, proc: subprocess.Popen[bytes], argv: list[str]) -> None:
         url = self.base_url + self.spec.readiness_path
         timeout = self.spec.readiness_timeout_s
-        deadline = time.monotonic() + timeout
+        begin = time.monotonic()
+        deadline = begin + timeout
         client = self._client
         assert client is not None
         last = "no answer yet"
         interval = _POLL_MIN_S
         while True:
             remaining = deadline - time.monotonic()
+            answered = False
             try:
                 resp = client.get(url, timeout=max(0.05, min(_PROBE_TIMEOUT_S, remaining)))
             except httpx.HTTPError as exc:
@@ -444,36 +449,59 @@ class Target:
                     self._snapshot()
                     self._verify_listener(inc)
                     return
+                answered = True
                 body = resp.text[:200].strip()
                 last = f"HTTP {resp.status_code}" + (f": {body}" if body else "")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                code = proc.wait(timeout=min(interval, remaining))
-            except subprocess.TimeoutExpired:
-                interval = min(interval * 2, _POLL_MAX_S)
+            # Next probe: every 5 ms while nothing listens (cheap, and the ready time stays
+            # precise); slower once the server answers non-2xx (each probe may log a line) or
+            # after the first second.  The process is watched in slices of at most 50 ms meanwhile.
+            if answered:
+                interval = min(max(interval * 1.5, _ANSWERED_MIN_S), _ANSWERED_MAX_S)
+            elif time.monotonic() - begin > _FAST_PHASE_S:
+                interval = min(interval * 1.5, _POLL_MAX_S)
+            next_probe = min(time.monotonic() + interval, deadline)
+            code = None
+            while True:
+                now = time.monotonic()
+                if now >= next_probe:
+                    break
+                try:
+                    code = proc.wait(timeout=min(_POLL_MAX_S, next_probe - now))
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            if code is None:
+                if time.monotonic() >= deadline:
+                    break
                 continue
-            self._record_exit(inc, code, "exited")
-            self._sweep(inc)
-            tail = self.log_tail(40, inc.index)
-            if mentions(inc.log_path, _ADDR_IN_USE):
-                raise PortInUseError(
-                    f"target exited with code {code} during startup because port {self.port} is in use"
-                    f"{_owner_text(self.port)}; command: {shlex.join(argv)}\n"
-                    f"last 40 lines of {inc.log_path}:\n{_indent(tail)}"
-                )
-            raise ReadinessError(
-                f"target exited with code {code} after {inc.exited_at - inc.started_at:.2f}s, "
-                f"before GET {url} answered 2xx (last: {last}); command: {shlex.join(argv)}\n"
-                f"last 40 lines of {inc.log_path}:\n{_indent(tail)}"
-            )
+            raise self._exited_during_startup(inc, code, url, last, argv)
+        code = proc.poll()
+        if code is not None:
+            raise self._exited_during_startup(inc, code, url, last, argv)
         self._snapshot()
         tail = self.log_tail(40, inc.index)
         raise ReadinessError(
             f"target not ready within {timeout:g}s: GET {url} never answered 2xx "
             f"(last: {last}); process pid {proc.pid} still running, killed it; command: {shlex.join(argv)}\n"
             f"last 40 lines of {inc.log_path}:\n{_indent(tail)}"
+        )
+
+    def _exited_during_startup(
+        self, inc: Incarnation, code: int, url: str, last: str, argv: list[str]
+    ) -> ReadinessError | PortInUseError:
+        self._record_exit(inc, code, "exited")
+        self._sweep(inc)
+        tail = _indent(self.log_tail(40, inc.index))
+        if mentions(inc.log_path, _ADDR_IN_USE):
+            return PortInUseError(
+                f"target exited with code {code} during startup because port {self.port} is in use"
+                f"{_owner_text(self.port)}; command: {shlex.join(argv)}\n"
+                f"last 40 lines of {inc.log_path}:\n{tail}"
+            )
+        return ReadinessError(
+            f"target exited with code {code} after {inc.exited_at - inc.started_at:.2f}s, "
+            f"before GET {url} answered 2xx (last: {last}); command: {shlex.join(argv)}\n"
+            f"last 40 lines of {inc.log_path}:\n{tail}"
         )
 
     def _verify_listener(self, inc: Incarnation) -> None:
@@ -567,8 +595,10 @@ class Target:
             alive += [p for p in orphans.processes_with_token(self._inc_token(inc.index)) if p.pid not in known]
             if not alive:
                 break
+            seen = self._seen.setdefault(inc.index, {})
             for p in alive:
                 orphans.register(p)
+                seen.setdefault(p.pid, p)
                 if doomed_group is None or _pgid(p.pid) != doomed_group:
                     counted.add(p.pid)
             orphans.kill_processes(alive)
