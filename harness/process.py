@@ -27,7 +27,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -71,7 +70,7 @@ class TargetSpec:
     """How to start one target server (the process-level part of ``target.yaml``)."""
 
     command: str
-    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    env: Mapping[str, str] = field(default_factory=dict)
     readiness_path: str = "/readiness"
     readiness_timeout_s: float = 20.0
     shutdown_grace_s: float = 5.0
@@ -87,8 +86,8 @@ class TargetSpec:
             raise CommandTemplateError(f"readiness_timeout_s must be > 0, got {self.readiness_timeout_s!r}")
         if not self.shutdown_grace_s >= 0:
             raise CommandTemplateError(f"shutdown_grace_s must be >= 0, got {self.shutdown_grace_s!r}")
-        # Freeze the mutable inputs so that a spec really is a value.
-        object.__setattr__(self, "env", MappingProxyType({str(k): str(v) for k, v in dict(self.env).items()}))
+        # Own copies of the inputs (as plain types, so dataclasses.asdict and JSON work).
+        object.__setattr__(self, "env", {str(k): str(v) for k, v in dict(self.env).items()})
         object.__setattr__(self, "extra_args", tuple(str(a) for a in self.extra_args))
 
     def render(self, values: Mapping[str, str]) -> list[str]:

@@ -57,11 +57,16 @@ def test_token_holder_is_found_without_registration(sleeper, until):
         orphans.unregister_token(token)
 
 
-def test_dead_and_unknown_are_not_orphans():
-    proc = subprocess.run([sys.executable, "-c", "pass"])
-    assert proc.returncode == 0
+def test_dead_and_unknown_pids_are_not_orphans(sleeper):
     orphans.register(999_999_999)  # no such pid: ignored
     assert 999_999_999 not in orphans.registered_pids()
+    proc = sleeper()
+    orphans.register(proc.pid)
+    proc.kill()
+    proc.wait(5)
+    assert proc.pid not in [p.pid for p in orphans.find_orphans()]
+    assert orphans.reap_orphans() == []
+    assert proc.pid not in orphans.registered_pids()  # pruned once dead
 
 
 def test_tail_lines_reads_from_the_end(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -348,6 +349,16 @@ def test_python_placeholder_and_work_dirs(tmp_path):
         assert t.port == 1
     finally:
         t.close()
+
+
+def test_spec_is_a_plain_value():
+    env = {"A": "1"}
+    spec = TargetSpec(command="x {port}", env=env, extra_args=["--y"])
+    env["A"] = "changed"
+    assert spec.env == {"A": "1"} and spec.extra_args == ("--y",)
+    assert dataclasses.asdict(spec)["env"] == {"A": "1"}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.command = "other"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
