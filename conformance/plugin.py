@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import json
+import os
 import re
 import shutil
 import time
@@ -66,6 +67,11 @@ class Settings:
             raise KitError(f"--contracts: no contract file matches {pattern!r}")
         self.tables = [t for t in load_contracts(files) if opt.profile in (None, t.profile)]
         self.results_dir = Path(opt.conformance_results or config.rootpath / ".conformance-results").resolve()
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is not None and "conformance_run_dir" in workerinput:
+            self.run_dir = Path(workerinput["conformance_run_dir"])
+        else:
+            self.run_dir = self.results_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
 def settings(config: pytest.Config) -> Settings:
@@ -77,10 +83,16 @@ def settings(config: pytest.Config) -> Settings:
 
 
 def _conformance_requested(config: pytest.Config) -> bool:
+    """True when this run collects cells: the conformance package, a contract file, or a kit option."""
     opt = config.option
     if any(getattr(opt, name) for name in ("target", "contracts", "profile", "conformance_report", "baseline")):
         return True
-    return any(Path(a.split("::")[0]).resolve() == PACKAGE_DIR for a in config.args if not a.startswith("-"))
+    contracts_dir = (config.rootpath / "contracts").resolve()
+    for arg in config.args:
+        path = Path(arg.split("::")[0]).resolve()
+        if path == PACKAGE_DIR or path == contracts_dir or contracts_dir in path.parents:
+            return True
+    return False
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -91,12 +103,39 @@ def pytest_configure(config: pytest.Config) -> None:
         s = settings(config)
     except KitError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if not hasattr(config, "workerinput"):  # controller (or plain run): fresh results dir
+    if not hasattr(config, "workerinput"):  # controller (or plain run): this run's own dir
         config._conformance_results = []  # type: ignore[attr-defined]
         config._conformance_t0 = time.time()  # type: ignore[attr-defined]
-        if s.results_dir.exists():
-            shutil.rmtree(s.results_dir, ignore_errors=True)
-        s.results_dir.mkdir(parents=True, exist_ok=True)
+        _prepare_run_dir(s.results_dir, s.run_dir)
+
+
+KEEP_RUNS = 5
+
+
+def _prepare_run_dir(results_dir: Path, run_dir: Path) -> None:
+    """Create this run's directory, point ``latest`` at it, prune all but the newest runs.
+
+    Every run has its own directory, so concurrent sessions never delete each other's evidence.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    latest = results_dir / "latest"
+    try:
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(run_dir.name)
+    except OSError:
+        pass
+    runs = sorted(p for p in results_dir.glob("run-*") if p.is_dir() and p != run_dir)
+    for old in runs[: max(len(runs) - (KEEP_RUNS - 1), 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: every worker writes into the controller's run directory."""
+    s = getattr(node.config, "_conformance_settings", None)
+    if s is not None:
+        node.workerinput["conformance_run_dir"] = str(s.run_dir)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -106,13 +145,33 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
     return SuiteDir.from_parent(parent, path=path)
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A contract file named on the command line (or under a named directory) is collected."""
+    if file_path.suffix not in (".yaml", ".yml") or not _conformance_requested(parent.config):
+        return None
+    table = _table_for(parent.config, file_path)
+    return ContractFile.from_parent(parent, path=file_path, table=table) if table else None
+
+
+def _table_for(config: pytest.Config, path: Path) -> Any:
+    wanted = path.resolve()
+    for table in settings(config).tables:
+        if Path(table.source).resolve() == wanted:
+            return table
+    return None
+
+
 class SuiteDir(pytest.Directory):
-    """The conformance package directory: yields one collector per contract table."""
+    """The conformance package directory: yields one File collector per contract table.
+
+    Cells keep the contract file as their node, so a printed id such as
+    ``contracts/responses/resilience.yaml::R1[C,stream=true]`` can be run again as is.
+    """
 
     def collect(self):  # type: ignore[override]
         s = settings(self.config)
         for table in s.tables:
-            yield ContractNode.from_parent(self, name=table.name, table=table)
+            yield ContractFile.from_parent(self, path=Path(table.source).resolve(), table=table)
 
     def repr_failure(self, excinfo):  # type: ignore[override]
         if isinstance(excinfo.value, KitError):
@@ -120,8 +179,8 @@ class SuiteDir(pytest.Directory):
         return super().repr_failure(excinfo)
 
 
-class ContractNode(pytest.Collector):
-    """One contract table."""
+class ContractFile(pytest.File):
+    """One contract table (a YAML file): yields one item per cell."""
 
     def __init__(self, *, table: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -182,7 +241,7 @@ class CellItem(pytest.Item):
         if missing:
             self._record("not_claimed", missing=missing)
             pytest.skip(f"not claimed by target {s.target.name}: {', '.join(missing)}")
-        work_dir = s.results_dir / _slug(cell.id)
+        work_dir = s.run_dir / _slug(cell.id)
         started = time.monotonic()
         history = run_cell(cell, s.target, work_dir)
         duration = time.monotonic() - started
@@ -242,6 +301,8 @@ def _slug(cell_id: str) -> str:
 
 # -- results, on the controller -----------------------------------------------------------
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
     for key, value in report.user_properties:
         if key == RESULT_KEY:
             config = _current_config

@@ -43,7 +43,7 @@ def render_matrix(tables: list[Any], results: list[dict[str, Any]], color: bool 
     console.rule("conformance matrix")
     for table in tables:
         paths = list(table.paths)
-        grid = Table(title=f"{table.name}  [{table.level}]", title_justify="left", show_lines=False)
+        grid = Table(show_lines=False)
         grid.add_column("row", no_wrap=True)
         for path in paths:
             grid.add_column(path, justify="center")
@@ -64,6 +64,7 @@ def render_matrix(tables: list[Any], results: list[dict[str, Any]], color: bool 
                 cells_text.append(text)
             grid.add_row(row, *cells_text)
         if ran_any:
+            console.print(Text(f"{table.name}  [{table.level}]  {table.source}", style="bold"))
             console.print(grid)
     counts = Counter(r["verdict"] for r in results)
     na_total = sum(len(t.not_applicable) for t in tables)
