@@ -1,0 +1,167 @@
+"""The pytest plugin end to end: real `pytest conformance` runs in a subprocess against the
+reference server, with small contracts made for the purpose.
+
+What is pinned: bad options give one clear line before any test runs; a wrong expectation
+fails its cell (a verdict can fail); levels (MUST fails, SHOULD xfails, MAY informs); claims
+(an unclaimed capability is skipped and counted); the baseline (listed failure xfails, listed
+pass fails as stale); the JSON report and the matrix, also under xdist.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import conformance
+
+PACKAGE = str(Path(conformance.__file__).parent)
+
+CONTRACT = """\
+contract: responses/selftest
+profile: responses
+level: MUST
+defaults:
+  request: {store: true, background: true}
+  script: {deltas: 2, delay_ms: 0}
+paths:
+  A: {fault: none}
+rows:
+  - id: OK
+    title: a true expectation
+    cells:
+      A: {status: completed, output_text: "a1:d0 a1:d1 ", attempts: 1}
+  - id: WRONG
+    title: a false expectation must fail
+    level: %(level)s
+    cells:
+      A: {status: completed, output_text: "a1:d0 a1:d1 ", attempts: 2}
+"""
+
+
+def setup_run(tmp_path: Path, level: str = "MUST") -> Path:
+    contracts = tmp_path / "contracts" / "responses"
+    contracts.mkdir(parents=True)
+    (contracts / "selftest.yaml").write_text(CONTRACT % {"level": level})
+    (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    return tmp_path
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", PACKAGE, "-rA", "--contracts", str(tmp_path / "contracts/**/*.yaml"),
+           "--conformance-results", str(tmp_path / "results"), *args]
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+
+def report(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path / "report.json"
+    proc = run(tmp_path, "--conformance-report", str(out), *args)
+    assert out.exists(), proc.stdout + proc.stderr
+    return proc, json.loads(out.read_text())
+
+
+def verdicts(rep: dict) -> dict[str, str]:
+    return {c["row"]: c["verdict"] for c in rep["cells"]}
+
+
+def test_wrong_expectation_fails_and_true_one_passes(tmp_path):
+    proc, rep = report(setup_run(tmp_path))
+    assert proc.returncode == 1, proc.stdout
+    assert verdicts(rep) == {"OK": "pass", "WRONG": "fail"}
+    wrong = next(c for c in rep["cells"] if c["row"] == "WRONG")
+    assert any(v.startswith("attempts:") for v in wrong["violations"]), wrong["violations"]
+    assert Path(wrong["history"]).is_file()
+    # the failure text names the cell, its source line, the violation and the server log
+    assert "responses/selftest::WRONG[A]" in proc.stdout and "selftest.yaml:" in proc.stdout
+    assert "incarnation-0.log" in proc.stdout
+    assert "conformance matrix" in proc.stdout
+    assert rep["passed"] is False and rep["totals"] == {"fail": 1, "pass": 1}
+
+
+def test_should_level_xfails_and_may_informs(tmp_path):
+    proc, rep = report(setup_run(tmp_path, level="SHOULD"))
+    assert proc.returncode == 0, proc.stdout
+    assert verdicts(rep)["WRONG"] == "warn" and "XFAIL" in proc.stdout
+    other = tmp_path / "may"
+    other.mkdir()
+    proc, rep = report(setup_run(other, level="MAY"))
+    assert proc.returncode == 0, proc.stdout
+    assert verdicts(rep)["WRONG"] == "info"
+
+
+def test_baseline_xfails_listed_failure_and_flags_stale_entry(tmp_path):
+    setup_run(tmp_path)
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text(textwrap.dedent("""\
+        expected_failures:
+          "responses/selftest::WRONG[A]": known off-by-one
+          "responses/selftest::OK[A]": listed, but it passes
+        """))
+    proc, rep = report(tmp_path, "--baseline", str(baseline))
+    assert verdicts(rep) == {"WRONG": "baseline", "OK": "stale_baseline"}
+    assert proc.returncode == 1 and "stale baseline" in proc.stdout
+
+
+def test_unclaimed_capability_is_skipped_and_counted(tmp_path):
+    setup_run(tmp_path)
+    target = tmp_path / "target.yaml"
+    target.write_text(
+        'command: "{python} -m reference_impl --port {port} --state-dir {state_dir}"\n'
+        "profiles: [responses]\nclaims: []\n"
+    )
+    contract = tmp_path / "contracts/responses/selftest.yaml"
+    contract.write_text(contract.read_text().replace("    title: a true expectation\n",
+                                                     "    title: a true expectation\n    server: {resilient_background: true}\n"))
+    proc, rep = report(tmp_path, "--target", str(target))
+    assert verdicts(rep)["OK"] == "not_claimed"
+    assert "not claimed by target" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--target", "nope.yaml"], "nope.yaml: target file not found"),
+        (["--profile", "grpc"], "--profile: unknown profile 'grpc'"),
+        (["--baseline", "missing.yaml"], "--baseline: file missing.yaml not found"),
+    ],
+)
+def test_bad_option_is_one_clear_line(tmp_path, args, message):
+    proc = run(setup_run(tmp_path), *args)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_bad_contract_glob_is_one_clear_line(tmp_path):
+    cmd = [sys.executable, "-m", "pytest", PACKAGE, "--contracts", str(tmp_path / "none/*.yaml")]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 4 and "--contracts: no contract file matches" in proc.stderr
+
+
+def test_bad_contract_fails_collection_with_file_line(tmp_path):
+    setup_run(tmp_path)
+    contract = tmp_path / "contracts/responses/selftest.yaml"
+    contract.write_text(contract.read_text().replace("attempts: 2}", "attempts: 2, colour: red}"))
+    proc = run(tmp_path)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "selftest.yaml:18" in proc.stderr and "colour" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_xdist_workers_report_into_one_matrix_and_json(tmp_path):
+    proc, rep = report(setup_run(tmp_path), "-n", "2")
+    assert verdicts(rep) == {"OK": "pass", "WRONG": "fail"}
+    assert "conformance matrix" in proc.stdout
+    runs = list((tmp_path / "results").glob("run-*"))
+    assert len(runs) == 1 and len(list(runs[0].glob("*/history.json"))) == 2
+
+
+def test_printed_cell_id_reruns_that_cell_alone(tmp_path):
+    setup_run(tmp_path)
+    cmd = [sys.executable, "-m", "pytest", "contracts/responses/selftest.yaml::OK[A]", "-q",
+           "--conformance-results", str(tmp_path / "results")]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
