@@ -1,0 +1,103 @@
+"""Checkers: pure functions ``History x expected x Cell -> list[Violation]``, one per expectation
+key, no I/O.
+
+``CHECKS`` maps every key of ``EXPECTATION_KEYS`` to its checker; ``ALWAYS`` lists the checks that
+run on every cell (fault evidence, executor notes); ``run_checks`` runs both for a cell and never
+raises: an expectation key without a checker and a checker that raises both become Violations.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from conformance.history import History, Violation
+from conformance.model import Cell
+
+from .http import check_content_type, check_error, check_http
+from .output import check_attempts, check_output, check_output_text, predict_output
+from .persisted import check_persisted
+from .process import check_evidence, check_exit, check_notes
+from .replay import check_replay, check_stream
+from .status import check_status
+
+Checker = Callable[[History, Any, Cell], list[Violation]]
+
+CHECKS: dict[str, Checker] = {
+    "status": check_status,
+    "http": check_http,
+    "content_type": check_content_type,
+    "error": check_error,
+    "output": check_output,
+    "output_text": check_output_text,
+    "attempts": check_attempts,
+    "exit": check_exit,
+    "replay": check_replay,
+    "stream": check_stream,
+    "persisted": check_persisted,
+}
+
+ALWAYS: list[Checker] = [check_evidence, check_notes]
+"""Checks run on every cell, whatever it expects (called with ``expected=None``)."""
+
+_ALWAYS_NAMES = {check_evidence: "evidence", check_notes: "notes"}
+
+
+def _run_one(name: str, checker: Checker, history: History, expected: Any, cell: Cell) -> list[Violation]:
+    try:
+        result = checker(history, expected, cell)
+    except Exception as exc:  # a bad history must never crash the run
+        return [
+            Violation(
+                name,
+                f"checker raised {type(exc).__name__}: {exc} (expected {expected!r}); the history "
+                "could not be judged",
+                evidence=f"{type(exc).__name__}: {exc}",
+            )
+        ]
+    if not isinstance(result, list) or not all(isinstance(v, Violation) for v in result):
+        return [Violation(name, f"checker returned {type(result).__name__}, not a list of Violations")]
+    return result
+
+
+def run_checks(history: History, cell: Cell) -> list[Violation]:
+    """All violations of one cell: the ``ALWAYS`` checks, then one checker per expectation key
+    in ``cell.expect`` order.  Unknown keys are violations, never ignored."""
+    violations: list[Violation] = []
+    for checker in ALWAYS:
+        name = _ALWAYS_NAMES.get(checker, getattr(checker, "__name__", "always"))
+        violations += _run_one(name, checker, history, None, cell)
+    for key, expected in cell.expect.items():
+        checker = CHECKS.get(key)
+        if checker is None:
+            violations.append(
+                Violation(
+                    key,
+                    f"expectation {key!r} has no checker (known: {', '.join(CHECKS)}); it cannot be "
+                    "judged, so the cell fails",
+                )
+            )
+            continue
+        violations += _run_one(key, checker, history, expected, cell)
+    return violations
+
+
+__all__ = [
+    "ALWAYS",
+    "CHECKS",
+    "Checker",
+    "predict_output",
+    "run_checks",
+    "check_attempts",
+    "check_content_type",
+    "check_error",
+    "check_evidence",
+    "check_exit",
+    "check_http",
+    "check_notes",
+    "check_output",
+    "check_output_text",
+    "check_persisted",
+    "check_replay",
+    "check_status",
+    "check_stream",
+]

@@ -1,0 +1,122 @@
+"""Small pure helpers shared by the checker modules: excerpts, frame labels, output text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from conformance.history import HttpCall, SSEFrame
+
+TERMINAL_EVENTS = frozenset(
+    {"response.completed", "response.failed", "response.incomplete", "response.cancelled"}
+)
+"""Event types that end a responses-profile lifecycle (B26; ``response.cancelled`` as the
+resilience helpers treat it)."""
+
+EXCERPT_LEN = 300
+
+
+def excerpt(value: Any, limit: int = EXCERPT_LEN) -> str:
+    """A short, single-line rendering of any value for messages and evidence."""
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            text = repr(value)
+    text = text.replace("\n", "\\n")
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
+
+def quoted(text: str | None, limit: int = 160) -> str:
+    """A string in repr quotes, shortened in the middle when long."""
+    if text is None:
+        return "None"
+    if len(text) > limit:
+        half = (limit - 5) // 2
+        text = text[:half] + " ... " + text[-half:]
+    return repr(text)
+
+
+def frame_label(frame: SSEFrame) -> str:
+    """``type#seq`` for a frame, e.g. ``response.created#0``."""
+    return f"{frame.type}#{frame.seq}"
+
+
+def frames_excerpt(frames: Iterable[SSEFrame], limit: int = 40) -> str:
+    """Labels of several frames, comma separated, shortened in the middle when many."""
+    labels = [frame_label(f) for f in frames]
+    if len(labels) > limit:
+        head = labels[: limit // 2]
+        tail = labels[-limit // 2 :]
+        labels = head + [f"... {len(labels) - limit} more ..."] + tail
+    return ", ".join(labels)
+
+
+def call_body(call: HttpCall) -> Any:
+    """The call's JSON body: ``body`` if set, else ``body_text`` parsed, else None."""
+    if call.body is not None:
+        return call.body
+    if call.body_text:
+        try:
+            return json.loads(call.body_text)
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def call_summary(call: HttpCall) -> str:
+    """A one-line description of a call: method, url, status (or transport error), body."""
+    if call.status is None:
+        return f"{call.name} {call.method} {call.url} -> transport error: {call.error or call.ended}"
+    body = call.body if call.body is not None else call.body_text
+    parts = [f"{call.name} {call.method} {call.url} -> {call.status}"]
+    if call.content_type:
+        parts.append(f"({call.content_type})")
+    if call.frames:
+        parts.append(f"{len(call.frames)} frames [{frames_excerpt(call.frames, 12)}]")
+    elif body not in (None, ""):
+        parts.append(f"body {excerpt(body, 200)}")
+    return " ".join(parts)
+
+
+def output_text(output: Any) -> str:
+    """The text of a Response ``output`` array: every ``output_text`` part of every
+    ``message`` item, concatenated in order.  Anything else contributes nothing."""
+    if not isinstance(output, list):
+        return ""
+    pieces: list[str] = []
+    for item in output:
+        if not isinstance(item, dict) or item.get("type") != "message":
+            continue
+        content = item.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "output_text":
+                text = part.get("text")
+                if isinstance(text, str):
+                    pieces.append(text)
+    return "".join(pieces)
+
+
+def as_int(value: Any) -> int | None:
+    """An int from an int or a decimal string (not bool); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def is_comment_frame(frame: SSEFrame) -> bool:
+    """A frame with neither an event name nor data (keep-alive comment residue)."""
+    return frame.event is None and not (frame.data or "").strip()

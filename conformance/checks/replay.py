@@ -1,0 +1,668 @@
+"""Event-stream expectations: ``replay`` (every ``replay`` call's events) and ``stream`` (the
+create call's own live stream).
+
+Responses-profile rules these encode (research/azure-contract-suite.md §2.1, §2.2): cursors are
+the JSON ``sequence_number`` (B9, B27); a replay after ``N`` holds only events with seq > N (B4);
+exactly one terminal event, last (B26); one ``response.created`` per stream, seq 0 (clause 5);
+a recovered attempt's first client-visible event is a ``response.in_progress`` reset carrying the
+corrected output (clause 3); pre-crash events keep their ids and payloads (clause 4, B23); B8
+event order.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from conformance.history import HttpCall, History, SSEFrame, Violation
+from conformance.model import Cell
+
+from ._util import (
+    TERMINAL_EVENTS,
+    as_int,
+    call_summary,
+    excerpt,
+    frame_label,
+    frames_excerpt,
+    is_comment_frame,
+    output_text,
+    quoted,
+)
+from .output import AttemptStart, markers_excerpt, predict_output, script_deltas
+from .process import process_faults
+
+REPLAY_OPTIONS = ("after", "gap_free", "single_created", "reset_event", "keeps_live", "terminal")
+STREAM_OPTIONS = ("terminal", "order", "single_created")
+OUTPUT_EVENT_PREFIXES = ("response.output_item.", "response.content_part.", "response.output_text.")
+ATTEMPT_RE = re.compile(r"a(\d+):d\d+ ")
+
+
+# --------------------------------------------------------------------------------------
+# stream-shape helpers (pure, return problem strings)
+# --------------------------------------------------------------------------------------
+
+
+def event_frames(frames: list[SSEFrame]) -> list[SSEFrame]:
+    """The frames that are events (keep-alive comment residue dropped)."""
+    return [f for f in frames if not is_comment_frame(f)]
+
+
+def seq_problems(frames: list[SSEFrame], after: int | None = None) -> list[str]:
+    """Sequence numbers present and ints, strictly increasing, no duplicates, all > ``after``."""
+    problems: list[str] = []
+    missing = [f for f in frames if f.seq is None]
+    if missing:
+        problems.append(
+            f"{len(missing)} frame(s) without an integer sequence_number: "
+            + ", ".join(f"{frame_label(f)} data={quoted(f.data, 60)}" for f in missing[:5])
+        )
+    seqs = [(f, f.seq) for f in frames if f.seq is not None]
+    seen: dict[int, SSEFrame] = {}
+    dups: list[str] = []
+    drops: list[str] = []
+    previous: SSEFrame | None = None
+    for frame, seq in seqs:
+        if seq in seen:
+            dups.append(f"{frame_label(seen[seq])} and {frame_label(frame)}")
+        elif previous is not None and previous.seq is not None and seq < previous.seq:
+            drops.append(f"{frame_label(previous)} then {frame_label(frame)}")
+        seen.setdefault(seq, frame)
+        previous = frame
+    if dups:
+        problems.append("duplicate sequence_number: " + "; ".join(dups[:5]))
+    if drops:
+        problems.append("sequence_number decreases: " + "; ".join(drops[:5]))
+    if after is not None:
+        early = [f for f, seq in seqs if seq <= after]
+        if early:
+            problems.append(
+                f"event(s) at or before the cursor {after}: {frames_excerpt(early, 10)}"
+            )
+    return problems
+
+
+def terminal_problems(frames: list[SSEFrame], want: str | None = None) -> list[str]:
+    """Exactly one terminal event, and it is the last frame; of type ``want`` when given
+    (``want`` itself counts as terminal, e.g. a standalone ``error`` event)."""
+    kinds = TERMINAL_EVENTS | ({want} if want else set())
+    terminals = [(i, f) for i, f in enumerate(frames) if f.type in kinds]
+    if not terminals:
+        last = frame_label(frames[-1]) if frames else "no frames"
+        return [f"expected one terminal event{f' ({want})' if want else ''}, observed none (last: {last})"]
+    problems: list[str] = []
+    if len(terminals) > 1:
+        problems.append(
+            f"expected exactly one terminal event, observed {len(terminals)}: "
+            + ", ".join(frame_label(f) for _, f in terminals)
+        )
+    index, terminal = terminals[-1]
+    if index != len(frames) - 1:
+        problems.append(
+            f"terminal event {frame_label(terminal)} is not the last frame; after it: "
+            f"{frames_excerpt(frames[index + 1 :], 10)}"
+        )
+    if want is not None and any(f.type != want for _, f in terminals):
+        problems.append(
+            f"expected terminal {want}, observed "
+            + ", ".join(frame_label(f) for _, f in terminals)
+        )
+    return problems
+
+
+def no_terminal_problems(frames: list[SSEFrame]) -> list[str]:
+    """No terminal event at all (``terminal: null``: the stream was cut, or is still open)."""
+    terminals = [f for f in frames if f.type in TERMINAL_EVENTS]
+    if terminals:
+        return [f"expected no terminal event, observed {frames_excerpt(terminals, 5)}"]
+    return []
+
+
+def created_problems(frames: list[SSEFrame], from_start: bool) -> list[str]:
+    """From the start: exactly one ``response.created``, with seq 0.  After a cursor: none."""
+    created = [f for f in frames if f.type == "response.created"]
+    if from_start:
+        if len(created) != 1:
+            return [
+                f"expected exactly one response.created, observed {len(created)}"
+                + (f": {frames_excerpt(created, 10)}" if created else "")
+            ]
+        if created[0].seq != 0:
+            return [f"expected response.created at seq 0, observed {frame_label(created[0])}"]
+        return []
+    if created:
+        return [f"expected no response.created after a cursor, observed {frames_excerpt(created, 10)}"]
+    return []
+
+
+def gap_problems(frames: list[SSEFrame], first: int) -> list[str]:
+    """The sequence numbers are exactly ``first..max`` (contiguous, nothing missing)."""
+    seqs = sorted({f.seq for f in frames if f.seq is not None})
+    if not seqs:
+        return []
+    missing = sorted(set(range(first, seqs[-1] + 1)) - set(seqs))
+    if missing:
+        shown = ", ".join(str(s) for s in missing[:15]) + (" ..." if len(missing) > 15 else "")
+        return [
+            f"expected contiguous sequence numbers {first}..{seqs[-1]}, observed gaps at {shown}"
+        ]
+    return []
+
+
+def order_problems(frames: list[SSEFrame]) -> list[str]:
+    """B8 order: ``response.created`` first (seq 0); ``response.in_progress`` before any output
+    event; per output index item.added < content_part.added < deltas < output_text.done <
+    content_part.done < item.done; terminal last; sequence numbers strictly increasing.  A
+    ``response.in_progress`` after the first is a reset (client rule): output slots start over."""
+    problems = seq_problems(frames)
+    if not frames:
+        return ["expected events, observed an empty stream"]
+    first = frames[0]
+    if first.type != "response.created" or first.seq != 0:
+        problems.append(f"expected response.created#0 first, observed {frame_label(first)}")
+    seen_in_progress = False
+    items: dict[int, str] = {}  # output_index -> added | done
+    parts: dict[tuple[int, int], int] = {}  # (output_index, content_index) -> phase 1..4
+    phase_names = {1: "content_part.added", 2: "output_text.delta", 3: "output_text.done", 4: "content_part.done"}
+    for position, frame in enumerate(frames):
+        kind = frame.type or ""
+        label = frame_label(frame)
+        if kind in TERMINAL_EVENTS and position != len(frames) - 1:
+            problems.append(f"terminal {label} is not last")
+        if kind == "response.in_progress":
+            if seen_in_progress:
+                items.clear()
+                parts.clear()
+            seen_in_progress = True
+            continue
+        if not kind.startswith(OUTPUT_EVENT_PREFIXES):
+            continue
+        if not seen_in_progress:
+            problems.append(f"{label} before response.in_progress")
+            seen_in_progress = True  # report once
+        payload = frame.json if isinstance(frame.json, dict) else {}
+        oi = as_int(payload.get("output_index"))
+        if oi is None:
+            problems.append(f"{label} has no output_index")
+            continue
+        ci = as_int(payload.get("content_index"))
+        if ci is None:
+            ci = 0
+        state = items.get(oi)
+        if kind == "response.output_item.added":
+            if state is not None:
+                problems.append(f"{label}: output_index {oi} added twice")
+            items[oi] = "added"
+            continue
+        if state is None:
+            problems.append(f"{label} before response.output_item.added for output_index {oi}")
+            items[oi] = "added"
+        elif state == "done":
+            problems.append(f"{label} after response.output_item.done for output_index {oi}")
+            continue
+        if kind == "response.output_item.done":
+            open_parts = [
+                f"content_index {c} at {phase_names[p]}"
+                for (o, c), p in sorted(parts.items())
+                if o == oi and p != 4
+            ]
+            if open_parts:
+                problems.append(f"{label} before content_part.done ({', '.join(open_parts)})")
+            items[oi] = "done"
+            continue
+        key = (oi, ci)
+        phase = parts.get(key, 0)
+        if kind == "response.content_part.added":
+            if phase:
+                problems.append(f"{label}: content part {oi}/{ci} added twice")
+            parts[key] = 1
+        elif kind == "response.output_text.delta":
+            if phase == 0:
+                problems.append(f"{label} before content_part.added for {oi}/{ci}")
+            elif phase > 2:
+                problems.append(f"{label} after {phase_names[phase]} for {oi}/{ci}")
+            parts[key] = max(phase, 2)
+        elif kind == "response.output_text.done":
+            if phase == 0:
+                problems.append(f"{label} before content_part.added for {oi}/{ci}")
+            elif phase > 2:
+                problems.append(f"{label} after {phase_names[phase]} for {oi}/{ci}")
+            parts[key] = max(phase, 3)
+        elif kind == "response.content_part.done":
+            if phase != 3:
+                problems.append(
+                    f"{label} before output_text.done for {oi}/{ci}"
+                    if phase < 3
+                    else f"{label}: content part {oi}/{ci} done twice"
+                )
+            parts[key] = 4
+    return problems
+
+
+# --------------------------------------------------------------------------------------
+# replay
+# --------------------------------------------------------------------------------------
+
+
+def replay_cursor(call: HttpCall) -> int | None:
+    """The call's ``starting_after`` as an int, or None for a replay from the start."""
+    value = call.params.get("starting_after") if isinstance(call.params, dict) else None
+    return as_int(value)
+
+
+def _from_start(call: HttpCall) -> bool:
+    cursor = replay_cursor(call)
+    return not _malformed_cursor(call) and (cursor is None or cursor < 0)
+
+
+def _malformed_cursor(call: HttpCall) -> bool:
+    """A cursor sent that is no integer (e.g. ``starting_after=abc``)."""
+    params = call.params if isinstance(call.params, dict) else {}
+    return params.get("starting_after") is not None and replay_cursor(call) is None
+
+
+def _label(call: HttpCall, n: int) -> str:
+    label = call.params.get("cursor_label") if isinstance(call.params, dict) else None
+    cursor = replay_cursor(call)
+    if label is None:
+        label = "start" if cursor is None else cursor
+    where = f"after {label}" if str(label) != "start" else "from start"
+    if cursor is not None and str(label) != str(cursor):
+        where += f" ({cursor})"
+    return f"replay #{n} {where}"
+
+
+def _allowed_non_200(cell: Cell) -> set[int]:
+    spec = cell.expect.get("http") if isinstance(cell.expect, dict) else None
+    if not isinstance(spec, dict) or "replay" not in spec:
+        return set()
+    codes = spec["replay"] if isinstance(spec["replay"], (list, tuple)) else [spec["replay"]]
+    return {c for c in (as_int(x) for x in codes) if c is not None and c != 200}
+
+
+def _known_terminal_seq(history: History) -> int | None:
+    """The terminal event's seq as seen anywhere (live stream or any replay)."""
+    seqs = [
+        f.seq
+        for c in history.calls
+        if c.name in ("create", "replay")
+        for f in c.frames
+        if f.type in TERMINAL_EVENTS and f.seq is not None
+    ]
+    return max(seqs) if seqs else None
+
+
+def _same_payload(a: SSEFrame, b: SSEFrame) -> bool:
+    ja, jb = a.json, b.json
+    if ja is not None and jb is not None:
+        return ja == jb
+    return a.data == b.data
+
+
+def payload_diff(live: SSEFrame, replayed: SSEFrame) -> str:
+    """The fields that differ between two frames' payloads: ``key: live -> replay``."""
+    a, b = live.json, replayed.json
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return f"live {quoted(live.data, 140)} vs replay {quoted(replayed.data, 140)}"
+    def show(value: Any) -> str:
+        return quoted(value, 120) if isinstance(value, str) else excerpt(value, 120)
+
+    diffs = [
+        f"{key}: {show(a.get(key, '<absent>'))} -> {show(b.get(key, '<absent>'))}"
+        for key in sorted(set(a) | set(b), key=str)
+        if a.get(key, "<absent>") != b.get(key, "<absent>")
+    ]
+    return "; ".join(diffs) if diffs else "payloads equal"
+
+
+def _pre_fault_cursor(history: History) -> tuple[int | None, str]:
+    """The highest seq the client saw before the first process fault, and where it came from."""
+    faults = process_faults(history)
+    if not faults:
+        return None, "no process fault recorded"
+    fault = faults[0]
+    if fault.last_seq_before is not None:
+        return fault.last_seq_before, f"faults[0].last_seq_before={fault.last_seq_before}"
+    seen = [
+        f.seq
+        for f in history.live_frames()
+        if f.seq is not None and f.t <= fault.t and f.incarnation == fault.incarnation
+    ]
+    if seen:
+        return max(seen), f"highest live seq received before the fault (t<={fault.t})"
+    return None, "fault has no last_seq_before and no live frame precedes it"
+
+
+def _reset_attempt(post: list[SSEFrame], index: int) -> int | None:
+    """The attempt a reset event belongs to: the ``aN:`` of the first delta after it (before
+    the next reset)."""
+    for frame in post[index + 1 :]:
+        if frame.type == "response.in_progress":
+            return None
+        if frame.type == "response.output_text.delta":
+            payload = frame.json if isinstance(frame.json, dict) else {}
+            match = ATTEMPT_RE.match(str(payload.get("delta", "")))
+            if match:
+                return int(match.group(1))
+    return None
+
+
+def _attempts_mentioned(frame: SSEFrame) -> set[int]:
+    """Attempt numbers whose delta text (``aN:dI``) appears anywhere in the frame's data."""
+    return {int(m.group(1)) for m in ATTEMPT_RE.finditer(frame.data or "")}
+
+
+def reset_problems(
+    frames: list[SSEFrame],
+    cursor: int,
+    starts: list[AttemptStart],
+    pinned: str | None = None,
+    strict: bool = True,
+) -> list[str]:
+    """After the pre-fault cursor: a ``response.in_progress`` reset comes before every event of
+    the recovered attempt, and each reset's ``response.output`` text is the checkpointed text
+    its attempt resumed from (``pinned``, when the contract pins it, for the last reset).
+
+    ``strict``: the reset must be the very first event after the cursor (a fault at ``held``,
+    where the handler was blocked and the client had seen all it emitted).  Otherwise (a fault
+    after N frames, while the handler ran on) events between the cursor and the reset are
+    accepted when they are the crashed attempt's own unseen tail: no terminal, no
+    ``response.created``, and no text of a recovery attempt."""
+    post = [f for f in frames if f.seq is not None and f.seq > cursor]
+    resets = [i for i, f in enumerate(post) if f.type == "response.in_progress"]
+    if not resets:
+        before = [f for f in frames if f.type == "response.in_progress"]
+        extra = f"; response.in_progress only at/before the cursor: {frames_excerpt(before, 5)}" if before else ""
+        return [
+            f"expected a reset response.in_progress with seq > {cursor}, observed none; "
+            f"post-crash events: {frames_excerpt(post, 12) or 'none'}{extra}"
+        ]
+    problems: list[str] = []
+    recoveries = starts[1:]
+    first_recovery = recoveries[0].number if recoveries else 2
+    ahead = post[: resets[0]]
+    if not strict:
+        ahead = [
+            f
+            for f in ahead
+            if f.type in TERMINAL_EVENTS
+            or f.type == "response.created"
+            or any(n >= first_recovery for n in _attempts_mentioned(f))
+        ]
+    if ahead:
+        problems.append(
+            f"expected the reset response.in_progress to be the first event after seq {cursor}"
+            + ("" if strict else " of the recovered attempt")
+            + f", observed {frames_excerpt(ahead, 8)} before {frame_label(post[resets[0]])}"
+        )
+    if not recoveries:
+        problems.append(
+            "expected a recovery attempt in the markers to predict the reset content, observed "
+            f"{len(starts)} start marker(s)"
+        )
+        return problems
+    by_number = {s.number: s for s in recoveries}
+    for k, i in enumerate(resets):
+        frame = post[i]
+        last = k == len(resets) - 1
+        attempt = _reset_attempt(post, i)
+        if attempt is None or attempt not in by_number:
+            start = recoveries[-1] if last else recoveries[min(k, len(recoveries) - 1)]
+        else:
+            start = by_number[attempt]
+        payload = frame.json if isinstance(frame.json, dict) else {}
+        response = payload.get("response")
+        if not isinstance(response, dict) or not isinstance(response.get("output"), list):
+            problems.append(
+                f"reset {frame_label(frame)} has no response.output array (data {quoted(frame.data, 100)})"
+            )
+            continue
+        observed = output_text(response["output"])
+        predicted = start.snapshot_text
+        if observed != predicted:
+            problems.append(
+                f"reset {frame_label(frame)} for attempt {start.number} (from d{start.start_from}): "
+                f"expected response.output text {quoted(predicted)} (the checkpoints in the "
+                f"markers), observed {quoted(observed)}"
+            )
+        if last and pinned is not None:
+            if observed != pinned:
+                problems.append(
+                    f"reset {frame_label(frame)}: expected response.output text {quoted(pinned)} "
+                    f"(pinned by the contract), observed {quoted(observed)}"
+                )
+            if predicted != pinned:
+                problems.append(
+                    f"the markers' checkpoints predict reset text {quoted(predicted)} for attempt "
+                    f"{start.number}, the contract pins {quoted(pinned)}: the handler did not "
+                    "checkpoint as the script says"
+                )
+    return problems
+
+
+def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]:
+    """Every ``replay`` call: seqs ints, strictly increasing, > cursor; exactly one terminal,
+    last (an empty replay after a cursor at/after the terminal is fine, B4); plus the options:
+    ``after`` (one replay per listed cursor label), ``terminal``, ``single_created``,
+    ``gap_free``, ``reset_event`` and ``keeps_live`` (see module docs / DESIGN)."""
+    if expected is None or expected is True:
+        expected = {}
+    if not isinstance(expected, dict):
+        return [Violation("replay", f"expected a mapping of replay options, got {excerpt(expected, 100)}")]
+    violations: list[Violation] = []
+    unknown = [k for k in expected if k not in REPLAY_OPTIONS]
+    if unknown:
+        violations.append(
+            Violation("replay", f"unknown replay option(s) {unknown} (known: {', '.join(REPLAY_OPTIONS)})")
+        )
+    calls = history.calls_named("replay")
+    if not calls:
+        return violations + [Violation("replay", "expected a `replay` call; none was made")]
+
+    after = expected.get("after") or []
+    if not isinstance(after, (list, tuple)):
+        after = [after]
+    labels = [
+        str(c.params.get("cursor_label", "start" if replay_cursor(c) is None else replay_cursor(c)))
+        for c in calls
+    ]
+    for cursor in after:
+        if str(cursor) not in labels:
+            violations.append(
+                Violation(
+                    "replay",
+                    f"expected a replay after cursor {cursor!r}; none was made",
+                    evidence=f"replay cursors made: {labels}",
+                )
+            )
+
+    allowed = _allowed_non_200(cell)
+    terminal_seq = _known_terminal_seq(history)
+    want_terminal = expected.get("terminal")
+    ok_calls: list[tuple[int, HttpCall, list[SSEFrame]]] = []
+    for n, call in enumerate(calls, start=1):
+        label = _label(call, n)
+        if call.status is None:
+            violations.append(
+                Violation(
+                    "replay",
+                    f"expected {label} to answer 200 with events, observed a transport error: "
+                    f"{call.error or call.ended}",
+                    evidence=call_summary(call),
+                )
+            )
+            continue
+        if call.status != 200:
+            if call.status not in allowed:
+                violations.append(
+                    Violation(
+                        "replay",
+                        f"expected {label} to answer 200 with events, observed {call.status}",
+                        evidence=call_summary(call),
+                    )
+                )
+            continue
+        frames = event_frames(call.frames)
+        if _malformed_cursor(call):
+            violations.append(
+                Violation(
+                    "replay",
+                    f"{label}: expected a malformed cursor "
+                    f"{call.params.get('starting_after')!r} to be refused, observed 200",
+                    evidence=call_summary(call),
+                )
+            )
+            continue
+        ok_calls.append((n, call, frames))
+        cursor = replay_cursor(call)
+        from_start = _from_start(call)
+        problems = seq_problems(frames, None if from_start else cursor)
+        past_end = (
+            not frames and not from_start and terminal_seq is not None and cursor >= terminal_seq
+        )
+        if "terminal" in expected and want_terminal is None:
+            problems += no_terminal_problems(frames)
+        elif not frames and not from_start and terminal_seq is None:
+            problems.append(
+                f"expected events or proof that cursor {cursor} is past the end, observed an "
+                "empty replay and no terminal sequence number in any other stream"
+            )
+        elif not past_end:
+            problems += terminal_problems(frames, want_terminal)
+        if expected.get("single_created"):
+            problems += created_problems(frames, from_start)
+        if expected.get("gap_free"):
+            problems += gap_problems(frames, 0 if from_start else cursor + 1)
+        for problem in problems:
+            violations.append(
+                Violation(
+                    "replay",
+                    f"{label}: {problem}",
+                    evidence=f"{label}: {frames_excerpt(frames, 30) or f'no frames ({call.content_type})'} "
+                    f"(ended {call.ended})",
+                )
+            )
+
+    from_start_calls = [(n, c, f) for n, c, f in ok_calls if _from_start(c)]
+    needs_start = [k for k in ("reset_event", "keeps_live") if expected.get(k)]
+    if needs_start and not from_start_calls:
+        violations.append(
+            Violation(
+                "replay",
+                f"expected a 200 replay from the start to judge {', '.join(needs_start)}; none was made",
+                evidence=f"replay cursors made: {labels}",
+            )
+        )
+        return violations
+
+    if expected.get("reset_event"):
+        cursor, source = _pre_fault_cursor(history)
+        if cursor is None:
+            violations.append(
+                Violation(
+                    "replay",
+                    f"expected a reset event after the crash, but cannot judge reset without "
+                    f"pre-fault cursor ({source})",
+                )
+            )
+        else:
+            deltas = script_deltas(history, cell) or 0
+            starts = predict_output(history.markers, deltas).starts
+            pinned = expected["reset_event"] if isinstance(expected["reset_event"], str) else None
+            faults = process_faults(history)
+            strict = bool(faults) and faults[0].trigger.startswith("held")
+            for n, call, frames in from_start_calls:
+                for problem in reset_problems(frames, cursor, starts, pinned, strict):
+                    violations.append(
+                        Violation(
+                            "replay",
+                            f"{_label(call, n)}: {problem} (pre-fault cursor from {source})",
+                            evidence=f"markers: {markers_excerpt(history.markers)}; frames: "
+                            f"{frames_excerpt(frames, 30)}",
+                        )
+                    )
+
+    if expected.get("keeps_live"):
+        live = [f for f in event_frames(history.live_frames()) if f.seq is not None]
+        if not live:
+            violations.append(
+                Violation(
+                    "replay",
+                    "expected the replay to keep the live stream's events, but the live stream "
+                    "has no frames with sequence numbers to compare",
+                )
+            )
+        for n, call, frames in ok_calls:
+            by_seq = {f.seq: f for f in frames if f.seq is not None}
+            if not by_seq:
+                continue
+            low = -1 if _from_start(call) else replay_cursor(call)
+            high = max(by_seq)
+            lost = [f for f in live if low < f.seq <= high and f.seq not in by_seq]  # type: ignore[operator]
+            rewritten = [
+                (f, by_seq[f.seq])
+                for f in live
+                if low < f.seq <= high and f.seq in by_seq and not _same_payload(f, by_seq[f.seq])  # type: ignore[operator]
+            ]
+            label = _label(call, n)
+            if lost:
+                violations.append(
+                    Violation(
+                        "replay",
+                        f"{label}: expected every live event up to seq {high} in the replay, "
+                        f"observed {len(lost)} lost: {frames_excerpt(lost, 10)}",
+                        evidence=f"replay seqs: {sorted(by_seq)[:40]}",
+                    )
+                )
+            for live_frame, replay_frame in rewritten[:5]:
+                violations.append(
+                    Violation(
+                        "replay",
+                        f"{label}: expected {frame_label(live_frame)} replayed unchanged, observed "
+                        f"a rewritten payload ({frame_label(replay_frame)})",
+                        evidence=payload_diff(live_frame, replay_frame),
+                    )
+                )
+    return violations
+
+
+# --------------------------------------------------------------------------------------
+# live stream
+# --------------------------------------------------------------------------------------
+
+
+def check_stream(history: History, expected: Any, cell: Cell) -> list[Violation]:
+    """The create call's own frames: ``terminal`` (null: no terminal frame; T: exactly one,
+    type T, last), ``order`` (B8), ``single_created``."""
+    if not isinstance(expected, dict):
+        return [Violation("stream", f"expected a mapping of stream options, got {excerpt(expected, 100)}")]
+    violations: list[Violation] = []
+    unknown = [k for k in expected if k not in STREAM_OPTIONS]
+    if unknown:
+        violations.append(
+            Violation("stream", f"unknown stream option(s) {unknown} (known: {', '.join(STREAM_OPTIONS)})")
+        )
+    creates = history.calls_named("create")
+    if not creates:
+        return violations + [Violation("stream", "expected a `create` call with a live stream; none was made")]
+    if not any(c.is_sse or c.frames for c in creates):
+        return violations + [
+            Violation(
+                "stream",
+                "expected the `create` call to answer an event stream, observed "
+                + "; ".join(call_summary(c) for c in creates),
+            )
+        ]
+    frames = event_frames(history.live_frames())
+    evidence = f"live: {frames_excerpt(frames, 30) or 'no frames'} (ended {creates[-1].ended})"
+    problems: list[str] = []
+    if "terminal" in expected:
+        want = expected["terminal"]
+        if want is None:
+            problems += no_terminal_problems(frames)
+        else:
+            problems += terminal_problems(frames, want)
+    if expected.get("order"):
+        problems += [f"B8 order: {p}" for p in order_problems(frames)]
+    if expected.get("single_created"):
+        problems += created_problems(frames, from_start=True)
+    return violations + [Violation("stream", f"live stream: {p}", evidence=evidence) for p in problems]
