@@ -370,7 +370,10 @@ def _check_cursor(cursor: Any) -> str | None:
         if cursor in CURSOR_TOKENS:
             return None
     elif isinstance(cursor, dict):
-        if set(cursor) == {"raw"} and isinstance(cursor["raw"], str) and cursor["raw"] != "":
+        raw = cursor.get("raw")
+        if set(cursor) == {"raw"} and isinstance(raw, str) and raw != "":
+            if raw in CURSOR_TOKENS:
+                return f"raw cursor {raw!r} would read as the token {raw!r}: write {raw} instead"
             return None
     return (
         f"invalid cursor {_show(cursor)} (expected start, mid, an integer >= 0, "
@@ -471,6 +474,16 @@ def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) ->
             if complaint:
                 problems.add(here + ("replay", "after", i), complaint)
     return False
+
+
+def _expectations(spec: dict[str, Any]) -> dict[str, Any]:
+    """A cell's expectations as plain data; a ``{raw: X}`` cursor becomes the string X (what the
+    executor sends verbatim: any string but the tokens is a raw cursor in a Cell)."""
+    expect = {k: _plain(spec[k]) for k in EXPECTATION_KEYS if k in spec}
+    replay = expect.get("replay")
+    if isinstance(replay, dict) and isinstance(replay.get("after"), list):
+        replay["after"] = [c["raw"] if isinstance(c, dict) and "raw" in c else c for c in replay["after"]]
+    return expect
 
 
 def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable | None:
@@ -580,7 +593,7 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
                 path = paths.get(pid)
                 if path is None:
                     continue  # the path itself is broken and already reported
-                expect = {k: _plain(spec[k]) for k in EXPECTATION_KEYS if k in spec}
+                expect = _expectations(spec)
                 script = _merge(row_script, spec.get("script"))
                 requires = sorted(set(row_requires + path.requires + [m for m, on in server.items() if on is True]))
                 level = spec.get("level", row_level)

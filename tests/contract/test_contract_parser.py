@@ -154,8 +154,10 @@ def test_replay_cursors_are_start_mid_ints_or_raw():
         (14, "rows[0].cells.A.replay.after[1]"),
         (15, "rows[0].cells.A.replay.after[2]"),
         (16, "rows[0].cells.A.replay.after[3]"),
+        (17, "rows[0].cells.A.replay.after[4]"),
     ]
-    assert all("invalid cursor" in e.message for e in errors)
+    assert all("invalid cursor" in e.message for e in errors[:3])
+    assert "would read as the token 'mid'" in errors[3].message
 
 
 def test_cells_that_could_not_run_are_rejected():
@@ -237,7 +239,7 @@ def test_good_fixture_merges_defaults_row_cell(good):
     assert cell.script == {"deltas": 4, "delay_ms": 0, "hold_at": 1, "checkpoint_every": 2}
     assert cell.requires == ("checkpoints", "resilient_background")
     assert cell.server == {"resilient_background": True}
-    assert cell.expect["replay"]["after"] == ["start", "mid", 0, {"raw": "abc"}]
+    assert cell.expect["replay"]["after"] == ["start", "mid", 0, "abc"]  # {raw: abc} is sent verbatim
     assert cell.source == f"{fixture('good')}:23"
     assert type(cell.expect["replay"]) is dict  # plain data, no line bookkeeping
 
