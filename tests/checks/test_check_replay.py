@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from conformance.checks.replay import check_replay, check_stream, order_problems
@@ -263,7 +265,7 @@ def test_reset_event_not_first_after_crash():
     a, b = call.frames[i], call.frames[i + 1]
     call.frames[i], call.frames[i + 1] = with_seq(b, 8), with_seq(a, 9)
     text = messages(check_replay(history, {"reset_event": True}, CELL))
-    assert "expected the reset response.in_progress to be the first event after seq 7, observed response.output_item.added#8 before response.in_progress#9" in text
+    assert "expected the reset response.in_progress to be the first event after seq 7 of the recovered attempt, observed response.output_item.added#8 before response.in_progress#9" in text
 
 
 def test_reset_event_wrong_content():
@@ -546,15 +548,18 @@ def test_reset_after_unseen_pre_crash_tail_is_accepted_for_after_events():
     assert check_replay(history, {"reset_event": True, "keeps_live": True}, CELL) == []
 
 
-def test_reset_after_unseen_tail_is_strict_for_held():
+def test_reset_after_unseen_tail_is_accepted_for_held_too():
+    """At ``held`` the client may still miss frames the handler emitted before blocking (e.g.
+    item-done events after the held delta): the crashed attempt's own tail is not a violation."""
     history = _after_events_history()
     history.faults[0].trigger = "held"
-    [v] = check_replay(history, {"reset_event": True}, CELL)
-    assert "to be the first event after seq 5, observed response.output_text.delta#6, response.output_text.delta#7 before response.in_progress#8" in v.message
+    assert check_replay(history, {"reset_event": True}, CELL) == []
 
 
-def test_recovered_event_before_reset_is_caught_for_after_events():
+@pytest.mark.parametrize("trigger", ["after_events:5", "held"])
+def test_recovered_event_before_reset_is_caught(trigger):
     history = _after_events_history()
+    history.faults[0].trigger = trigger
     call = replay(history)
     call.frames[6] = retype(call.frames[6], delta="a2:d0 ")
     [v] = check_replay(history, {"reset_event": True}, CELL)
