@@ -167,6 +167,10 @@ async def run_script(run: RunContext, raw: dict[str, Any] | None, marker_dir: st
             raise
 
         async def hold(k: int) -> None:
+            # Let the streams hand what was emitted so far to their sockets before the
+            # marker tells the harness "held" (it faults on that marker).
+            for _ in range(3):
+                await asyncio.sleep(0)
             markers.write(f"held {k}")
             await markers.wait_release()
             markers.write("released")
