@@ -165,3 +165,35 @@ def test_printed_cell_id_reruns_that_cell_alone(tmp_path):
            "--conformance-results", str(tmp_path / "results")]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_cell_whose_trigger_never_shows_fails_as_not_testable(tmp_path):
+    """The target writes its markers somewhere else: `held` is never observed, so the crash
+    never happens, and the cell must fail as not testable (not pass, not skip)."""
+    setup_run(tmp_path)
+    (tmp_path / "contracts/responses/selftest.yaml").write_text(textwrap.dedent("""\
+        contract: responses/selftest
+        profile: responses
+        level: MUST
+        defaults:
+          request: {store: true, background: true}
+          script: {deltas: 2, delay_ms: 0, hold_at: 0}
+        paths:
+          C: {fault: sigkill, at: held}
+        rows:
+          - id: CRASH
+            title: needs the held marker
+            cells:
+              C: {status: completed, attempts: 2, exit: killed}
+        """))
+    target = tmp_path / "target.yaml"
+    target.write_text(
+        'command: "{python} -m reference_impl --port {port} --state-dir {state_dir} --marker-dir {work_dir}/elsewhere"\n'
+        "profiles: [responses]\ncell_timeout_s: 3\n"
+    )
+    proc, rep = report(tmp_path, "--target", str(target))
+    assert proc.returncode == 1
+    [cell] = rep["cells"]
+    assert cell["verdict"] == "not_testable", cell
+    assert any("not testable" in v and "held" in v for v in cell["violations"])
+    assert any("fault did not happen" in v for v in cell["violations"])
