@@ -56,7 +56,7 @@ def serve(config: ServerConfig) -> int:
     )
     server = ReferenceServer(uv_config, runtime)
     log.info(
-        "serving on http://%s:%d state_dir=%s store=%s resilient_background=%s grace=%.3gs",
+        "starting on http://%s:%d state_dir=%s store=%s resilient_background=%s grace=%.3gs",
         config.host,
         config.port,
         config.state_dir,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ri_wire import Api, error_of
 
 GOOD = {"input": "hi"}
@@ -83,3 +85,24 @@ def test_server_keeps_serving_after_bad_input(api: Api) -> None:
     r = api.create("after all that")
     assert r.status_code == 200 and r.json()["status"] == "completed"
     assert api.http.get("/readiness").json() == {"status": "ready"}
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+_field = st.sampled_from(["input", "model", "store", "background", "stream", "metadata", "previous_response_id", "x"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.dictionaries(_field, _json, max_size=4) | _json)
+def test_fuzzed_create_bodies_never_get_a_5xx(api: Api, body) -> None:
+    r = api.http.post("/responses", json=body)
+    assert r.status_code in (200, 400, 404), (body, r.status_code, r.text)
+    if r.status_code != 200:
+        error_of(r)
+    elif r.headers["content-type"].startswith("text/event-stream"):
+        assert r.text.rstrip().split("\n")[-1].startswith("data: ")
+    else:
+        assert r.json()["status"] in ("completed", "failed", "in_progress")
