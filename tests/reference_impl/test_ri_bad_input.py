@@ -45,6 +45,8 @@ def test_invalid_create_bodies(api: Api, body: dict, code: str, param: str) -> N
         (b'"a string"', {"content-type": "application/json"}),
         (b"", {"content-type": "application/json"}),
         (b"\xff\xfe", {"content-type": "application/json"}),
+        (b'{"input": NaN}', {"content-type": "application/json"}),
+        (b'{"input": "{\\"conformance\\": {\\"delay_ms\\": Infinity}}", "stream": Infinity}', {"content-type": "application/json"}),
         (b'{"input": "hi"}', {"content-type": "text/plain"}),
         (b'{"input": "hi"}', {}),
     ],
@@ -88,7 +90,7 @@ def test_server_keeps_serving_after_bad_input(api: Api) -> None:
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )
