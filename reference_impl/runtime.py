@@ -47,10 +47,6 @@ def _now() -> int:
     return int(time.time())
 
 
-def _public_snapshot(env: dict[str, Any]) -> dict[str, Any]:
-    return env["response"]
-
-
 class Run:
     """One handler attempt for one response, in this process."""
 
