@@ -261,6 +261,8 @@ class CellRun:
         elif kind == "disconnect":
             self.control.drop()
             self._join_create()
+            if not self.cell.request.get("background", False):
+                self._await_handler_stop("the client disconnect")
             self.markers.release(self.tag)
         elif kind == "cancel":
             self.driver.cancel(rid)
@@ -272,6 +274,19 @@ class CellRun:
             self.markers.release(self.tag)
         else:
             raise NotTestable(f"fault {kind!r} is not supported by the responses executor")
+
+    def _await_handler_stop(self, cause: str) -> None:
+        """B17: a foreground disconnect cancels the run.  Releasing the hold before the server
+        has reacted would let the handler run through, so wait (bounded) for its
+        ``interrupted`` marker first.  A server that never reacts is recorded and released:
+        the status checks then show what it did instead."""
+        start = len(self.marker_lines())
+        try:
+            self.markers.wait_for(
+                self.tag, r"^interrupted$", timeout_s=self.timeout, start=max(start - 1, 0), alive=self.target.is_alive
+            )
+        except MarkerTimeout:
+            self.history.notes.append(f"observation: the handler was not stopped after {cause} within {self.timeout:.0f}s")
 
     def _stop_process(self, kind: str) -> str | None:
         if kind == "sigterm":
