@@ -39,6 +39,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-report", default=None, metavar="PATH", help="write the JSON report here")
     group.addoption("--baseline", default=None, metavar="PATH", help="expected-failures file (overrides the target's)")
     group.addoption(
+        "--conformance-explore",
+        type=int,
+        default=0,
+        metavar="N",
+        help="examples per property-based exploration test (default: a small budget that keeps the suite fast)",
+    )
+    group.addoption(
+        "--store",
+        default=None,
+        metavar="NAME[:OPTIONS]",
+        help="store provider the target runs with (targets that declare `store:` in their target file)",
+    )
+    group.addoption(
         "--conformance-results",
         default=None,
         metavar="DIR",
@@ -55,6 +68,11 @@ class Settings:
 
         opt = config.option
         self.target = load_target(opt.target)
+        if opt.store:
+            self.target = self.target.with_store(opt.store)
+        if opt.conformance_explore < 0:
+            raise KitError("--conformance-explore: expected a whole number >= 0")
+        self.explore = opt.conformance_explore
         baseline = Path(opt.baseline) if opt.baseline else self.target.baseline
         if baseline is not None and not baseline.is_file():
             raise KitError(f"--baseline: file {baseline} not found")
@@ -85,7 +103,7 @@ def settings(config: pytest.Config) -> Settings:
 def _conformance_requested(config: pytest.Config) -> bool:
     """True when this run collects cells: the conformance package, a contract file, or a kit option."""
     opt = config.option
-    if any(getattr(opt, name) for name in ("target", "contracts", "profile", "conformance_report", "baseline")):
+    if any(getattr(opt, name) for name in ("target", "contracts", "profile", "conformance_report", "baseline", "store")):
         return True
     contracts_dir = (config.rootpath / "contracts").resolve()
     for arg in config.args:
@@ -161,8 +179,12 @@ def _table_for(config: pytest.Config, path: Path) -> Any:
     return None
 
 
+SUITES_DIR = PACKAGE_DIR / "suites"
+
+
 class SuiteDir(pytest.Directory):
-    """The conformance package directory: yields one File collector per contract table.
+    """The conformance package directory: one File collector per contract table, then the
+    property-based and adversarial suites (ordinary pytest modules in ``conformance/suites/``).
 
     Cells keep the contract file as their node, so a printed id such as
     ``contracts/responses/resilience.yaml::R1[C,stream=true]`` can be run again as is.
@@ -172,6 +194,8 @@ class SuiteDir(pytest.Directory):
         s = settings(self.config)
         for table in s.tables:
             yield ContractFile.from_parent(self, path=Path(table.source).resolve(), table=table)
+        for module in sorted(SUITES_DIR.glob("test_*.py")):
+            yield pytest.Module.from_parent(self, path=module)
 
     def repr_failure(self, excinfo):  # type: ignore[override]
         if isinstance(excinfo.value, KitError):
@@ -293,6 +317,39 @@ class CellItem(pytest.Item):
                     lines += [f"  | {t}" for t in tail]
             return "\n".join(lines)
         return super().repr_failure(excinfo)
+
+
+# -- fixtures for the suites in conformance/suites/ -------------------------------------------
+@pytest.fixture(scope="session")
+def conformance_settings(request: pytest.FixtureRequest) -> Settings:
+    """The validated options of this run (target, tables, explore budget, run dir)."""
+    return settings(request.config)
+
+
+@pytest.fixture(scope="session")
+def conformance_target(conformance_settings: Settings) -> Any:
+    """The TargetConfig under test (``--target``, ``--store`` applied)."""
+    return conformance_settings.target
+
+
+@pytest.fixture
+def spawn_target(request: pytest.FixtureRequest, conformance_settings: Settings):
+    """Factory: ``spawn_target(server={...}) -> started harness Target`` in a work dir of its own
+    under this run's results dir; every target is closed at teardown, pass or fail."""
+    from harness.process import Target
+
+    targets: list[Any] = []
+    base = conformance_settings.run_dir / _slug(request.node.nodeid)
+
+    def spawn(server: dict[str, Any] | None = None) -> Target:
+        target = Target(conformance_settings.target.spec_for(server or {}), base / f"target-{len(targets)}")
+        targets.append(target)
+        target.start()
+        return target
+
+    yield spawn
+    for target in targets:
+        target.close()
 
 
 def _slug(cell_id: str) -> str:

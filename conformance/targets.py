@@ -7,6 +7,7 @@ and the key.  The bundled reference target is ``conformance/targets/reference.ya
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import shutil
 import sys
@@ -55,6 +56,12 @@ TARGET_SCHEMA: dict[str, Any] = {
         "claims": _STRINGS,
         "baseline": {"type": "string"},
         "cell_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+        "store": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["args"],
+            "properties": {"args": _STRINGS, "default": {"type": "string"}},
+        },
     },
 }
 
@@ -84,10 +91,23 @@ class TargetConfig:
     claims: frozenset[str]
     baseline: Path | None
     cell_timeout_s: float
+    store_args: tuple[str, ...] = ()  # how to select a store: args with a {store} placeholder
+    store: str | None = None  # the store selected with --store, if any
+
+    def with_store(self, store: str) -> "TargetConfig":
+        """This target running with store provider ``store`` (``NAME[:OPTIONS]``)."""
+        if not self.store_args:
+            raise TargetConfigError(
+                f"--store: target {self.name} ({self.source}) does not declare how to select a store "
+                "(add `store: {args: [--store, \"{store}\"]}` to its target file)"
+            )
+        if not store or store.startswith(":") or any(c.isspace() for c in store):
+            raise TargetConfigError(f"--store: expected NAME[:OPTIONS], got {store!r}")
+        return dataclasses.replace(self, store=store)
 
     def spec_for(self, server: dict[str, Any]) -> TargetSpec:
         """The harness spec for a row's server modes (each true mode adds its args/env)."""
-        args: list[str] = []
+        args: list[str] = [a.replace("{store}", self.store) for a in self.store_args] if self.store else []
         env = dict(self.env)
         for mode, wanted in sorted(server.items()):
             if wanted and mode in self.modes:
@@ -158,6 +178,7 @@ def load_target(path: str | Path | None = None) -> TargetConfig:
         claims=frozenset(data.get("claims", [])),
         baseline=baseline_path,
         cell_timeout_s=float(data.get("cell_timeout_s", 30.0)),
+        store_args=tuple(data.get("store", {}).get("args", ())),
     )
 
 

@@ -71,3 +71,13 @@ def test_baseline(tmp_path):
     bad = write(tmp_path, "expected_failures: [a, b]\n", "bad.yaml")
     with pytest.raises(TargetConfigError, match="expected_failures"):
         load_baseline(bad)
+
+
+def test_store_selection(tmp_path):
+    cfg = load_target(None).with_store("file")
+    assert cfg.spec_for({}).extra_args[:2] == ("--store", "file")
+    p = write(tmp_path, f"command: {sys.executable}\nprofiles: [responses]\n")
+    with pytest.raises(TargetConfigError, match="does not declare how to select a store"):
+        load_target(p).with_store("sqlite")
+    with pytest.raises(TargetConfigError, match="expected NAME"):
+        load_target(None).with_store(":x")
