@@ -8,8 +8,10 @@ trigger a fault on an observed frame instead of a sleep.
 
 from __future__ import annotations
 
+import functools
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -82,6 +84,13 @@ class StreamControl:
                 pass
 
 
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """One default SSL context per process (targets are plain HTTP on loopback, but httpx
+    builds a context per client, and loading the CA bundle costs ~25 ms each time)."""
+    return ssl.create_default_context()
+
+
 class Transport:
     """httpx client + recorder; ``call`` performs one exchange and returns its HttpCall."""
 
@@ -89,6 +98,17 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         self.recorder = recorder
         self.timeout = httpx.Timeout(timeout_s, connect=5.0)
+        # One client for all calls (building one loads a CA bundle: ~25 ms), but no pooled
+        # connection: every call opens its own, so none outlives a killed server incarnation.
+        self.client = httpx.Client(
+            timeout=self.timeout,
+            limits=httpx.Limits(max_keepalive_connections=0),
+            trust_env=False,
+            verify=_ssl_context(),
+        )
+
+    def close(self) -> None:
+        self.client.close()
 
     def call(
         self,
@@ -119,19 +139,18 @@ class Transport:
             content = json.dumps(json_body).encode()
             headers = {"content-type": "application/json", **(headers or {})}
         try:
-            with httpx.Client(timeout=self.timeout) as client:
-                extensions = {"trace": control.trace} if control is not None else None
-                with client.stream(
-                    method, call.url, content=content, params=params or None, headers=headers,
-                    extensions=extensions,
-                ) as response:
-                    call.status = response.status_code
-                    call.content_type = response.headers.get("content-type")
-                    rec.touch()
-                    if call.is_sse:
-                        self._read_stream(call, response, control)
-                    else:
-                        self._read_body(call, response)
+            extensions = {"trace": control.trace} if control is not None else None
+            with self.client.stream(
+                method, call.url, content=content, params=params or None, headers=headers,
+                extensions=extensions,
+            ) as response:
+                call.status = response.status_code
+                call.content_type = response.headers.get("content-type")
+                rec.touch()
+                if call.is_sse:
+                    self._read_stream(call, response, control)
+                else:
+                    self._read_body(call, response)
             if call.ended == "in_flight":
                 call.ended = "complete"
         except (httpx.HTTPError, OSError, ValueError) as exc:
