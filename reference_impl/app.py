@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import responses
+from . import invocations, responses
 from .errors import ApiError, error_response
 from .runtime import Runtime
+from .sessions import InvocationRuntime
 
 log = logging.getLogger("reference_impl")
 
@@ -52,18 +53,24 @@ def build_app(runtime: Runtime) -> Starlette:
 
         runtime.loop = asyncio.get_running_loop()
         await runtime.recover()  # before readiness: the server does not listen before this ends
+        await inv_runtime.recover()
         runtime.ready = True
         if runtime._exit_requested:
             runtime.request_shutdown()
         yield
         await runtime.finish()
 
+    inv_runtime = InvocationRuntime(runtime)
+    runtime.participants.append(inv_runtime)
     routes = [
         Route("/readiness", readiness, methods=["GET"]),
         Route("/responses", responses.create_response, methods=["POST"]),
         Route("/responses/{response_id}", responses.get_response, methods=["GET"]),
         Route("/responses/{response_id}", responses.delete_response, methods=["DELETE"]),
         Route("/responses/{response_id}/cancel", responses.cancel_response, methods=["POST"]),
+        Route("/invocations", invocations.create_invocation, methods=["POST"]),
+        Route("/invocations/{invocation_id}", invocations.get_invocation, methods=["GET"]),
+        Route("/invocations/{invocation_id}/cancel", invocations.cancel_invocation, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,
@@ -71,4 +78,5 @@ def build_app(runtime: Runtime) -> Starlette:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
     )
     app.state.runtime = runtime
+    app.state.invocations = inv_runtime
     return app

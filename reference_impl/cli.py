@@ -41,6 +41,16 @@ def _grace(text: str) -> float:
     return value
 
 
+def _retention(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid retention {text!r} (an integer >= 0)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"retention must be >= 0, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Reference server of the stream-and-task conformance kit (responses profile).")
     p.add_argument("--port", type=_port, required=True)
@@ -50,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resilient-background", action="store_true", help="re-run store+background responses after a crash")
     p.add_argument("--shutdown-grace", type=_grace, default=2.0, help="seconds handlers may run on after SIGTERM")
     p.add_argument("--marker-dir", default=None, help="marker directory (default: $CONFORMANCE_MARKER_DIR)")
+    p.add_argument("--resilient-invocations", action="store_true", help="recover invocations from their last checkpoint after a crash")
+    p.add_argument("--event-retention", type=_retention, default=0, metavar="N", help="replayable events per invocation (0: all)")
     return p
 
 
@@ -74,6 +86,8 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         resilient_background=args.resilient_background,
         shutdown_grace=args.shutdown_grace,
         marker_dir=marker_dir,
+        resilient_invocations=args.resilient_invocations,
+        event_retention=args.event_retention,
     )
 
 

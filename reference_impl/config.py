@@ -14,3 +14,5 @@ class ServerConfig:
     resilient_background: bool = False
     shutdown_grace: float = 2.0
     marker_dir: str | None = None
+    resilient_invocations: bool = False
+    event_retention: int = 0

@@ -352,6 +352,7 @@ class Runtime:
         self._exit_requested = False
         self._wind_down_task: asyncio.Task[None] | None = None
         self.wound_down = asyncio.Event()
+        self.participants: list[Any] = []  # other profiles' runtimes: wind_down(grace) on shutdown
 
     # ------------------------------------------------------------------ creation
     def disposition(self, request: dict[str, Any]) -> str:
@@ -442,6 +443,7 @@ class Runtime:
         self._wind_down_task = asyncio.create_task(self._wind_down())
 
     async def _wind_down(self) -> None:
+        others = [asyncio.ensure_future(p.wind_down(self.config.shutdown_grace)) for p in self.participants]
         try:
             pending = [r.done.wait() for r in list(self.runs.values())]
             if pending:
@@ -459,6 +461,8 @@ class Runtime:
                 _, still = await asyncio.wait(ends, timeout=1.0)
                 for w in still:
                     w.cancel()
+            if others:
+                await asyncio.gather(*others, return_exceptions=True)
         finally:
             self.wound_down.set()
 
@@ -479,8 +483,8 @@ class Runtime:
             return
         for task in tasks:
             rid = task.get("id")
-            if not isinstance(rid, str):
-                continue
+            if not isinstance(rid, str) or task.get("profile", "responses") != "responses":
+                continue  # another profile's task (invocations recover their own)
             try:
                 await self._recover_one(rid, task)
             except StoreTransientError as exc:

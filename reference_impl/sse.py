@@ -54,9 +54,11 @@ class SSEResponse(Response):
         self,
         events: AsyncIterator[dict[str, Any]],
         on_disconnect: Callable[[], None] | None = None,
+        encode: Callable[[dict[str, Any]], bytes] = encode_event,
     ) -> None:
         self.events = events
         self.on_disconnect = on_disconnect
+        self.encode = encode
         self.status_code = 200
         self.background = None
         self.raw_headers = list(SSE_HEADERS)
@@ -65,7 +67,7 @@ class SSEResponse(Response):
         async def pump() -> None:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async for event in self.events:
-                await send({"type": "http.response.body", "body": encode_event(event), "more_body": True})
+                await send({"type": "http.response.body", "body": self.encode(event), "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
         pumper = asyncio.ensure_future(pump())
