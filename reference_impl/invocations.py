@@ -20,9 +20,9 @@ from .errors import ApiError
 from .sessions import TERMINAL_EVENTS, TERMINAL_STATUSES, Invocation, InvocationRuntime, wire
 from .sse import SSEResponse
 
-INVOCATION_ID_RE = re.compile(r"^inv_[A-Za-z0-9]{1,64}$")
-SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-CURSOR_RE = re.compile(r"^[0-9]+$")
+INVOCATION_ID_RE = re.compile(r"inv_[A-Za-z0-9]{1,64}")  # fullmatch: "$" would let a trailing "\n" in
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+CURSOR_RE = re.compile(r"[0-9]+")
 CREATE_FIELDS = ("input", "session_id")
 CANCEL_WAIT_S = 10.0
 
@@ -42,7 +42,7 @@ def _bad(param: str | None, message: str, code: str = "invalid_value") -> ApiErr
 
 
 def _check_id(value: str) -> str:
-    if not INVOCATION_ID_RE.match(value):
+    if not INVOCATION_ID_RE.fullmatch(value):
         raise _bad("invocation_id", f"Invalid 'invocation_id': '{value[:80]}'. Expected 'inv_<letters and digits>'.")
     return value
 
@@ -77,7 +77,7 @@ def validate_create(body: Any) -> tuple[dict[str, Any] | None, str | None]:
         raise _bad("input", "Invalid type for 'input': expected an object.")
     script = extract_script(body["input"])
     session_id = body.get("session_id")
-    if session_id is not None and not (isinstance(session_id, str) and SESSION_ID_RE.match(session_id)):
+    if session_id is not None and not (isinstance(session_id, str) and SESSION_ID_RE.fullmatch(session_id)):
         raise _bad("session_id", "Invalid 'session_id': expected a string matching [A-Za-z0-9_.:-]{1,128}.")
     return script, session_id
 
@@ -112,7 +112,7 @@ def parse_cursor(request: Request) -> int | None:
     for value in (query, header):
         if value is None:
             continue
-        if not CURSOR_RE.match(value):
+        if not CURSOR_RE.fullmatch(value):
             raise _bad("last_event_id", "Invalid 'last_event_id': expected a non-negative integer event id.")
         try:
             cursor = int(value)

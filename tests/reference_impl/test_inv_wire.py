@@ -116,11 +116,11 @@ def test_errors(api: InvApi) -> None:
     unknown = "inv_" + "0" * 32
     for r in (api.get(unknown), api.http.get(f"/invocations/{unknown}"), api.cancel(unknown)):
         assert r.status_code == 404 and error_of(r)["param"] == "invocation_id" and unknown in error_of(r)["message"]
-    for bad_id in ("abc", "inv_", "inv_a-b", "inv_" + "a" * 65, "INV_abc", "inv_%20x"):
+    for bad_id in ("abc", "inv_", "inv_a-b", "inv_" + "a" * 65, "INV_abc", "inv_%20x", "inv_abc%0A", "inv_abc%0D%0A"):
         for r in (api.get(bad_id), api.http.get(f"/invocations/{bad_id}"), api.cancel(bad_id)):
             assert r.status_code == 400 and error_of(r)["param"] == "invocation_id", (bad_id, r.text)
     inv = api.create({"deltas": 1})["invocation_id"]
-    for cursor in ("x", "-1", "1.5", "", " 1x", "+1", "1\r\n2", "0x10", "١"):
+    for cursor in ("x", "-1", "1.5", "", " 1x", "+1", "1\r\n2", "1\n", "1\r\n", "0x10", "١"):
         r = api.http.get(f"/invocations/{inv}", params={"last_event_id": cursor})
         assert r.status_code == 400 and error_of(r)["param"] == "last_event_id", (cursor, r.text)
     for cursor in ("x", "-1", "1.5", "١".encode()):
@@ -139,6 +139,7 @@ def test_errors(api: InvApi) -> None:
         ({**good, "session_id": 3}, "invalid_value", "session_id"),
         ({**good, "session_id": ""}, "invalid_value", "session_id"),
         ({**good, "session_id": "a/b"}, "invalid_value", "session_id"),
+        ({**good, "session_id": "ab\n"}, "invalid_value", "session_id"),
         ({**good, "session_id": "s" * 129}, "invalid_value", "session_id"),
     ]:
         r = api.http.post("/invocations", json=body)
