@@ -258,10 +258,12 @@ class CellItem(pytest.Item):
     def runtest(self) -> None:
         from .checks import run_checks
         from .executor import run_cell
+        from .targets import cell_requires
 
         s = settings(self.config)
         cell = self.cell
-        missing = s.target.missing_claims(cell.requires, cell.profile)
+        restarts = cell.fault.is_process_fault and cell.fault.restart
+        missing = s.target.missing_claims(cell_requires(cell.requires, restarts), cell.profile)
         if missing:
             self._record("not_claimed", missing=missing)
             pytest.skip(f"not claimed by target {s.target.name}: {', '.join(missing)}")

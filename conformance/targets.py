@@ -8,8 +8,11 @@ and the key.  The bundled reference target is ``conformance/targets/reference.ya
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import shlex
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +63,7 @@ TARGET_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "required": ["args"],
-            "properties": {"args": _STRINGS, "default": {"type": "string"}},
+            "properties": {"args": _STRINGS, "default": {"type": "string"}, "describe": {"type": "string", "minLength": 1}},
         },
     },
 }
@@ -93,6 +96,9 @@ class TargetConfig:
     cell_timeout_s: float
     store_args: tuple[str, ...] = ()  # how to select a store: args with a {store} placeholder
     store: str | None = None  # the store selected with --store, if any
+    store_describe: str | None = None  # command printing the selected store's capabilities as JSON
+    store_info: dict[str, Any] = field(default_factory=dict)  # what store_describe printed
+    withdrawn: frozenset[str] = frozenset()  # claims the selected store withdraws (e.g. durable_store)
 
     def with_store(self, store: str) -> "TargetConfig":
         """This target running with store provider ``store`` (``NAME[:OPTIONS]``)."""
@@ -103,7 +109,13 @@ class TargetConfig:
             )
         if not store or store.startswith(":") or any(c.isspace() for c in store):
             raise TargetConfigError(f"--store: expected NAME[:OPTIONS], got {store!r}")
-        return dataclasses.replace(self, store=store)
+        if not self.store_describe:
+            return dataclasses.replace(self, store=store)
+        info = _describe_store(self, store)
+        withdraws = info.get("withdraws", [])
+        if not isinstance(withdraws, list) or not all(isinstance(w, str) for w in withdraws):
+            raise TargetConfigError(f"--store {store}: store.describe printed a bad 'withdraws': {withdraws!r}")
+        return dataclasses.replace(self, store=store, store_info=info, withdrawn=frozenset(withdraws))
 
     def spec_for(self, server: dict[str, Any]) -> TargetSpec:
         """The harness spec for a row's server modes (each true mode adds its args/env)."""
@@ -126,7 +138,52 @@ class TargetConfig:
     def missing_claims(self, requires: tuple[str, ...], profile: str) -> list[str]:
         """What a cell needs that this target does not claim (the profile included)."""
         missing = [] if profile in self.profiles else [f"profile:{profile}"]
-        return missing + [r for r in requires if r not in self.claims]
+        claims = (self.claims | IMPLICIT_CLAIMS) - self.withdrawn
+        return missing + [
+            f"{r} (withdrawn by store {self.store})" if r in self.withdrawn else r for r in requires if r not in claims
+        ]
+
+
+IMPLICIT_CLAIMS = frozenset({"durable_store"})
+"""Claimed by every target unless its selected store withdraws it (``store.describe``).
+``durable_store`` is what every cell that restarts the target needs (see ``cell_requires``)."""
+
+
+def cell_requires(requires: tuple[str, ...], restarts: bool) -> tuple[str, ...]:
+    """A cell's requirements plus the implicit ones: a restart needs state that survives it."""
+    return requires + ("durable_store",) if restarts else requires
+
+
+def _describe_store(target: TargetConfig, store: str) -> dict[str, Any]:
+    """Run the target's ``store.describe`` command: one clear line if the store is unusable."""
+    assert target.store_describe is not None
+    try:
+        argv = [t.replace("{python}", sys.executable).replace("{store}", store) for t in shlex.split(target.store_describe)]
+    except ValueError as exc:
+        raise TargetConfigError(f"{target.source}: store.describe: cannot be parsed: {exc}") from None
+    try:
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=target.cwd or None,
+            env={**os.environ, **target.env},
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TargetConfigError(f"--store {store}: store.describe of target {target.name} did not run: {exc}") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise TargetConfigError(f"--store {store}: {why}")
+    try:
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        info = None
+    if not isinstance(info, dict):
+        raise TargetConfigError(f"--store {store}: store.describe did not print a JSON object: {proc.stdout[-200:]!r}")
+    return info
 
 
 def load_target(path: str | Path | None = None) -> TargetConfig:
@@ -179,6 +236,7 @@ def load_target(path: str | Path | None = None) -> TargetConfig:
         baseline=baseline_path,
         cell_timeout_s=float(data.get("cell_timeout_s", 30.0)),
         store_args=tuple(data.get("store", {}).get("args", ())),
+        store_describe=data.get("store", {}).get("describe"),
     )
 
 

@@ -10,7 +10,7 @@ import sys
 from typing import NoReturn
 
 from .config import ServerConfig
-from .stores import PROVIDERS
+from .stores import StoreConfigError, check_spec
 
 PROG = "reference_impl"
 
@@ -41,6 +41,14 @@ def _grace(text: str) -> float:
     return value
 
 
+def _store(text: str) -> str:
+    try:
+        check_spec(text)  # unknown name, failing import, bad option: one line, exit 2
+    except StoreConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _retention(text: str) -> int:
     try:
         value = int(text)
@@ -56,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, required=True)
     p.add_argument("--state-dir", required=True, help="directory for the file store (created if missing)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--store", default="file", choices=sorted(PROVIDERS))
+    p.add_argument("--store", default="file", type=_store, metavar="NAME[:OPTIONS]", help="store provider (file, sqlite, memory, postgres, or an installed entry point)")
     p.add_argument("--resilient-background", action="store_true", help="re-run store+background responses after a crash")
     p.add_argument("--shutdown-grace", type=_grace, default=2.0, help="seconds handlers may run on after SIGTERM")
     p.add_argument("--marker-dir", default=None, help="marker directory (default: $CONFORMANCE_MARKER_DIR)")
@@ -96,4 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     from .server import serve  # imported late: CLI errors stay fast
 
-    return serve(config)
+    try:
+        return serve(config)
+    except StoreConfigError as exc:  # e.g. the database named in the options is unreachable
+        sys.stderr.write(f"{PROG}: error: --store {config.store}: {exc}\n")
+        return 2

@@ -40,6 +40,9 @@ class _TransientGetOnce(RecordStore):
     def delete(self, kind: str, key: str) -> None:
         self._inner.delete(kind, key)
 
+    def compare_and_set(self, kind: str, key: str, expected: Record | None, new: Record | None) -> bool:
+        return self._inner.compare_and_set(kind, key, expected, new)
+
     def list_unfinished(self) -> list[Record]:
         return self._inner.list_unfinished()
 

@@ -24,6 +24,17 @@ plugged in by name without touching the runtime:
     within one log; ``append`` rejects a number that is not greater than the last one.
     ``read(after=N)`` returns the events with ``sequence_number > N`` in order.
 
+``compare_and_set`` on records is the one primitive that lets several workers share a store:
+a lease on a task is a task record whose ``lease`` field is taken and renewed by compare-and-set.
+
+Retention: an event log keeps every acknowledged event, in order, until ``delete`` removes the
+whole log; nothing is trimmed silently, and a deleted log never comes back (a new append under the
+same key starts an empty log).
+
+Capabilities: a provider class declares :class:`StoreCapabilities`. ``durable=False`` (the
+``memory`` provider) withdraws the ``durable_store`` claim, so every contract cell that restarts
+the server is reported "not claimed" instead of being run.
+
 Errors: every provider raises :class:`StoreError` or a subclass. A provider that cannot tell
 whether a record exists (a timeout, a lost connection) raises :class:`StoreTransientError`;
 the runtime never treats that as "not found" (a recovery scan must not drop a task on it).
@@ -32,6 +43,7 @@ the runtime never treats that as "not found" (a recovery scan must not drop a ta
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import Any
 
 Record = dict[str, Any]
@@ -54,6 +66,26 @@ class StoreCorruptError(StoreError):
     """Persisted data is unreadable in a way that is not a torn tail (damaged mid-file)."""
 
 
+class StoreConfigError(StoreError, ValueError):
+    """The store spec names no known provider, the provider failed to import, or an option is wrong."""
+
+
+DURABLE_STORE = "durable_store"
+"""The claim a non-durable provider withdraws: state survives a crash and a restart."""
+
+
+@dataclass(frozen=True)
+class StoreCapabilities:
+    """What a provider promises beyond the interfaces."""
+
+    durable: bool = True  # acknowledged writes survive a SIGKILL of the process and a reopen
+    shared: bool = False  # several processes may open the same store at once
+
+    def withdrawn_claims(self) -> list[str]:
+        """Target claims that do not hold with this provider."""
+        return [] if self.durable else [DURABLE_STORE]
+
+
 class RecordStore(abc.ABC):
     """Atomic whole-record store addressed by (kind, key)."""
 
@@ -68,6 +100,15 @@ class RecordStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, kind: str, key: str) -> None:
         """Durably remove the record; removing a missing record is not an error."""
+
+    @abc.abstractmethod
+    def compare_and_set(self, kind: str, key: str, expected: Record | None, new: Record | None) -> bool:
+        """Atomically: if the stored record equals ``expected`` (None: absent), durably replace it
+        with ``new`` (None: delete) and return True; otherwise change nothing and return False.
+
+        Equality is JSON value equality. Atomic against every other writer of the same store,
+        including other processes when the provider declares ``shared``.
+        """
 
     @abc.abstractmethod
     def list_unfinished(self) -> list[Record]:
@@ -95,9 +136,14 @@ class EventLog(abc.ABC):
 
 
 class StoreProvider:
-    """What the runtime receives: one record store and one event log."""
+    """What the runtime receives: one record store and one event log.
+
+    A provider class is built as ``cls(state_dir, **options)`` where options are the strings of
+    ``--store NAME:key=value,...``; an unknown option raises :class:`StoreConfigError`.
+    """
 
     name = "abstract"
+    capabilities = StoreCapabilities()
 
     def __init__(self, records: RecordStore, events: EventLog) -> None:
         self.records = records

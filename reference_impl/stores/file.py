@@ -13,6 +13,9 @@ Durability rules:
   record is either the old one or the new one;
 * an event is appended as one ``write`` of ``<json>\\n`` followed by ``os.fsync``; a new log
   file also gets its directory fsync'd;
+* ``compare_and_set`` (and every ``put``/``delete``) holds an exclusive ``flock`` on
+  ``<state_dir>/.records.lock``, so a compare-and-set is atomic against other processes that
+  share the directory on a local file system;
 * on load, a torn tail (a last line without its newline, or unparsable lines at the very end)
   is ignored; before the first append of a lifetime the torn tail is cut off so the next
   line starts cleanly. Damage in the middle of a log raises :class:`StoreCorruptError`.
@@ -20,10 +23,13 @@ Durability rules:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 from .base import (
@@ -35,6 +41,7 @@ from .base import (
     RecordStore,
     StoreCorruptError,
     StoreError,
+    StoreCapabilities,
     StoreProvider,
 )
 
@@ -81,6 +88,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 class FileRecordStore(RecordStore):
     def __init__(self, root: Path) -> None:
+        self._lock_path = root / ".records.lock"
         self._dirs = {kind: root / sub for kind, sub in _DIRS.items()}
         for d in self._dirs.values():
             d.mkdir(parents=True, exist_ok=True)
@@ -96,6 +104,18 @@ class FileRecordStore(RecordStore):
             raise ValueError(f"unknown record kind {kind!r}")
         _check_key(key)
         return self._dirs[kind] / f"{key}.json"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open {self._lock_path}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the only descriptor releases the lock
 
     def get(self, kind: str, key: str) -> Record | None:
         path = self._path(kind, key)
@@ -114,6 +134,10 @@ class FileRecordStore(RecordStore):
         return record
 
     def put(self, kind: str, key: str, record: Record) -> None:
+        with self._locked():
+            self._put(kind, key, record)
+
+    def _put(self, kind: str, key: str, record: Record) -> None:
         path = self._path(kind, key)
         data = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
         try:
@@ -121,7 +145,22 @@ class FileRecordStore(RecordStore):
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {exc}") from exc
 
+    def compare_and_set(self, kind: str, key: str, expected: Record | None, new: Record | None) -> bool:
+        self._path(kind, key)  # validate before taking the lock
+        with self._locked():
+            if self.get(kind, key) != expected:
+                return False
+            if new is None:
+                self._delete(kind, key)
+            else:
+                self._put(kind, key, new)
+            return True
+
     def delete(self, kind: str, key: str) -> None:
+        with self._locked():
+            self._delete(kind, key)
+
+    def _delete(self, kind: str, key: str) -> None:
         path = self._path(kind, key)
         try:
             path.unlink()
@@ -274,6 +313,7 @@ class FileStoreProvider(StoreProvider):
     """Records as atomically replaced JSON files, events as fsync'd JSONL logs."""
 
     name = "file"
+    capabilities = StoreCapabilities(durable=True, shared=False)
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
         root = Path(state_dir)
