@@ -29,10 +29,13 @@ import jsonschema
 import yaml
 
 from .errors import ContractError, ContractNotFoundError
-from .history import CALL_NAMES
+from .history import CALL_NAMES, INVOCATION_CALL_NAMES
 from .model import (
     EXPECTATION_KEYS,
     FAULT_KINDS,
+    PROFILE_FAULTS,
+    PROFILE_KEYS,
+    PROFILE_STATUSES,
     LEVELS,
     PROCESS_FAULTS,
     TRIGGERS,
@@ -50,10 +53,16 @@ REQUEST_FIELDS = ("store", "background", "stream", "model", "metadata", "previou
 SCRIPT_FIELDS = ("deltas", "delay_ms", "hold_at", "checkpoint_every", "fail_at")
 """Test-control script fields (DESIGN.md §3); the executor adds ``tag``."""
 
-SERVER_MODES = ("resilient_background", "steerable_conversations", "resilient")
+SERVER_MODES = (
+    "resilient_background",
+    "steerable_conversations",
+    "resilient",
+    "resilient_invocations",
+    "event_retention",
+)
 """Server modes a row may ask for; each mode set to true is also a required capability."""
 
-CAPABILITIES = SERVER_MODES + ("checkpoints", "cancel", "disconnect", "delete")
+CAPABILITIES = SERVER_MODES + ("checkpoints", "cancel", "disconnect", "delete", "steering")
 """Names a contract may list in ``requires`` and a target may list in ``claims``."""
 
 CURSOR_TOKENS = ("start", "mid")
@@ -400,10 +409,14 @@ def _check_runnable(
     expect: dict[str, Any],
     requires: list[str],
     variant: str,
+    profile: str = "responses",
 ) -> None:
     """Problems that would make the executor hang or make an expectation vacuous."""
     fault = path.spec
     where = f"[{variant}] " if variant != "(no vary)" else ""
+    if profile == "invocations":
+        _check_runnable_invocations(problems, here, path_id, path, script, expect, requires)
+        return
     stream = request.get("stream") is True
     background = request.get("background") is True
     if fault.at == "held" and script.get("hold_at") is None:
@@ -436,6 +449,97 @@ def _check_runnable(
                          f"{where}cursor 'mid' is taken from the live stream: needs stream=true")
     if script.get("checkpoint_every") is not None and "checkpoints" not in requires:
         problems.add(here, f"{where}the script uses checkpoint_every: add 'checkpoints' to the row's requires")
+
+
+INVOCATION_CALLS = frozenset(INVOCATION_CALL_NAMES)
+RESPONSES_CALLS = frozenset(CALL_NAMES) - (INVOCATION_CALLS - {"create", "poll", "get", "replay", "cancel", "cancel_again"})
+PROFILE_CALLS = {"responses": RESPONSES_CALLS, "invocations": INVOCATION_CALLS}
+"""Call names each profile's executor makes (``http``, ``content_type`` and ``error`` keys)."""
+
+PROFILE_SERVER_MODES = {
+    "responses": frozenset({"resilient_background", "steerable_conversations"}),
+    "invocations": frozenset({"resilient", "resilient_invocations", "event_retention"}),
+}
+"""Server modes that mean something to each profile."""
+
+
+def _check_profile(problems: _Problems, here: tuple, profile: str, spec: dict[str, Any]) -> None:
+    """Keys, calls and statuses a cell names must apply to the contract's profile."""
+    if profile not in PROFILE_KEYS:
+        return
+    for key in spec:
+        if key in EXPECTATION_KEYS and key not in PROFILE_KEYS[profile]:
+            problems.add(here + (key,), f"expectation '{key}' does not apply to profile {profile} "
+                                        f"(known here: {', '.join(k for k in EXPECTATION_KEYS if k in PROFILE_KEYS[profile])})")
+    for key in ("http", "content_type", "error"):
+        value = spec.get(key)
+        if isinstance(value, dict):
+            for name in value:
+                if name in CALL_NAMES and name not in PROFILE_CALLS[profile]:
+                    problems.add(here + (key, name), f"call '{name}' is not made by the {profile} executor "
+                                                     f"(calls: {', '.join(sorted(PROFILE_CALLS[profile]))})")
+    status = spec.get("status")
+    known = set().union(*PROFILE_STATUSES.values())
+    if isinstance(status, str) and status in known and status not in PROFILE_STATUSES[profile]:
+        problems.add(here + ("status",), f"status '{status}' is not a {profile} status "
+                                         f"(known: {', '.join(sorted(PROFILE_STATUSES[profile]))})")
+    resume = spec.get("resume")
+    if profile == "invocations" and isinstance(resume, dict) and isinstance(resume.get("from"), list):
+        for i, cursor in enumerate(resume["from"]):
+            complaint = _check_resume_cursor(cursor)
+            if complaint:
+                problems.add(here + ("resume", "from", i), complaint)
+    if profile == "invocations" and "request" in spec:
+        problems.add(here + ("request",), "invocations cells take no request fields (the input is the script)")
+
+
+def _check_resume_cursor(cursor: Any) -> str | None:
+    """None when ``cursor`` is a valid resume.from entry, else the complaint."""
+    if isinstance(cursor, int) and not isinstance(cursor, bool) and cursor >= 0:
+        return None
+    if cursor == "seen":
+        return None
+    if isinstance(cursor, dict) and set(cursor) == {"raw"} and isinstance(cursor["raw"], str) and cursor["raw"]:
+        if cursor["raw"] == "seen":
+            return "raw cursor 'seen' would read as the token seen: write seen instead"
+        return None
+    return (
+        f"invalid cursor {_show(cursor)} (expected seen, an integer >= 0, "
+        "or {raw: <text>} for a cursor sent verbatim)"
+    )
+
+
+def _check_runnable_invocations(
+    problems: _Problems,
+    here: tuple,
+    path_id: str,
+    path: _Path,
+    script: dict[str, Any],
+    expect: dict[str, Any],
+    requires: list[str],
+) -> None:
+    fault = path.spec
+    if fault.at == "held" and script.get("hold_at") is None:
+        problems.add(here, f"path {path_id} triggers at 'held' but the script has no hold_at: "
+                           "the trigger would never fire")
+    if "exit" in expect and fault.kind not in PROCESS_FAULTS:
+        problems.add(here + ("exit",), f"'exit' needs a process fault, path {path_id} is '{fault.kind}'")
+    called = _calls_named(expect)
+    for name in sorted(called & {"cancel", "cancel_again"}):
+        if fault.kind != "cancel":
+            problems.add(here, f"expectations name the '{name}' call, which only a cancel path makes "
+                               f"(path {path_id} is '{fault.kind}')")
+    steer_calls = sorted(called & {"steer", "steer_live", "steer_get", "steer_replay"})
+    if (steer_calls or "steering" in expect) and fault.kind != "steer":
+        problems.add(here, f"steering expectations need a steer path (path {path_id} is '{fault.kind}')")
+    if fault.kind == "steer" and "steering" not in expect:
+        problems.add(here, f"path {path_id} steers: the cell must judge it with a 'steering' expectation")
+    if fault.kind == "steer" and fault.at != "held":
+        problems.add(here, f"path {path_id}: a steer is only deterministic at 'held' (the first turn must still run)")
+    if "resume" in called and "resume" not in expect:
+        problems.add(here, "expectations name the 'resume' call: add a resume expectation saying from which cursors")
+    if script.get("checkpoint_every") is not None and "checkpoints" not in requires:
+        problems.add(here, "the script uses checkpoint_every: add 'checkpoints' to the row's requires")
 
 
 def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) -> bool:
@@ -483,6 +587,9 @@ def _expectations(spec: dict[str, Any]) -> dict[str, Any]:
     replay = expect.get("replay")
     if isinstance(replay, dict) and isinstance(replay.get("after"), list):
         replay["after"] = [c["raw"] if isinstance(c, dict) and "raw" in c else c for c in replay["after"]]
+    resume = expect.get("resume")
+    if isinstance(resume, dict) and isinstance(resume.get("from"), list):
+        resume["from"] = [c["raw"] if isinstance(c, dict) and "raw" in c else c for c in resume["from"]]
     return expect
 
 
@@ -495,6 +602,13 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
             problems.add(("contract",), f"contract '{name}' must be '{wanted}' (<profile>/<file stem>)")
     file_level = doc.get("level", "MUST")
     paths = _check_paths(doc, problems)
+    if profile in PROFILE_FAULTS:
+        for pid, p in paths.items():
+            if p.spec.kind not in PROFILE_FAULTS[profile]:
+                problems.add(("paths", pid, "fault"), f"fault '{p.spec.kind}' does not apply to profile {profile} "
+                                                      f"(known here: {', '.join(k for k in FAULT_KINDS if k in PROFILE_FAULTS[profile])})")
+    if profile == "invocations" and "request" in _mapping(doc.get("defaults")):
+        problems.add(("defaults", "request"), "invocations contracts take no request fields (the input is the script)")
     declared = list(doc.get("paths", {})) if isinstance(doc.get("paths"), dict) else []
     defaults = _mapping(doc.get("defaults"))
 
@@ -520,6 +634,17 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
         vary_items = [(k, list(v)) for k, v in vary.items() if isinstance(v, list) and v and k in REQUEST_FIELDS]
         variants = [tuple(zip([k for k, _ in vary_items], combo))
                     for combo in itertools.product(*[vals for _, vals in vary_items])]
+        if profile in PROFILE_SERVER_MODES:
+            for layer, lhere in ((_mapping(defaults.get("server")), ("defaults", "server")),
+                                 (_mapping(row.get("server")), rhere + ("server",))):
+                for mode in layer:
+                    if mode in SERVER_MODES and mode not in PROFILE_SERVER_MODES[profile]:
+                        problems.add(lhere + (mode,), f"server mode '{mode}' does not apply to profile {profile} "
+                                                      f"(known here: {', '.join(sorted(PROFILE_SERVER_MODES[profile]))})")
+            if profile == "invocations":
+                for key in ("request", "vary"):
+                    if key in row:
+                        problems.add(rhere + (key,), f"invocations rows take no '{key}' (the input is the script)")
         server = _merge(defaults.get("server"), row.get("server"))
         row_requires = _strings(defaults.get("requires")) + _strings(row.get("requires"))
         row_request = _merge(defaults.get("request"), row.get("request"))
@@ -591,6 +716,8 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
                                 name or "", row_id, pid, f"{_variant_text(variant)}: {reason}", source))
                     continue
                 path = paths.get(pid)
+                if isinstance(profile, str):
+                    _check_profile(problems, here, profile, spec)
                 if path is None:
                     continue  # the path itself is broken and already reported
                 expect = _expectations(spec)
@@ -601,7 +728,7 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
                     request = _merge(row_request, spec.get("request"))
                     request.update(dict(variant))
                     _check_runnable(problems, here, pid, path, request, script, expect, requires,
-                                    _variant_text(variant))
+                                    _variant_text(variant), profile or "responses")
                     cells.append(Cell(
                         contract=name or "",
                         profile=profile or "",

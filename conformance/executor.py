@@ -32,8 +32,20 @@ from .drivers.responses import (
     status_of,
     terminal_snapshot,
 )
-from .history import TERMINAL_STATUSES, FaultRecord, History, HttpCall, IncarnationRecord
-from .model import Cell
+from .drivers.invocations import InvocationsDriver
+from .drivers.invocations import invocation_id_of as inv_id_of
+from .drivers.invocations import script_input as inv_script_input
+from .drivers.invocations import status_of as inv_status_of
+from .history import (
+    INVOCATION_TERMINAL_STATUSES,
+    TERMINAL_STATUSES,
+    FaultRecord,
+    History,
+    HttpCall,
+    IncarnationRecord,
+    SteeredInput,
+)
+from .model import PROCESS_FAULTS, Cell
 from .targets import TargetConfig
 
 START_RE = re.compile(r"^start attempt=(\d+) id=(\S+)")
@@ -431,6 +443,354 @@ def _incarnation_record(inc: Any) -> IncarnationRecord:
     return IncarnationRecord(**data)
 
 
+# ==========================================================================================
+# invocations profile
+# ==========================================================================================
+
+TRANSCRIPT_KEYS = frozenset({"cursor", "entry_modes", "resume", "readers", "output", "output_text"})
+"""Invocations expectations judged against the full transcript (a ``replay`` after the end)."""
+
+
+class InvocationsRun(CellRun):
+    """One execution of one invocations-profile cell.
+
+    The profile's operations differ from the responses profile's: create is ``POST
+    /invocations`` (answers at once with the id), the live stream is a ``GET
+    /invocations/{id}`` SSE opened right after it (call ``live``; ``readers: N`` opens N-1
+    more, ``reader``), polling asks for ``Accept: application/json``, the terminal statuses are
+    the invocation ones, replay is the GET without a cursor and resume sends ``Last-Event-ID``
+    or ``?last_event_id=``.  Faults: the process faults, ``disconnect`` (drop the live GET),
+    ``cancel`` and ``steer`` (POST another input on the same session at the trigger).
+    """
+
+    def __init__(self, cell: Cell, config: TargetConfig, work_dir: Path) -> None:
+        super().__init__(cell, config, work_dir)
+        self.driver.transport.close()  # the responses driver the base class built is not used
+        self.idriver = InvocationsDriver(self.target.base_url, self.recorder, timeout_s=self.timeout)
+        self.streams: list[tuple[threading.Thread, StreamControl]] = []
+
+    # -- small utilities ---------------------------------------------------------------
+    @property
+    def live_call(self) -> HttpCall | None:
+        calls = self.history_calls("live")
+        return calls[0] if calls else None
+
+    def live_in_flight(self) -> bool:
+        return bool(self.streams) and self.streams[0][0].is_alive()
+
+    def live_id_max(self) -> int | None:
+        call = self.live_call
+        ids = [f.event_id for f in call.frames if f.event_id is not None] if call else []
+        return max(ids) if ids else None
+
+    def _last_seen(self) -> str:
+        call = self.live_call
+        frames = call.frames if call else []
+        last_frame = frames[-1].raw.strip()[:200] if frames else "no frame"
+        status = call.status if call else None
+        return (
+            f"live status={status}, frames={len(frames)} (last: {last_frame}), "
+            f"markers={self.marker_lines()[-3:]}"
+        )
+
+    def _open_stream(self, rid: str, name: str, labels: dict[str, Any] | None = None) -> StreamControl:
+        control = self.control if name == "live" else StreamControl()
+        kwargs: dict[str, Any] = {"name": name, "control": control}
+        thread = threading.Thread(target=self._stream_body, args=(rid, kwargs, labels or {}), daemon=True)
+        self.streams.append((thread, control))
+        before = len(self.recorder.calls)
+        thread.start()
+        self.await_(
+            lambda: len(self.recorder.calls) > before,
+            f"the {name} GET of {rid} to start",
+            self._last_seen,
+        )
+        return control
+
+    def _stream_body(self, rid: str, kwargs: dict[str, Any], labels: dict[str, Any]) -> None:
+        call = self.idriver.stream(rid, **kwargs)
+        call.params.update(labels)
+
+    # -- the run -----------------------------------------------------------------------
+    def execute(self) -> History:
+        try:
+            self._run()
+        except CellTimeout as exc:
+            self.history.notes.append(f"executor error: {exc}")
+        except MarkerTimeout as exc:
+            self.history.notes.append(f"not testable: trigger never observed: {exc}")
+        except NotTestable as exc:
+            self.history.notes.append(f"not testable: {exc}")
+        except HarnessError as exc:
+            self.history.notes.append(f"executor error: harness: {exc}")
+        finally:
+            for _, control in self.streams:
+                control.drop()
+            try:
+                self.target.close()
+            finally:
+                for thread, _ in self.streams:
+                    thread.join(timeout=5)
+                self._finish_history()
+                self.idriver.close()
+        return self.history
+
+    def _run(self) -> None:
+        cell, fault = self.cell, self.cell.fault
+        self.target.start()
+        if fault.kind == "none" or fault.at == "terminal":
+            self.markers.release(self.tag)
+        body: dict[str, Any] = {"input": inv_script_input(self.script)}
+        create = self.idriver.create(body)
+        rid = inv_id_of(create)
+        self.history.response_id = rid
+        if isinstance(create.body, dict) and isinstance(create.body.get("session_id"), str):
+            self.history.session_id = create.body["session_id"]
+        if rid is None:
+            if create.status == 200:
+                raise NotTestable("POST /invocations answered 200 but revealed no invocation_id")
+            return  # refused: the http / error expectations judge the answer
+        self._open_stream(rid, "live")
+        readers = self.cell.expect.get("readers")
+        for n in range(2, (readers if isinstance(readers, int) else 1) + 1):
+            self._open_stream(rid, "reader", {"reader": n})
+        if fault.kind != "none":
+            self._deliver_fault(rid)
+        self._follow(rid)
+        self._probe(rid)
+
+    # -- faults ------------------------------------------------------------------------
+    def _trigger(self, rid: str) -> str:
+        fault = self.cell.fault
+        if fault.at == "held":
+            line = self.markers.wait_for(self.tag, HELD_RE, timeout_s=self.timeout, alive=self.target.is_alive)
+            self._catch_up_live(line)
+            return line
+        if fault.at == "created":
+            return f"id {rid}"
+        if fault.at == "after_events":
+            n = fault.after_events or 1
+            self.await_(
+                lambda: self.live_call is not None and len(self.live_call.frames) >= n,
+                f"{n} frames on the live stream",
+                self._last_seen,
+            )
+            return f"{n} frames"
+        if fault.at == "terminal":
+            return f"status {self._poll_terminal(rid)}"
+        raise NotTestable(f"unknown trigger {fault.at!r}")
+
+    def _catch_up_live(self, held_line: str) -> None:
+        """Deltas 0..k were emitted before ``held k``: wait until the live stream shows delta k."""
+        k = int(held_line.split()[1])
+        call = self.live_call
+        if k < 0 or call is None:
+            return
+
+        def shown() -> bool:
+            for f in call.frames:
+                payload = f.json
+                if f.type == "invocation.delta" and isinstance(payload, dict) and payload.get("index") == k:
+                    return True
+            return not self.live_in_flight()
+
+        self.await_(shown, f"the live stream to show delta {k} (emitted before '{held_line}')", self._last_seen)
+
+    def _deliver_fault(self, rid: str) -> None:
+        fault = self.cell.fault
+        observed = self._trigger(rid)
+        record = FaultRecord(
+            kind=fault.kind,
+            trigger=fault.describe().split("@", 1)[-1],
+            observed=observed,
+            t=self.now(),
+            incarnation=self._incarnation_index(),
+            last_seq_before=self.live_id_max(),
+        )
+        self.history.faults.append(record)
+        kind = fault.kind
+        if kind in PROCESS_FAULTS:
+            self.process_faulted = True
+            record.exit_mode = self._stop_process(kind)
+            if kind == "crash_twice":
+                self._second_crash(record)
+            else:
+                self.markers.release(self.tag)
+                if fault.restart:
+                    record.restarted_as = self.target.restart().index
+        elif kind == "disconnect":
+            self.control.drop()
+            self.await_(lambda: not self.live_in_flight(), "the live GET to end after the drop", self._last_seen)
+            self.markers.release(self.tag)
+        elif kind == "cancel":
+            self.idriver.cancel(rid)
+            self.idriver.cancel(rid, name="cancel_again")
+            self.markers.release(self.tag)
+        elif kind == "steer":
+            self._steer(rid)
+        else:
+            raise NotTestable(f"fault {kind!r} is not supported by the invocations executor")
+
+    def _steer(self, rid: str) -> None:
+        """POST the steered input(s) on the first input's session, follow each on its own stream;
+        release the first input only once its handler reported ``interrupted`` (else it would
+        run through instead of being superseded)."""
+        session = self.history.session_id
+        if session is None:
+            raise NotTestable("the create answer named no session_id to steer")
+        spec = self.cell.expect.get("steering")
+        count = spec.get("inputs", 1) if isinstance(spec, dict) else 1
+        for k in range(1, count + 1):
+            tag = f"{self.tag}-s{k}"
+            script = {**self.cell.script, "tag": tag}
+            record = SteeredInput(index=k, tag=tag, script=script)
+            self.history.steered.append(record)
+            if count == 1 or k > 1:
+                self.markers.release(tag)  # with several inputs the first holds (FIFO probe below)
+            call = self.idriver.create(
+                {"input": inv_script_input(script), "session_id": session}, name="steer"
+            )
+            call.params["steer"] = k
+            record.invocation_id = inv_id_of(call)
+            record.post_status = inv_status_of(call)
+            if record.invocation_id is None:
+                raise NotTestable(f"steered input {k} was refused: {call.status} {(call.body_text or '')[:200]}")
+            self._open_stream(record.invocation_id, "steer_live", {"steer": k})
+        self._await_interrupted()
+        self.markers.release(self.tag)
+        if count > 1:
+            self._fifo_probe()
+
+    def _await_interrupted(self) -> None:
+        try:
+            self.markers.wait_for(self.tag, r"^interrupted$", timeout_s=self.timeout, alive=self.target.is_alive)
+        except MarkerTimeout:
+            self.history.notes.append(
+                f"observation: the steered first input was not stopped within {self.timeout:.0f}s"
+            )
+
+    def _fifo_probe(self) -> None:
+        """Several steered inputs: the first held one is observed while every later one is still
+        queued (no start marker, snapshot queued), then released."""
+        records = self.history.steered
+        first = records[0]
+        line = self.markers.wait_for(first.tag, HELD_RE, timeout_s=self.timeout, alive=self.target.is_alive)
+        for later in records[1:]:
+            snap = self.idriver.snapshot(later.invocation_id or "", name="steer_get")
+            snap.params["steer"] = later.index
+            starts = sum(1 for m in self.markers.lines(later.tag) if m.startswith("start "))
+            later.observations.append(
+                f"while input {first.index} was '{line}': status {inv_status_of(snap)!r}, {starts} start marker(s)"
+            )
+        for record in records:
+            self.markers.release(record.tag)
+
+    # -- following and probing -----------------------------------------------------------
+    def _poll_terminal(self, rid: str, labels: dict[str, Any] | None = None) -> str | None:
+        """Poll the JSON snapshot until a terminal status; anything but 200 fails at once."""
+        deadline = time.monotonic() + self.timeout
+        last: HttpCall | None = None
+        while time.monotonic() < deadline:
+            last = self.idriver.snapshot(rid, name="poll")
+            last.params.update(labels or {})
+            status = inv_status_of(last)
+            if last.status == 200 and status in INVOCATION_TERMINAL_STATUSES:
+                return status
+            if last.status != 200:
+                raise CellTimeout(
+                    f"poll of {rid} got an unexpected answer: {last.status} "
+                    f"{(last.body_text or last.error or '')[:300]}"
+                )
+            with self.recorder.changed:
+                self.recorder.changed.wait(POLL_INTERVAL_S)
+        shown = f"{last.status} {(last.body_text or '')[:300]}" if last else "no answer"
+        raise CellTimeout(
+            f"timed out after {self.timeout:.0f}s waiting for a terminal status of {rid}; last poll: {shown}"
+            f"\n--- server log tail ---\n{self.target.log_tail(20)}"
+        )
+
+    def _follow(self, rid: str) -> None:
+        if self.cell.fault.at != "terminal":
+            self._poll_terminal(rid)
+        final = self.idriver.snapshot(rid)
+        if final.status == 200 and isinstance(final.body, dict):
+            self.history.final, self.history.final_source = final.body, "get"
+        for record in self.history.steered:
+            if record.invocation_id is None:
+                continue
+            self._poll_terminal(record.invocation_id, {"steer": record.index})
+            snap = self.idriver.snapshot(record.invocation_id, name="steer_get")
+            snap.params["steer"] = record.index
+            if snap.status == 200 and isinstance(snap.body, dict):
+                record.final = snap.body
+        # the live streams end right after the terminal event: wait for them (bounded)
+        self.await_(
+            lambda: not any(t.is_alive() for t, c in self.streams if not c.dropped.is_set())
+            or self.process_faulted,
+            "the live streams to end after the terminal event",
+            self._last_seen,
+        )
+
+    def _probe(self, rid: str) -> None:
+        expect = self.cell.expect
+        wants_transcript = bool(TRANSCRIPT_KEYS & set(expect)) or "replay" in _named_calls(expect)
+        if wants_transcript:
+            self.idriver.stream(rid, name="replay", label="start")
+        for record in self.history.steered:
+            if record.invocation_id is not None:
+                call = self.idriver.stream(record.invocation_id, name="steer_replay", label="start")
+                call.params["steer"] = record.index
+        resume = expect.get("resume")
+        if isinstance(resume, dict):
+            vias = resume.get("via", "both")
+            vias = ("header", "query") if vias == "both" else (vias,)
+            for cursor in self._resume_cursors(resume.get("from", "seen")):
+                for via in vias:
+                    self.idriver.stream(rid, name="resume", last_event_id=cursor, via=via, label=str(cursor))
+
+    def _resume_cursors(self, spec: Any) -> list[Any]:
+        items = spec if isinstance(spec, list) else [spec]
+        out: list[Any] = []
+        for item in items:
+            if item == "seen":
+                for cursor in [0] + self._seen_ids():
+                    if cursor not in out:
+                        out.append(cursor)
+            elif item not in out:
+                out.append(item)
+        return out
+
+    def _seen_ids(self) -> list[int]:
+        """Every id the client saw live before the first fault (all of them without a fault)."""
+        call = self.live_call
+        if call is None:
+            return []
+        faults = self.history.faults
+        frames = call.frames
+        if faults:
+            frames = [f for f in frames if f.t <= faults[0].t]
+        return sorted({f.event_id for f in frames if f.event_id is not None})
+
+    def _finish_history(self) -> None:
+        super()._finish_history()
+        for record in self.history.steered:
+            record.markers = self.markers.lines(record.tag)
+
+    def _state_hits(self) -> list[str]:
+        return []  # invocations are always persisted; no store=false row to prove empty
+
+
+def _named_calls(expect: dict[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for key in ("http", "content_type", "error"):
+        value = expect.get(key)
+        if isinstance(value, dict):
+            names.update(value)
+    return names
+
+
 def run_cell(cell: Cell, config: TargetConfig, work_dir: Path) -> History:
     """Run one cell in ``work_dir`` (its own port, state, markers and logs) and return its History."""
+    if cell.profile == "invocations":
+        return InvocationsRun(cell, config, work_dir).execute()
     return CellRun(cell, config, work_dir).execute()

@@ -46,6 +46,14 @@ class SSEFrame:
         return self.event
 
     @property
+    def event_id(self) -> int | None:
+        """The invocations-profile cursor: the ``id:`` line as an int (digits only), else None."""
+        text = self.id
+        if text is None or not text.isdigit():
+            return None
+        return int(text)
+
+    @property
     def seq(self) -> int | None:
         """The responses-profile cursor (``sequence_number``), or None if absent/not an int."""
         payload = self.json
@@ -90,8 +98,36 @@ CALL_NAMES = (
     "cancel",  # POST /responses/{id}/cancel (the cancel fault)
     "cancel_again",  # a second cancel, to check idempotence
     "delete",  # DELETE /responses/{id}
+    # invocations profile only (see INVOCATION_CALL_NAMES)
+    "live",
+    "reader",
+    "resume",
+    "steer",
+    "steer_live",
+    "steer_get",
+    "steer_replay",
 )
 """Logical names the executor gives its calls; contracts refer to calls by these names."""
+
+INVOCATION_CALL_NAMES = (
+    "create",  # POST /invocations (the row's input)
+    "live",  # GET /invocations/{id} (SSE) opened right after the create: the live stream
+    "reader",  # further live readers of the same invocation (expectation ``readers``)
+    "poll",  # GET /invocations/{id} with Accept: application/json while waiting for a terminal status
+    "get",  # the final JSON snapshot after the cell's last restart and terminal
+    "replay",  # the full transcript: GET /invocations/{id} (SSE) without a cursor, after the end
+    "resume",  # GET /invocations/{id} (SSE) from a cursor (Last-Event-ID header or ?last_event_id=)
+    "cancel",  # POST /invocations/{id}/cancel (the cancel fault)
+    "cancel_again",  # a second cancel, to check idempotence
+    "steer",  # POST /invocations with the same session_id while the first turn runs (steer fault)
+    "steer_live",  # live stream of a steered invocation
+    "steer_get",  # final JSON snapshot of a steered invocation
+    "steer_replay",  # full transcript of a steered invocation
+)
+"""Call names of the invocations profile (``params.steer`` = k on the calls of steered input k)."""
+
+INVOCATION_TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted", "superseded"})
+"""Statuses after which an invocation never changes again (invocations profile)."""
 
 
 @dataclass
@@ -124,6 +160,20 @@ class FaultRecord:
 
 
 @dataclass
+class SteeredInput:
+    """A second input POSTed on the same session (steer fault): its own tag, id and evidence."""
+
+    index: int  # 1 for the first steered input, 2 for the next ...
+    tag: str
+    script: dict[str, Any] = field(default_factory=dict)
+    invocation_id: str | None = None
+    post_status: str | None = None  # the ``status`` in the POST answer (queued expected)
+    markers: list[str] = field(default_factory=list)
+    final: dict[str, Any] | None = None
+    observations: list[str] = field(default_factory=list)  # e.g. "while input 1 held: input 2 status queued, 0 start markers"
+
+
+@dataclass
 class History:
     """Everything observed in one cell."""
 
@@ -140,6 +190,8 @@ class History:
     final_source: str | None = None  # get | create | stream
     state_dir_hits: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    session_id: str | None = None  # invocations: the session of the first input
+    steered: list[SteeredInput] = field(default_factory=list)  # invocations: steer fault inputs
 
     # -- queries used by checkers -------------------------------------------------------
     def calls_named(self, name: str) -> list[HttpCall]:
@@ -147,8 +199,9 @@ class History:
         return [c for c in self.calls if c.name == name]
 
     def live_frames(self) -> list[SSEFrame]:
-        """Frames of the ``create`` call's own stream (the live stream), in order."""
-        return [f for c in self.calls_named("create") for f in c.frames]
+        """Frames of the live stream, in order: the ``create`` call's own stream (responses) and
+        the ``live`` GET opened right after the create (invocations)."""
+        return [f for c in self.calls if c.name in ("create", "live") for f in c.frames]
 
     def attempts(self) -> int:
         """How many times the handler really started, from ``start attempt=`` markers."""
@@ -170,6 +223,7 @@ class History:
         ]
         data["incarnations"] = [IncarnationRecord(**i) for i in data.get("incarnations", [])]
         data["faults"] = [FaultRecord(**f) for f in data.get("faults", [])]
+        data["steered"] = [SteeredInput(**s) for s in data.get("steered", [])]
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

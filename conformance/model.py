@@ -20,6 +20,7 @@ FAULT_KINDS = (
     "cancel",  # the client calls POST /responses/{id}/cancel
     "crash_twice",  # SIGKILL, restart, SIGKILL again during recovery, restart
     "pause",  # SIGSTOP then SIGCONT
+    "steer",  # invocations: POST another input on the same session while the first turn runs
 )
 PROCESS_FAULTS = frozenset({"sigterm", "sigkill", "sigterm_then_sigkill", "crash_twice"})
 """Faults after which the executor restarts the target (unless the path says restart: false)."""
@@ -38,8 +39,34 @@ EXPECTATION_KEYS = (
     "replay",  # {after: [start | mid | int ...], gap_free, single_created, reset_event, keeps_live, terminal}
     "stream",  # live stream of the create call: {terminal: type | null, order: bool, single_created: bool}
     "persisted",  # true: final GET is 200 after restart; false: GET 404 and no state file names the tag
+    # invocations profile (docs/contracts.md "The invocations vocabulary")
+    "cursor",  # {terminal: type}: frame ids int, increasing, gap-free, durable; one terminal, last
+    "entry_modes",  # [fresh, recovered, ...]: invocation.started entry modes of the transcript, attempts 1..n
+    "resume",  # {from: seen | [cursor ...], via: header | query | both}: resumes return exactly the rest
+    "readers",  # N >= 2: N live readers opened at once agree on ids, payloads and order
+    "steering",  # true | {inputs: N}: first superseded, steered inputs completed (resumed, attempt 1), FIFO
 )
 """The expectation vocabulary.  Every key but ``status`` counts toward the depth gate."""
+
+PROFILE_KEYS: dict[str, frozenset[str]] = {
+    "responses": frozenset(EXPECTATION_KEYS) - {"cursor", "entry_modes", "resume", "readers", "steering"},
+    "invocations": frozenset(EXPECTATION_KEYS) - {"replay", "stream", "persisted"},
+}
+"""Expectation keys that apply to each profile; the parser rejects the others."""
+
+PROFILE_FAULTS: dict[str, frozenset[str]] = {
+    "responses": frozenset(FAULT_KINDS) - {"steer"},
+    "invocations": frozenset(FAULT_KINDS) - {"pause"},
+}
+"""Fault kinds each profile's executor delivers."""
+
+PROFILE_STATUSES: dict[str, frozenset[str]] = {
+    "responses": frozenset({"queued", "in_progress", "completed", "failed", "cancelled", "incomplete"}),
+    "invocations": frozenset(
+        {"queued", "in_progress", "completed", "failed", "cancelled", "interrupted", "superseded"}
+    ),
+}
+"""Statuses of each profile (``status`` expectations must name one of their profile's)."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from conformance.history import History, Violation
 from conformance.model import Cell
 
+from .invocations import check_cursor, check_entry_modes, check_readers, check_resume, check_steering
 from .http import check_content_type, check_error, check_http
 from .output import check_attempts, check_output, check_output_text, predict_output
 from .persisted import check_persisted
@@ -34,6 +35,11 @@ CHECKS: dict[str, Checker] = {
     "replay": check_replay,
     "stream": check_stream,
     "persisted": check_persisted,
+    "cursor": check_cursor,
+    "entry_modes": check_entry_modes,
+    "resume": check_resume,
+    "readers": check_readers,
+    "steering": check_steering,
 }
 
 ALWAYS: list[Checker] = [check_evidence, check_notes]
@@ -89,6 +95,11 @@ __all__ = [
     "run_checks",
     "check_attempts",
     "check_content_type",
+    "check_cursor",
+    "check_entry_modes",
+    "check_readers",
+    "check_resume",
+    "check_steering",
     "check_error",
     "check_evidence",
     "check_exit",

@@ -206,6 +206,15 @@ def _ds(idxs: list[int]) -> str:
     return " ".join(f"d{i}" for i in idxs)
 
 
+def final_output_text(history: History) -> str:
+    """The final output text: the ``output`` string of an invocation snapshot (invocations
+    profile), else the text of the Response ``output`` items."""
+    if history.profile == "invocations":
+        out = history.final.get("output") if isinstance(history.final, dict) else None
+        return out if isinstance(out, str) else ""
+    return output_text(history.final.get("output"))
+
+
 def check_output(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """``empty``: the final output has no text.  ``full``: the final output text equals the
     text predicted from the script's delta count and the markers."""
@@ -219,7 +228,7 @@ def check_output(history: History, expected: Any, cell: Cell) -> list[Violation]
                 evidence=f"final_source={history.final_source!r}",
             )
         ]
-    observed = output_text(history.final.get("output"))
+    observed = final_output_text(history)
     if expected == "empty":
         if observed:
             return [
@@ -272,7 +281,7 @@ def check_output_text(history: History, expected: Any, cell: Cell) -> list[Viola
                 f"expected output text {quoted(str(expected))}, observed no final response object",
             )
         ]
-    observed = output_text(history.final.get("output"))
+    observed = final_output_text(history)
     if observed != expected:
         return [
             Violation(

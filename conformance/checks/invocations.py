@@ -1,0 +1,531 @@
+"""Invocations-profile expectations: ``cursor``, ``entry_modes``, ``resume``, ``readers`` and
+``steering`` (pure, History -> Violations).
+
+Rules (the invocations wire): the cursor is the frame's ``id:`` line, a positive integer,
+strictly increasing per invocation, never reused, durable (the same id means the same event
+forever: across readers, restarts and recovery); ``data.event_id`` equals it; a resume after
+``N`` holds only ids > N; exactly one terminal event per invocation, last;
+``invocation.started`` carries ``attempt``, ``entry_mode`` (fresh | recovered | resumed) and
+``from``.  The full transcript is the ``replay`` call (a GET without a cursor after the end).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.history import HttpCall, History, SSEFrame, SteeredInput, Violation
+from conformance.model import Cell
+
+from ._util import as_int, call_summary, excerpt, is_comment_frame, quoted
+from .output import markers_excerpt, predict_output, script_deltas
+
+TERMINAL_EVENTS = frozenset(
+    {
+        "invocation.completed",
+        "invocation.failed",
+        "invocation.cancelled",
+        "invocation.interrupted",
+        "invocation.superseded",
+    }
+)
+ENTRY_MODES = ("fresh", "recovered", "resumed")
+STREAM_CALLS = ("live", "reader", "replay", "resume")
+"""Calls whose frames belong to the (first) invocation."""
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+
+
+def events(call: HttpCall) -> list[SSEFrame]:
+    """The call's event frames (keep-alive comment residue dropped)."""
+    return [f for f in call.frames if not is_comment_frame(f)]
+
+
+def label(frame: SSEFrame) -> str:
+    """``type#id`` for a frame, e.g. ``invocation.delta#4``."""
+    return f"{frame.type}#{frame.id}"
+
+
+def labels(frames: list[SSEFrame], limit: int = 30) -> str:
+    shown = [label(f) for f in frames]
+    if len(shown) > limit:
+        shown = shown[: limit // 2] + [f"... {len(shown) - limit} more ..."] + shown[-limit // 2 :]
+    return ", ".join(shown) or "no frames"
+
+
+def payload(frame: SSEFrame) -> dict[str, Any]:
+    data = frame.json
+    return data if isinstance(data, dict) else {}
+
+
+def _same(a: SSEFrame, b: SSEFrame) -> bool:
+    ja, jb = a.json, b.json
+    if ja is not None and jb is not None:
+        return bool(ja == jb) and a.event == b.event
+    return a.data == b.data and a.event == b.event
+
+
+def transcript(history: History, name: str = "replay", steer: int | None = None) -> HttpCall | None:
+    """The last 200 event-stream call of that name (of steered input ``steer``), else None."""
+    found = None
+    for call in history.calls_named(name):
+        if steer is not None and call.params.get("steer") != steer:
+            continue
+        if call.status == 200 and call.is_sse:
+            found = call
+    return found
+
+
+def cursor_of(call: HttpCall) -> int | None:
+    """The resume cursor a call sent (header or query), as an int; None when absent or malformed."""
+    return as_int(call.params.get("last_event_id")) if isinstance(call.params, dict) else None
+
+
+def _malformed(call: HttpCall) -> bool:
+    value = call.params.get("last_event_id") if isinstance(call.params, dict) else None
+    return value is not None and (cursor_of(call) is None or cursor_of(call) < 0 or "\n" in str(value))
+
+
+def id_problems(frames: list[SSEFrame], after: int | None, invocation_id: str | None) -> list[str]:
+    """Every frame has a positive integer id equal to ``data.event_id``, the right
+    ``invocation_id``; ids strictly increasing, gap-free, all > ``after``."""
+    problems: list[str] = []
+    bad = [f for f in frames if f.event_id is None or f.event_id < 1]
+    if bad:
+        problems.append(
+            f"{len(bad)} frame(s) without a positive integer id: "
+            + ", ".join(f"{label(f)} raw={quoted(f.raw, 60)}" for f in bad[:5])
+        )
+    mismatch = [f for f in frames if f.event_id is not None and as_int(payload(f).get("event_id")) != f.event_id]
+    if mismatch:
+        problems.append(
+            "data.event_id differs from the id line: "
+            + ", ".join(f"{label(f)} event_id={payload(f).get('event_id')!r}" for f in mismatch[:5])
+        )
+    if invocation_id is not None:
+        foreign = [f for f in frames if payload(f).get("invocation_id") != invocation_id]
+        if foreign:
+            problems.append(
+                f"frames naming another invocation than {invocation_id}: "
+                + ", ".join(f"{label(f)} invocation_id={payload(f).get('invocation_id')!r}" for f in foreign[:5])
+            )
+    ids = [f for f in frames if f.event_id is not None]
+    for prev, cur in zip(ids, ids[1:]):
+        assert prev.event_id is not None and cur.event_id is not None
+        if cur.event_id == prev.event_id:
+            problems.append(f"duplicate id: {label(prev)} then {label(cur)}")
+        elif cur.event_id < prev.event_id:
+            problems.append(f"id decreases: {label(prev)} then {label(cur)}")
+        elif cur.event_id != prev.event_id + 1:
+            problems.append(f"gap: {label(prev)} then {label(cur)} (ids {prev.event_id + 1}..{cur.event_id - 1} missing)")
+    if after is not None:
+        early = [f for f in ids if f.event_id is not None and f.event_id <= after]
+        if early:
+            problems.append(f"event(s) at or before the cursor {after}: {labels(early, 10)}")
+        if ids and ids[0].event_id is not None and ids[0].event_id > after + 1 and after > 0:
+            problems.append(f"first id after cursor {after} is {ids[0].event_id}: ids {after + 1}..{ids[0].event_id - 1} skipped")
+    return problems
+
+
+def terminal_problems(frames: list[SSEFrame], want: str | None, must_end: bool) -> list[str]:
+    """At most one terminal event and it is the last frame; when ``must_end``, exactly one
+    (of type ``want`` when given)."""
+    terminals = [(i, f) for i, f in enumerate(frames) if f.type in TERMINAL_EVENTS]
+    problems: list[str] = []
+    if not terminals:
+        if must_end:
+            last = label(frames[-1]) if frames else "no frames"
+            problems.append(f"expected one terminal event{f' ({want})' if want else ''}, observed none (last: {last})")
+        return problems
+    if len(terminals) > 1:
+        problems.append(f"expected exactly one terminal event, observed {len(terminals)}: {labels([f for _, f in terminals])}")
+    index, last = terminals[-1]
+    if index != len(frames) - 1 or terminals[0][0] != len(frames) - 1:
+        first = terminals[0][0]
+        problems.append(f"terminal {label(frames[first])} is not the last frame; after it: {labels(frames[first + 1:], 10)}")
+    if want is not None and last.type != want:
+        problems.append(f"expected terminal {want}, observed {label(last)}")
+    return problems
+
+
+def _stream_calls(history: History) -> list[HttpCall]:
+    return [c for c in history.calls if c.name in STREAM_CALLS and c.status == 200 and c.is_sse]
+
+
+def _no_transcript(check: str, history: History, name: str = "replay") -> Violation:
+    made = [call_summary(c) for c in history.calls_named(name)]
+    return Violation(
+        check,
+        f"expected a 200 event stream of the whole transcript (`{name}`), observed "
+        + ("; ".join(made) if made else "no such call"),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# cursor
+# --------------------------------------------------------------------------------------
+
+
+def check_cursor(history: History, expected: Any, cell: Cell) -> list[Violation]:
+    """The transcript's ids are well formed (see ``id_problems``) and it ends with exactly one
+    terminal (``expected["terminal"]`` when given); every other stream of the invocation (live,
+    readers, resumes) has well-formed ids after its cursor, at most one terminal, last, exactly
+    one if it ended normally; and every id seen anywhere carries the transcript's payload."""
+    spec = expected if isinstance(expected, dict) else {}
+    want = spec.get("terminal")
+    full = transcript(history)
+    if full is None:
+        return [_no_transcript("cursor", history)]
+    violations: list[Violation] = []
+    rid = history.response_id
+    frames = events(full)
+    for problem in id_problems(frames, None, rid) + terminal_problems(frames, want, must_end=True):
+        violations.append(Violation("cursor", f"transcript: {problem}", evidence=labels(frames)))
+    by_id = {f.event_id: f for f in frames if f.event_id is not None}
+    for call in _stream_calls(history):
+        if call is full:
+            continue
+        got = events(call)
+        after = cursor_of(call) if call.name == "resume" else None
+        where = _where(call)
+        ended_normally = call.ended == "complete" and call.incarnation not in _crashed(history)
+        problems = id_problems(got, after, rid)
+        problems += terminal_problems(got, want if ended_normally else None, must_end=ended_normally and _expects_end(call, by_id))
+        for f in got:
+            ref = by_id.get(f.event_id)
+            if f.event_id is None:
+                continue
+            if ref is None:
+                problems.append(f"{label(f)} is missing from the transcript (an event seen once and lost)")
+            elif not _same(f, ref):
+                problems.append(f"{label(f)} was rewritten: {_diff(f, ref)} (id reused for another event)")
+        for problem in problems:
+            violations.append(
+                Violation("cursor", f"{where}: {problem}", evidence=f"{where}: {labels(got)} (ended {call.ended})")
+            )
+    return violations
+
+
+def _crashed(history: History) -> set[int]:
+    """Incarnations a process fault ended: their streams may end without a terminal."""
+    from .process import process_faults
+
+    return {f.incarnation for f in process_faults(history)}
+
+
+def _expects_end(call: HttpCall, by_id: dict[Any, SSEFrame]) -> bool:
+    """A stream that ended by itself must have ended with the terminal, unless its cursor was at
+    or past the terminal (then it is empty)."""
+    after = cursor_of(call) if call.name == "resume" else None
+    if after is None or not by_id:
+        return True
+    return after < max(k for k in by_id if k is not None)
+
+
+def _where(call: HttpCall) -> str:
+    params = call.params if isinstance(call.params, dict) else {}
+    if call.name == "resume":
+        return f"resume after {params.get('last_event_id')} ({params.get('via', 'header')})"
+    if call.name == "reader":
+        return f"reader {params.get('reader', '?')}"
+    return call.name
+
+
+def _diff(a: SSEFrame, b: SSEFrame) -> str:
+    ja, jb = payload(a), payload(b)
+    keys = sorted(set(ja) | set(jb))
+    diffs = [f"{k}: {excerpt(ja.get(k, '<absent>'), 60)} vs transcript {excerpt(jb.get(k, '<absent>'), 60)}" for k in keys if ja.get(k, "<absent>") != jb.get(k, "<absent>")]
+    if a.event != b.event:
+        diffs.append(f"event: {a.event!r} vs transcript {b.event!r}")
+    return "; ".join(diffs) or "raw data differs"
+
+
+# --------------------------------------------------------------------------------------
+# entry modes
+# --------------------------------------------------------------------------------------
+
+
+def started_frames(frames: list[SSEFrame]) -> list[SSEFrame]:
+    return [f for f in frames if f.type == "invocation.started"]
+
+
+def entry_problems(frames: list[SSEFrame], want: list[str], markers: list[str]) -> list[str]:
+    """``invocation.started`` entry modes equal ``want``; attempts 1..n in order; each ``from``
+    equals the ``from=`` of the matching ``start`` marker."""
+    started = started_frames(frames)
+    modes = [payload(f).get("entry_mode") for f in started]
+    problems: list[str] = []
+    if modes != list(want):
+        problems.append(f"expected entry modes {list(want)}, observed {modes} ({labels(started)})")
+    attempts = [payload(f).get("attempt") for f in started]
+    if attempts != list(range(1, len(started) + 1)):
+        problems.append(f"expected attempts 1..{len(started)} in order, observed {attempts}")
+    starts = [dict(p.split("=", 1) for p in m.split()[1:] if "=" in p) for m in markers if m.startswith("start ")]
+    by_attempt = {as_int(s.get("attempt")): as_int(s.get("from")) for s in starts}
+    for f in started:
+        attempt = as_int(payload(f).get("attempt"))
+        if attempt in by_attempt and by_attempt[attempt] is not None and as_int(payload(f).get("from")) != by_attempt[attempt]:
+            problems.append(
+                f"{label(f)} says from={payload(f).get('from')!r}, the start marker of attempt {attempt} says from={by_attempt[attempt]}"
+            )
+    return problems
+
+
+def check_entry_modes(history: History, expected: Any, cell: Cell) -> list[Violation]:
+    """The transcript's ``invocation.started`` entry modes are exactly ``expected`` (a list),
+    with attempts 1..n and ``from`` matching the markers."""
+    if not isinstance(expected, list) or not all(m in ENTRY_MODES for m in expected):
+        return [Violation("entry_modes", f"expected a list of {'/'.join(ENTRY_MODES)}, got {excerpt(expected, 80)}")]
+    full = transcript(history)
+    if full is None:
+        return [_no_transcript("entry_modes", history)]
+    frames = events(full)
+    return [
+        Violation("entry_modes", p, evidence=f"transcript: {labels(frames)}; markers: {markers_excerpt(history.markers)}")
+        for p in entry_problems(frames, expected, history.markers)
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# resume
+# --------------------------------------------------------------------------------------
+
+
+def _allowed(cell: Cell, name: str) -> set[int]:
+    spec = cell.expect.get("http") if isinstance(cell.expect, dict) else None
+    if not isinstance(spec, dict) or name not in spec:
+        return set()
+    codes = spec[name] if isinstance(spec[name], (list, tuple)) else [spec[name]]
+    return {c for c in (as_int(x) for x in codes) if c is not None and c != 200}
+
+
+def _seen_before_fault(history: History) -> list[int]:
+    live = [c for c in history.calls_named("live")]
+    frames = [f for c in live for f in events(c)]
+    if history.faults:
+        frames = [f for f in frames if f.t <= history.faults[0].t]
+    return sorted({f.event_id for f in frames if f.event_id is not None})
+
+
+def check_resume(history: History, expected: Any, cell: Cell) -> list[Violation]:
+    """Every ``resume`` call from cursor N answered 200 with exactly the transcript's events
+    with id > N, same ids, same payloads, same order (no gap, duplicate or rewrite); a non-200
+    answer only where ``http.resume`` allows it; a malformed cursor is never answered 200.
+    ``from: seen`` also requires a resume from every id seen live before the first fault, by
+    each ``via`` (header, query, or both)."""
+    spec = expected if isinstance(expected, dict) else {}
+    calls = history.calls_named("resume")
+    if not calls:
+        return [Violation("resume", "expected `resume` calls; none was made")]
+    violations: list[Violation] = []
+    via = spec.get("via", "both")
+    vias = {"header", "query"} if via == "both" else {via}
+    wanted: list[Any] = []
+    sources = spec.get("from", "seen")
+    for item in sources if isinstance(sources, list) else [sources]:
+        if item == "seen":
+            wanted += [0] + _seen_before_fault(history)
+        else:
+            wanted.append(item)
+    made = {(str(c.params.get("last_event_id")), c.params.get("via", "header")) for c in calls}
+    for cursor in wanted:
+        for v in sorted(vias):
+            if (str(cursor), v) not in made:
+                violations.append(
+                    Violation("resume", f"expected a resume after {cursor!r} by {v}; none was made",
+                              evidence=f"resumes made: {sorted(made)}")
+                )
+    allowed = _allowed(cell, "resume")
+    full = transcript(history)
+    if full is None and any(c.status == 200 for c in calls):
+        violations.append(_no_transcript("resume", history))
+    ref = [f for f in events(full)] if full is not None else []
+    for call in calls:
+        where = _where(call)
+        if call.status is None:
+            violations.append(Violation("resume", f"{where}: expected an answer, observed a transport error: {call.error or call.ended}", evidence=call_summary(call)))
+            continue
+        if call.status != 200:
+            if call.status not in allowed:
+                violations.append(Violation("resume", f"{where}: expected 200 with the rest of the transcript, observed {call.status}", evidence=call_summary(call)))
+            continue
+        if _malformed(call):
+            violations.append(Violation("resume", f"{where}: expected a malformed cursor to be refused (400), observed 200", evidence=call_summary(call)))
+            continue
+        if full is None:
+            continue
+        after = cursor_of(call) or 0
+        want = [f for f in ref if f.event_id is not None and f.event_id > after]
+        got = events(call)
+        problems: list[str] = []
+        want_ids = [f.event_id for f in want]
+        got_ids = [f.event_id for f in got]
+        if got_ids != want_ids:
+            missing = sorted(set(want_ids) - set(got_ids))
+            extra = [i for i in got_ids if i not in want_ids]
+            dups = sorted({i for i in got_ids if got_ids.count(i) > 1})
+            parts = []
+            if missing:
+                parts.append(f"missing {missing[:15]}")
+            if extra:
+                parts.append(f"not after the cursor or not in the transcript {extra[:15]}")
+            if dups:
+                parts.append(f"duplicated {dups[:15]}")
+            if not parts:
+                parts.append("out of order")
+            problems.append(f"expected ids {want_ids[:30]}, observed {got_ids[:30]}: " + ", ".join(parts))
+        by_id = {f.event_id: f for f in want}
+        for f in got:
+            r = by_id.get(f.event_id)
+            if r is not None and not _same(f, r):
+                problems.append(f"{label(f)} differs from the transcript: {_diff(f, r)}")
+        for problem in problems:
+            violations.append(Violation("resume", f"{where}: {problem}", evidence=f"{where}: {labels(got)}; transcript: {labels(ref)}"))
+    return violations
+
+
+# --------------------------------------------------------------------------------------
+# readers
+# --------------------------------------------------------------------------------------
+
+
+def check_readers(history: History, expected: Any, cell: Cell) -> list[Violation]:
+    """``expected`` live readers (``live`` + ``reader`` calls) were opened, each answered 200,
+    and each saw a prefix of the transcript starting at its first event: the same ids, payloads
+    and order; a reader that ended by itself saw the whole transcript."""
+    want = as_int(expected)
+    if want is None or want < 1:
+        return [Violation("readers", f"expected readers must be an int >= 1, got {expected!r}")]
+    readers = history.calls_named("live") + history.calls_named("reader")
+    violations: list[Violation] = []
+    if len(readers) != want:
+        violations.append(Violation("readers", f"expected {want} live readers, observed {len(readers)}"))
+    full = transcript(history)
+    if full is None:
+        return violations + [_no_transcript("readers", history)]
+    ref = events(full)
+    for call in readers:
+        where = _where(call)
+        if call.status != 200:
+            violations.append(Violation("readers", f"{where}: expected 200, observed {call.status}", evidence=call_summary(call)))
+            continue
+        got = events(call)
+        head = ref[: len(got)]
+        if [f.event_id for f in got] != [f.event_id for f in head] or not all(_same(a, b) for a, b in zip(got, head)):
+            diverge = next((i for i, (a, b) in enumerate(zip(got, head)) if a.event_id != b.event_id or not _same(a, b)), min(len(got), len(head)))
+            violations.append(
+                Violation(
+                    "readers",
+                    f"{where}: expected the transcript's events in order, diverges at position {diverge}: "
+                    f"observed {labels(got[diverge:diverge + 3])}, transcript {labels(head[diverge:diverge + 3])}",
+                    evidence=f"{where}: {labels(got)}; transcript: {labels(ref)}",
+                )
+            )
+        elif call.ended == "complete" and len(got) != len(ref) and not history.faults:
+            violations.append(
+                Violation("readers", f"{where}: ended after {len(got)} of the transcript's {len(ref)} events",
+                          evidence=f"{where}: {labels(got)}")
+            )
+    return violations
+
+
+# --------------------------------------------------------------------------------------
+# steering
+# --------------------------------------------------------------------------------------
+
+
+def _steered_problems(history: History, record: SteeredInput, session: str | None) -> list[str]:
+    problems: list[str] = []
+    k = record.index
+    if record.invocation_id is None:
+        return [f"steered input {k}: no invocation id (POST refused)"]
+    if record.post_status != "queued":
+        problems.append(f"steered input {k}: expected the POST to answer status queued, observed {record.post_status!r}")
+    final = record.final if isinstance(record.final, dict) else None
+    if final is None:
+        problems.append(f"steered input {k}: no final snapshot")
+    else:
+        if final.get("status") != "completed":
+            problems.append(f"steered input {k}: expected final status completed, observed {final.get('status')!r} (error {excerpt(final.get('error'), 120)})")
+        if session is not None and final.get("session_id") != session:
+            problems.append(f"steered input {k}: expected session_id {session!r}, observed {final.get('session_id')!r}")
+        if final.get("entry_mode") not in (None, "resumed"):
+            problems.append(f"steered input {k}: snapshot entry_mode {final.get('entry_mode')!r}, expected resumed")
+    starts = [m for m in record.markers if m.startswith("start ")]
+    if len(starts) != 1:
+        problems.append(f"steered input {k}: expected exactly one handler start, observed {len(starts)} ({markers_excerpt(record.markers)})")
+    full = transcript(history, "steer_replay", steer=k)
+    if full is None:
+        problems.append(f"steered input {k}: no 200 transcript (steer_replay)")
+        return problems
+    frames = events(full)
+    problems += [f"steered input {k}: {p}" for p in id_problems(frames, None, record.invocation_id)]
+    problems += [f"steered input {k}: {p}" for p in terminal_problems(frames, "invocation.completed", must_end=True)]
+    started = started_frames(frames)
+    if len(started) != 1 or payload(started[0]).get("entry_mode") != "resumed" or payload(started[0]).get("attempt") != 1:
+        problems.append(
+            f"steered input {k}: expected one invocation.started with entry_mode resumed, attempt 1; observed "
+            + (", ".join(f"{label(f)} {excerpt({x: payload(f).get(x) for x in ('entry_mode', 'attempt')}, 80)}" for f in started) or "none")
+        )
+    deltas = as_int(record.script.get("deltas"))
+    if final is not None and deltas is not None and starts:
+        predicted = predict_output(record.markers, deltas).text
+        if final.get("output") != predicted:
+            problems.append(f"steered input {k}: expected output {quoted(predicted)}, observed {quoted(str(final.get('output')))}")
+    return problems
+
+
+def check_steering(history: History, expected: Any, cell: Cell) -> list[Violation]:
+    """The first input ends ``superseded`` (terminal ``invocation.superseded``, handler
+    ``interrupted``, no ``done``); each steered input was queued, ran exactly once as attempt 1
+    with ``entry_mode: resumed`` on the same session and completed with the output its markers
+    predict; with several inputs, each later one was still queued (no start) while the first
+    was held (FIFO, one at a time)."""
+    spec = expected if isinstance(expected, dict) else {}
+    want = as_int(spec.get("inputs", 1)) or 1
+    violations: list[Violation] = []
+
+    def fail(message: str, evidence: str | None = None) -> None:
+        violations.append(Violation("steering", message, evidence=evidence))
+
+    final = history.final if isinstance(history.final, dict) else None
+    if final is None or final.get("status") != "superseded":
+        fail(f"expected the first input superseded, observed {excerpt(final.get('status') if final else None)}")
+    full = transcript(history)
+    if full is not None:
+        for p in terminal_problems(events(full), "invocation.superseded", must_end=True):
+            fail(f"first input transcript: {p}", labels(events(full)))
+    if "interrupted" not in history.markers or "done" in history.markers:
+        fail("expected the first input's handler interrupted and never done", markers_excerpt(history.markers))
+    if len(history.steered) != want:
+        fail(f"expected {want} steered input(s), observed {len(history.steered)}")
+    for record in history.steered:
+        for p in _steered_problems(history, record, history.session_id):
+            fail(p, markers_excerpt(record.markers))
+    for record in history.steered[1:]:
+        ok = any("status 'queued'" in o and ", 0 start marker" in o for o in record.observations)
+        if not ok:
+            fail(
+                f"FIFO: expected steered input {record.index} still queued with no handler start while input 1 ran, "
+                f"observed {record.observations or 'no observation'}"
+            )
+    return violations
+
+
+def final_text(history: History) -> str:
+    """The final invocation output (the snapshot's ``output`` string, "" when absent)."""
+    final = history.final if isinstance(history.final, dict) else {}
+    out = final.get("output")
+    return out if isinstance(out, str) else ""
+
+
+__all__ = [
+    "check_cursor",
+    "check_entry_modes",
+    "check_readers",
+    "check_resume",
+    "check_steering",
+    "final_text",
+]

@@ -1,0 +1,217 @@
+"""Hand-made invocations-profile histories for checker tests.
+
+``Run`` is what a server emitted for one invocation: its transcript (frames with durable ids),
+its markers and final snapshot; ``inv_history`` turns it into the History an InvocationsRun
+would record (create, live, readers, replay, resumes, get).  Tests break one thing and expect the
+matching violation.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.history import FaultRecord, History, HttpCall, IncarnationRecord, SSEFrame, SteeredInput
+from conformance.model import Cell, FaultSpec
+
+IID = "inv_0123456789abcdef0123456789abcdef"
+SID = "sess-1"
+
+
+def text(attempt: int, indices) -> str:
+    return "".join(f"a{attempt}:d{i} " for i in indices)
+
+
+def iframe(n: int, kind: str, *, iid: str = IID, t: float = 0.0, incarnation: int = 0, **fields: Any) -> SSEFrame:
+    data = json.dumps({"type": kind, "event_id": n, "invocation_id": iid, **fields})
+    return SSEFrame(event=kind, data=data, id=str(n), raw=f"id: {n}\nevent: {kind}\ndata: {data}\n\n",
+                    t=t, incarnation=incarnation)
+
+
+@dataclass
+class Run:
+    frames: list[SSEFrame]
+    markers: list[str]
+    final: dict
+    script: dict
+    live_upto: int  # how many transcript frames the live reader saw
+    crashed: bool = False
+    iid: str = IID
+    extra: dict = field(default_factory=dict)
+
+
+class Emitter:
+    def __init__(self, iid: str = IID) -> None:
+        self.n = 0
+        self.frames: list[SSEFrame] = []
+        self.iid = iid
+        self.t = 1.0
+        self.incarnation = 0
+
+    def emit(self, kind: str, **fields: Any) -> SSEFrame:
+        self.n += 1
+        f = iframe(self.n, kind, iid=self.iid, t=self.t, incarnation=self.incarnation, **fields)
+        self.t += 0.01
+        self.frames.append(f)
+        return f
+
+
+def normal(deltas: int = 6, *, iid: str = IID, entry_mode: str = "fresh", tag: str = "t1") -> Run:
+    e = Emitter(iid)
+    e.emit("invocation.started", attempt=1, entry_mode=entry_mode, **{"from": 0})
+    for i in range(deltas):
+        e.emit("invocation.delta", index=i, text=text(1, [i]))
+    out = text(1, range(deltas))
+    e.emit("invocation.completed", output=out)
+    markers = [f"start attempt=1 id={iid} from=0"] + [f"delta {i}" for i in range(deltas)] + ["done"]
+    final = {"invocation_id": iid, "session_id": SID, "status": "completed", "output": out, "attempt": 1,
+             "entry_mode": entry_mode, "error": None, "last_event_id": e.n}
+    return Run(e.frames, markers, final, {"deltas": deltas, "tag": tag}, live_upto=len(e.frames))
+
+
+def crash(deltas: int = 6, hold_at: int = 3, checkpoint_every: int | None = None, attempts: int = 2) -> Run:
+    """Attempt 1 emits deltas 0..hold_at, is crashed while held; each later attempt resumes after the
+    last checkpoint (entry_mode recovered), the last one completes."""
+    e = Emitter()
+    markers: list[str] = []
+    committed: dict[int, int] = {}
+    start = 0
+    live_upto = 0
+    for attempt in range(1, attempts + 1):
+        e.emit("invocation.started", attempt=attempt, entry_mode="fresh" if attempt == 1 else "recovered", **{"from": start})
+        markers.append(f"start attempt={attempt} id={IID} from={start}")
+        last = attempt == attempts
+        for i in range(start, deltas if last else hold_at + 1):
+            e.emit("invocation.delta", index=i, text=text(attempt, [i]))
+            markers.append(f"delta {i}")
+            if checkpoint_every and (i + 1) % checkpoint_every == 0:
+                e.emit("invocation.checkpoint", index=i)
+                markers.append(f"checkpoint {i}")
+                for j in range(i + 1):
+                    committed.setdefault(j, attempt)
+        if not last:
+            markers.append(f"held {hold_at}")
+            if attempt == 1:
+                live_upto = len(e.frames)
+            e.incarnation += 1
+            e.t += 2
+            start = max(committed) + 1 if committed else 0
+    out = "".join(f"a{committed.get(i, attempts)}:d{i} " for i in range(deltas))
+    e.emit("invocation.completed", output=out)
+    markers.append("done")
+    final = {"invocation_id": IID, "session_id": SID, "status": "completed", "output": out, "attempt": attempts,
+             "entry_mode": "recovered", "error": None, "last_event_id": e.n}
+    script = {"deltas": deltas, "hold_at": hold_at, "tag": "t1"}
+    if checkpoint_every:
+        script["checkpoint_every"] = checkpoint_every
+    return Run(e.frames, markers, final, script, live_upto=live_upto, crashed=True)
+
+
+def sse(name: str, frames: list[SSEFrame], *, params: dict | None = None, ended: str = "complete",
+        incarnation: int = 0, iid: str = IID) -> HttpCall:
+    return HttpCall(name=name, method="GET", url=f"/invocations/{iid}", params=params or {}, status=200,
+                    content_type="text/event-stream; charset=utf-8", frames=[copy.copy(f) for f in frames],
+                    ended=ended, incarnation=incarnation)
+
+
+def jcall(name: str, status: int, body: Any, *, method: str = "GET", params: dict | None = None) -> HttpCall:
+    return HttpCall(name=name, method=method, url=f"/invocations/{IID}", status=status,
+                    content_type="application/json", body=body, body_text=json.dumps(body), params=params or {})
+
+
+def resume_call(run: Run, cursor: Any, via: str = "header") -> HttpCall:
+    after = int(cursor)
+    return sse("resume", [f for f in run.frames if int(f.id) > after],
+               params={"last_event_id": str(cursor), "via": via, "cursor_label": str(cursor)}, incarnation=1 if run.crashed else 0)
+
+
+def seen_ids(run: Run) -> list[int]:
+    return [int(f.id) for f in run.frames[: run.live_upto]]
+
+
+def inv_history(run: Run, *, readers: int = 1, resumes: Any = "seen", fault: str | None = None,
+                exit_mode: str = "killed") -> History:
+    """The History an InvocationsRun records for ``run``."""
+    fault = fault or ("sigkill" if run.crashed else None)
+    live_frames = run.frames[: run.live_upto]
+    ended = "broken" if run.crashed else "complete"
+    calls = [jcall("create", 200, {"invocation_id": run.iid, "session_id": SID, "status": "in_progress"}, method="POST")]
+    calls.append(sse("live", live_frames, ended=ended, iid=run.iid))
+    for n in range(2, readers + 1):
+        calls.append(sse("reader", live_frames, params={"reader": n}, ended=ended, iid=run.iid))
+    calls.append(jcall("get", 200, run.final))
+    calls.append(sse("replay", run.frames, params={"cursor_label": "start"}, incarnation=1 if run.crashed else 0, iid=run.iid))
+    cursors = [0] + seen_ids(run) if resumes == "seen" else list(resumes or [])
+    for c in cursors:
+        for via in ("header", "query"):
+            calls.append(resume_call(run, c, via))
+    incarnations = [IncarnationRecord(index=0, pid=100, started_at=0.0, ready_at=0.3)]
+    faults: list[FaultRecord] = []
+    if fault:
+        incarnations[0].exited_at, incarnations[0].exit_mode = 2.0, exit_mode
+        incarnations.append(IncarnationRecord(index=1, pid=101, started_at=2.1, ready_at=2.4))
+        t = live_frames[-1].t + 0.001 if live_frames else 1.0
+        faults.append(FaultRecord(kind=fault, trigger="held", observed="held 3", t=t, incarnation=0,
+                                  exit_mode=exit_mode, restarted_as=1, last_seq_before=seen_ids(run)[-1] if live_frames else None))
+    return History(cell_id="invocations/test::R1[A]", profile="invocations", script=dict(run.script),
+                   response_id=run.iid, calls=calls, markers=list(run.markers), incarnations=incarnations,
+                   faults=faults, final=copy.deepcopy(run.final), final_source="get", session_id=SID)
+
+
+def steer_history(inputs: int = 1) -> History:
+    """First input held at 3 and superseded; ``inputs`` steered inputs queued and completed."""
+    e = Emitter()
+    e.emit("invocation.started", attempt=1, entry_mode="fresh", **{"from": 0})
+    for i in range(4):
+        e.emit("invocation.delta", index=i, text=text(1, [i]))
+    e.emit("invocation.superseded")
+    markers = [f"start attempt=1 id={IID} from=0"] + [f"delta {i}" for i in range(4)] + ["held 3", "interrupted"]
+    final = {"invocation_id": IID, "session_id": SID, "status": "superseded", "output": text(1, range(4)),
+             "attempt": 1, "entry_mode": "fresh", "error": None, "last_event_id": e.n}
+    run = Run(e.frames, markers, final, {"deltas": 6, "hold_at": 3, "tag": "t1"}, live_upto=len(e.frames))
+    history = inv_history(run, resumes=[])
+    history.faults.append(FaultRecord(kind="steer", trigger="held", observed="held 3", t=1.05, incarnation=0))
+    for k in range(1, inputs + 1):
+        sid = f"inv_{k:032d}"
+        srun = normal(iid=sid, entry_mode="resumed", tag=f"t1-s{k}")
+        record = SteeredInput(index=k, tag=f"t1-s{k}", script={"deltas": 6, "hold_at": 3, "tag": f"t1-s{k}"},
+                              invocation_id=sid, post_status="queued", markers=srun.markers, final=srun.final)
+        if k > 1:
+            record.observations.append("while input 1 was 'held 3': status 'queued', 0 start marker(s)")
+        history.steered.append(record)
+        history.calls.append(jcall("steer", 200, {"invocation_id": sid, "session_id": SID, "status": "queued"}, method="POST", params={"steer": k}))
+        history.calls.append(sse("steer_replay", srun.frames, params={"steer": k, "cursor_label": "start"}, iid=sid))
+    return history
+
+
+def inv_cell(expect: dict | None = None, *, fault: FaultSpec | None = None, script: dict | None = None) -> Cell:
+    return Cell(contract="invocations/test", profile="invocations", row="R1", title="test row",
+                path="A" if not fault or fault.kind == "none" else "C", variant=(), level="MUST",
+                server={}, request={}, script=script or {"deltas": 6, "hold_at": 3},
+                fault=fault or FaultSpec(), expect=expect or {})
+
+
+def first(history: History, name: str, **params: Any) -> HttpCall:
+    return next(c for c in history.calls_named(name) if all(c.params.get(k) == v for k, v in params.items()))
+
+
+def retext(f: SSEFrame, **changes: Any) -> SSEFrame:
+    """A copy of ``f`` with data fields changed (id line kept)."""
+    payload = json.loads(f.data)
+    payload.update(changes)
+    return SSEFrame(event=f.event, data=json.dumps(payload), id=f.id, raw=f.raw, t=f.t, incarnation=f.incarnation)
+
+
+def with_id(f: SSEFrame, n: int) -> SSEFrame:
+    """The same event under another id (id line and event_id both)."""
+    payload = json.loads(f.data)
+    payload["event_id"] = n
+    data = json.dumps(payload)
+    return SSEFrame(event=f.event, data=data, id=str(n), raw=f"id: {n}\nevent: {f.event}\ndata: {data}\n\n",
+                    t=f.t, incarnation=f.incarnation)
+
+
+def msgs(violations: list) -> str:
+    return "\n".join(str(v) for v in violations)

@@ -1,0 +1,139 @@
+"""The parser on invocations tables: profile-specific keys, calls, statuses, faults and cursors."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from conformance.contract import parse_contract
+from conformance.errors import ContractError
+
+HEAD = """\
+contract: invocations/t
+profile: invocations
+defaults:
+  script: {deltas: 6, hold_at: 3}
+paths:
+  A: {fault: none}
+  C: {fault: sigkill, at: held}
+  S: {fault: steer, at: held}
+rows:
+"""
+GOOD_ROW = """\
+  - id: R1
+    title: ok
+    server: {resilient_invocations: true}
+    cells:
+      A: {status: completed, output: full, readers: 3, cursor: {terminal: invocation.completed}, resume: {from: [seen, 0, {raw: abc}], via: query}, http: {live: 200, resume: [200, 400]}}
+      C: {status: completed, attempts: 2, exit: killed, entry_modes: [fresh, recovered]}
+      S: {status: superseded, steering: {inputs: 2}, http: {steer: 200}}
+"""
+
+
+def parse(rows: str, head: str = HEAD, name: str = "invocations/t.yaml"):
+    return parse_contract(head + textwrap.dedent(rows), name)
+
+
+def errors(rows: str, head: str = HEAD) -> list[str]:
+    with pytest.raises(ContractError) as info:
+        parse(rows, head)
+    return [str(e) for e in info.value.errors]
+
+
+def test_good_invocations_table_expands():
+    table = parse(GOOD_ROW)
+    cells = {c.path: c for c in table.cells}
+    assert cells["A"].expect["resume"] == {"from": ["seen", 0, "abc"], "via": "query"}
+    assert cells["A"].profile == "invocations" and cells["A"].requires == ("resilient_invocations",)
+    assert cells["S"].fault.kind == "steer"
+
+
+def row(cells: str, extra: str = "") -> str:
+    return f"""\
+  - id: R1
+    title: t
+{extra}    cells:
+      A: {cells}
+      C: {{not_applicable: n/a}}
+      S: {{not_applicable: n/a}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("cell", "fragment"),
+    [
+        ("{status: completed, replay: {after: [start], gap_free: true}}", "expectation 'replay' does not apply to profile invocations"),
+        ("{status: completed, stream: {terminal: x}}", "expectation 'stream' does not apply to profile invocations"),
+        ("{status: completed, persisted: true}", "expectation 'persisted' does not apply"),
+        ("{status: incomplete, output: full}", "status 'incomplete' is not a invocations status"),
+        ("{status: completed, http: {delete: 200}}", "call 'delete' is not made by the invocations executor"),
+        ("{status: completed, resume: {from: [-1]}}", "invalid cursor -1"),
+        ("{status: completed, resume: {from: [{raw: seen}]}}", "raw cursor 'seen' would read as the token"),
+        ("{status: completed, resume: {from: [start]}}", "invalid cursor 'start'"),
+        ("{status: completed, output: full, http: {resume: 400}}", "add a resume expectation"),
+        ("{status: completed, steering: true}", "steering expectations need a steer path"),
+        ("{status: completed, readers: 1}", "below the minimum 2"),
+        ("{status: completed, entry_modes: [sideways]}", "invalid value 'sideways'"),
+        ("{status: completed, cursor: {terminal: response.completed}}", "does not match the pattern"),
+        ("{status: completed, output: full, request: {stream: true}}", "invocations cells take no request fields"),
+    ],
+)
+def test_invocations_cell_rules(cell, fragment):
+    text = "\n".join(errors(row(cell)))
+    assert fragment in text, text
+
+
+def test_steer_path_needs_a_steering_expectation_and_a_held_trigger():
+    rows = """\
+  - id: R1
+    title: t
+    cells:
+      A: {not_applicable: n/a}
+      C: {not_applicable: n/a}
+      S: {status: superseded, attempts: 1}
+"""
+    assert any("must judge it with a 'steering' expectation" in e for e in errors(rows))
+    head = HEAD.replace("S: {fault: steer, at: held}", "S: {fault: steer, at: created}")
+    rows = rows.replace("S: {status: superseded, attempts: 1}", "S: {status: superseded, steering: true}")
+    assert any("a steer is only deterministic at 'held'" in e for e in errors(rows, head))
+
+
+def test_row_level_profile_rules():
+    text = "\n".join(errors(row("{status: completed, output: full}", "    server: {resilient_background: true}\n    vary: {stream: [true]}\n")))
+    assert "server mode 'resilient_background' does not apply to profile invocations" in text
+    assert "invocations rows take no 'vary'" in text
+
+
+def test_faults_per_profile():
+    head = HEAD.replace("S: {fault: steer, at: held}", "S: {fault: pause, at: held}")
+    assert any("fault 'pause' does not apply to profile invocations" in e
+               for e in errors(row("{status: completed, output: full}"), head))
+    responses_head = HEAD.replace("invocations/t", "responses/t").replace("profile: invocations", "profile: responses")
+    with pytest.raises(ContractError) as info:
+        parse_contract(responses_head + row("{status: completed, output: full}"), "responses/t.yaml")
+    assert any("fault 'steer' does not apply to profile responses" in str(e) for e in info.value.errors)
+
+
+def test_responses_tables_reject_invocations_vocabulary():
+    head = """\
+contract: responses/t
+profile: responses
+paths:
+  A: {fault: none}
+rows:
+"""
+    rows = """\
+  - id: R1
+    title: t
+    server: {resilient_invocations: true}
+    cells:
+      A: {status: interrupted, cursor: {terminal: invocation.completed}, http: {live: 200}}
+"""
+    with pytest.raises(ContractError) as info:
+        parse_contract(head + rows, "responses/t.yaml")
+    text = "\n".join(str(e) for e in info.value.errors)
+    assert "expectation 'cursor' does not apply to profile responses" in text
+    assert "status 'interrupted' is not a responses status" in text
+    assert "call 'live' is not made by the responses executor" in text
+    assert "server mode 'resilient_invocations' does not apply to profile responses" in text
