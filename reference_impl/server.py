@@ -56,12 +56,15 @@ def serve(config: ServerConfig) -> int:
     )
     server = ReferenceServer(uv_config, runtime)
     log.info(
-        "starting on http://%s:%d state_dir=%s store=%s resilient_background=%s grace=%.3gs",
+        "starting on http://%s:%d state_dir=%s store=%s resilient_background=%s resilient_invocations=%s "
+        "event_retention=%d grace=%.3gs",
         config.host,
         config.port,
         config.state_dir,
         config.store,
         config.resilient_background,
+        config.resilient_invocations,
+        config.event_retention,
         config.shutdown_grace,
     )
     server.run()
