@@ -205,3 +205,23 @@ def test_torn_last_line_is_ignored_after_a_finished_run(make) -> None:
             f.write(b'{"type":"invocation.delta","ev')
         target.restart()
         assert api.stream(inv) == full and api.snapshot(inv)["status"] == "completed"
+
+
+def test_plain_sigterm_keeps_queued_inputs_for_the_next_lifetime(make) -> None:
+    target: Target = make(*PLAIN)
+    t1, t2 = new_tag("tq1"), new_tag("tq2")
+    with InvApi(target.base_url) as api:
+        first = api.create({"deltas": 2, "checkpoint_every": 2, "delay_ms": 60000, "tag": t1})
+        target.markers.wait_for(t1, r"^delta 0$")
+        queued = api.create({"deltas": 2, "tag": t2}, session_id=first["session_id"])
+        assert queued["status"] == "queued"
+        inc = target.terminate(grace_s=TERM_WAIT_S)
+        assert (inc.exit_mode, inc.exit_code) == ("graceful", 0)
+        assert target.markers.lines(t1)[-1] == "interrupted" and target.markers.lines(t2) == []  # not started in a drain
+        task = json.loads((target.state_dir / "tasks" / f"{queued['invocation_id']}.json").read_text())
+        assert task["status"] == "queued"
+        target.restart()
+        assert api.snapshot(first["invocation_id"])["status"] == "interrupted"
+        final = api.wait_status(queued["invocation_id"])
+    assert (final["status"], final["attempt"], final["entry_mode"], final["output"]) == ("completed", 1, "resumed", text(1, 0, 2))
+    assert starts(target.markers.lines(t2)) == [f"start attempt=1 id={queued['invocation_id']} from=0"]

@@ -248,3 +248,16 @@ def test_cancel_a_queued_turn(api: InvApi, inv_server: Target) -> None:
     # The queue is empty again: nothing supersedes the running turn any more.
     assert api.wait_status(first["invocation_id"])["status"] == "completed"
     assert markers.lines(t2) == []  # never started
+
+
+def test_a_turn_without_a_boundary_runs_to_its_end_before_the_queue(api: InvApi, inv_server: Target) -> None:
+    markers = inv_server.markers
+    t1, t2 = new_tag("nob1"), new_tag("nob2")
+    first = api.create({"deltas": 2, "delay_ms": 300, "tag": t1})  # no checkpoint_every, never held
+    markers.wait_for(t1, r"^delta 0$")
+    second = api.create({"deltas": 1, "tag": t2}, session_id=first["session_id"])
+    assert second["status"] == "queued"
+    assert api.wait_status(first["invocation_id"])["status"] == "completed"
+    assert "interrupted" not in markers.lines(t1)
+    final = api.wait_status(second["invocation_id"])
+    assert (final["status"], final["entry_mode"]) == ("completed", "resumed")
