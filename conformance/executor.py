@@ -632,58 +632,49 @@ class InvocationsRun(CellRun):
             raise NotTestable(f"fault {kind!r} is not supported by the invocations executor")
 
     def _steer(self, rid: str) -> None:
-        """POST the steered input(s) on the first input's session, follow each on its own stream;
-        release the first input only once its handler reported ``interrupted`` (else it would
-        run through instead of being superseded)."""
+        """A chain of ``steering.inputs`` steered inputs on the first input's session: input k is
+        POSTed while the turn before it (the first input, then input k-1) is held, so it
+        supersedes that turn at once; each superseded turn is released only after its handler
+        wrote ``interrupted`` (else it would run through); input k+1 is POSTed only once input k
+        holds, and at that moment the turn before input k is probed (``steer_get``): one turn
+        at a time means it is already terminal.  The last input is released up front and runs
+        to completion."""
         session = self.history.session_id
         if session is None:
             raise NotTestable("the create answer named no session_id to steer")
         spec = self.cell.expect.get("steering")
         count = spec.get("inputs", 1) if isinstance(spec, dict) else 1
+        previous_tag, previous_id, previous_name = self.tag, rid, "the first input"
         for k in range(1, count + 1):
             tag = f"{self.tag}-s{k}"
             script = {**self.cell.script, "tag": tag}
             record = SteeredInput(index=k, tag=tag, script=script)
             self.history.steered.append(record)
-            if count == 1 or k > 1:
-                self.markers.release(tag)  # with several inputs the first holds (FIFO probe below)
-            call = self.idriver.create(
-                {"input": inv_script_input(script), "session_id": session}, name="steer"
-            )
+            if k == count:
+                self.markers.release(tag)  # the last input runs through
+            call = self.idriver.create({"input": inv_script_input(script), "session_id": session}, name="steer")
             call.params["steer"] = k
             record.invocation_id = inv_id_of(call)
             record.post_status = inv_status_of(call)
             if record.invocation_id is None:
                 raise NotTestable(f"steered input {k} was refused: {call.status} {(call.body_text or '')[:200]}")
             self._open_stream(record.invocation_id, "steer_live", {"steer": k})
-        self._await_interrupted()
-        self.markers.release(self.tag)
-        if count > 1:
-            self._fifo_probe()
+            self._await_interrupted(previous_tag, previous_name)
+            self.markers.release(previous_tag)
+            if k < count:
+                line = self.markers.wait_for(tag, HELD_RE, timeout_s=self.timeout, alive=self.target.is_alive)
+                snap = self.idriver.snapshot(previous_id, name="steer_get")
+                snap.params["steer"] = k - 1
+                record.observations.append(
+                    f"when input {k} was '{line}': {previous_name} had status {inv_status_of(snap)!r}"
+                )
+            previous_tag, previous_id, previous_name = tag, record.invocation_id, f"steered input {k}"
 
-    def _await_interrupted(self) -> None:
+    def _await_interrupted(self, tag: str, name: str) -> None:
         try:
-            self.markers.wait_for(self.tag, r"^interrupted$", timeout_s=self.timeout, alive=self.target.is_alive)
+            self.markers.wait_for(tag, r"^interrupted$", timeout_s=self.timeout, alive=self.target.is_alive)
         except MarkerTimeout:
-            self.history.notes.append(
-                f"observation: the steered first input was not stopped within {self.timeout:.0f}s"
-            )
-
-    def _fifo_probe(self) -> None:
-        """Several steered inputs: the first held one is observed while every later one is still
-        queued (no start marker, snapshot queued), then released."""
-        records = self.history.steered
-        first = records[0]
-        line = self.markers.wait_for(first.tag, HELD_RE, timeout_s=self.timeout, alive=self.target.is_alive)
-        for later in records[1:]:
-            snap = self.idriver.snapshot(later.invocation_id or "", name="steer_get")
-            snap.params["steer"] = later.index
-            starts = sum(1 for m in self.markers.lines(later.tag) if m.startswith("start "))
-            later.observations.append(
-                f"while input {first.index} was '{line}': status {inv_status_of(snap)!r}, {starts} start marker(s)"
-            )
-        for record in records:
-            self.markers.release(record.tag)
+            self.history.notes.append(f"observation: {name} was not stopped within {self.timeout:.0f}s of the steer")
 
     # -- following and probing -----------------------------------------------------------
     def _poll_terminal(self, rid: str, labels: dict[str, Any] | None = None) -> str | None:

@@ -436,9 +436,13 @@ def check_readers(history: History, expected: Any, cell: Cell) -> list[Violation
 # --------------------------------------------------------------------------------------
 
 
-def _steered_problems(history: History, record: SteeredInput, session: str | None) -> list[str]:
+def _steered_problems(history: History, record: SteeredInput, session: str | None, last: bool) -> list[str]:
+    """One steered input: queued on POST, same session, exactly one handler start, one
+    ``invocation.started`` (attempt 1, entry_mode resumed); the last input completed with the
+    output its markers predict, every earlier one superseded (``interrupted``, no ``done``)."""
     problems: list[str] = []
     k = record.index
+    want = "completed" if last else "superseded"
     if record.invocation_id is None:
         return [f"steered input {k}: no invocation id (POST refused)"]
     if record.post_status != "queued":
@@ -447,8 +451,8 @@ def _steered_problems(history: History, record: SteeredInput, session: str | Non
     if final is None:
         problems.append(f"steered input {k}: no final snapshot")
     else:
-        if final.get("status") != "completed":
-            problems.append(f"steered input {k}: expected final status completed, observed {final.get('status')!r} (error {excerpt(final.get('error'), 120)})")
+        if final.get("status") != want:
+            problems.append(f"steered input {k}: expected final status {want}, observed {final.get('status')!r} (error {excerpt(final.get('error'), 120)})")
         if session is not None and final.get("session_id") != session:
             problems.append(f"steered input {k}: expected session_id {session!r}, observed {final.get('session_id')!r}")
         if final.get("entry_mode") not in (None, "resumed"):
@@ -456,13 +460,15 @@ def _steered_problems(history: History, record: SteeredInput, session: str | Non
     starts = [m for m in record.markers if m.startswith("start ")]
     if len(starts) != 1:
         problems.append(f"steered input {k}: expected exactly one handler start, observed {len(starts)} ({markers_excerpt(record.markers)})")
+    if not last and ("interrupted" not in record.markers or "done" in record.markers):
+        problems.append(f"steered input {k}: expected its handler interrupted by the next steer and never done ({markers_excerpt(record.markers)})")
     full = transcript(history, "steer_replay", steer=k)
     if full is None:
         problems.append(f"steered input {k}: no 200 transcript (steer_replay)")
         return problems
     frames = events(full)
     problems += [f"steered input {k}: {p}" for p in id_problems(frames, None, record.invocation_id)]
-    problems += [f"steered input {k}: {p}" for p in terminal_problems(frames, "invocation.completed", must_end=True)]
+    problems += [f"steered input {k}: {p}" for p in terminal_problems(frames, f"invocation.{want}", must_end=True)]
     started = started_frames(frames)
     if len(started) != 1 or payload(started[0]).get("entry_mode") != "resumed" or payload(started[0]).get("attempt") != 1:
         problems.append(
@@ -470,7 +476,7 @@ def _steered_problems(history: History, record: SteeredInput, session: str | Non
             + (", ".join(f"{label(f)} {excerpt({x: payload(f).get(x) for x in ('entry_mode', 'attempt')}, 80)}" for f in started) or "none")
         )
     deltas = as_int(record.script.get("deltas"))
-    if final is not None and deltas is not None and starts:
+    if last and final is not None and deltas is not None and starts:
         predicted = predict_output(record.markers, deltas).text
         if final.get("output") != predicted:
             problems.append(f"steered input {k}: expected output {quoted(predicted)}, observed {quoted(str(final.get('output')))}")
@@ -480,9 +486,9 @@ def _steered_problems(history: History, record: SteeredInput, session: str | Non
 def check_steering(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """The first input ends ``superseded`` (terminal ``invocation.superseded``, handler
     ``interrupted``, no ``done``); each steered input was queued, ran exactly once as attempt 1
-    with ``entry_mode: resumed`` on the same session and completed with the output its markers
-    predict; with several inputs, each later one was still queued (no start) while the first
-    was held (FIFO, one at a time)."""
+    with ``entry_mode: resumed`` on the same session; the last completed with the output its
+    markers predict, each earlier one was superseded by the next; one turn at a time: when
+    steered input k held, the turn before it was already terminal."""
     spec = expected if isinstance(expected, dict) else {}
     want = as_int(spec.get("inputs", 1)) or 1
     violations: list[Violation] = []
@@ -501,15 +507,15 @@ def check_steering(history: History, expected: Any, cell: Cell) -> list[Violatio
         fail("expected the first input's handler interrupted and never done", markers_excerpt(history.markers))
     if len(history.steered) != want:
         fail(f"expected {want} steered input(s), observed {len(history.steered)}")
-    for record in history.steered:
-        for p in _steered_problems(history, record, history.session_id):
+    for n, record in enumerate(history.steered):
+        for p in _steered_problems(history, record, history.session_id, last=n == len(history.steered) - 1):
             fail(p, markers_excerpt(record.markers))
-    for record in history.steered[1:]:
-        ok = any("status 'queued'" in o and ", 0 start marker" in o for o in record.observations)
-        if not ok:
+    for record in history.steered[:-1]:
+        if not any(o.endswith(("status 'superseded'", "status 'completed'", "status 'failed'",
+                               "status 'cancelled'", "status 'interrupted'")) for o in record.observations):
             fail(
-                f"FIFO: expected steered input {record.index} still queued with no handler start while input 1 ran, "
-                f"observed {record.observations or 'no observation'}"
+                f"one turn at a time: expected the turn before steered input {record.index} terminal once "
+                f"input {record.index} ran, observed {record.observations or 'no observation'}"
             )
     return violations
 

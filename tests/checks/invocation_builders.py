@@ -161,7 +161,8 @@ def inv_history(run: Run, *, readers: int = 1, resumes: Any = "seen", fault: str
 
 
 def steer_history(inputs: int = 1) -> History:
-    """First input held at 3 and superseded; ``inputs`` steered inputs queued and completed."""
+    """First input held at 3 and superseded by steered input 1; each steered input k < inputs
+    holds at 3 and is superseded by input k+1; the last completes."""
     e = Emitter()
     e.emit("invocation.started", attempt=1, entry_mode="fresh", **{"from": 0})
     for i in range(4):
@@ -175,11 +176,22 @@ def steer_history(inputs: int = 1) -> History:
     history.faults.append(FaultRecord(kind="steer", trigger="held", observed="held 3", t=1.05, incarnation=0))
     for k in range(1, inputs + 1):
         sid = f"inv_{k:032d}"
-        srun = normal(iid=sid, entry_mode="resumed", tag=f"t1-s{k}")
+        last = k == inputs
+        if last:
+            srun = normal(iid=sid, entry_mode="resumed", tag=f"t1-s{k}")
+        else:
+            se = Emitter(sid)
+            se.emit("invocation.started", attempt=1, entry_mode="resumed", **{"from": 0})
+            for i in range(4):
+                se.emit("invocation.delta", index=i, text=text(1, [i]))
+            se.emit("invocation.superseded")
+            smarkers = [f"start attempt=1 id={sid} from=0"] + [f"delta {i}" for i in range(4)] + ["held 3", "interrupted"]
+            sfinal = dict(final, invocation_id=sid, entry_mode="resumed", last_event_id=se.n)
+            srun = Run(se.frames, smarkers, sfinal, {}, live_upto=len(se.frames), iid=sid)
         record = SteeredInput(index=k, tag=f"t1-s{k}", script={"deltas": 6, "hold_at": 3, "tag": f"t1-s{k}"},
                               invocation_id=sid, post_status="queued", markers=srun.markers, final=srun.final)
-        if k > 1:
-            record.observations.append("while input 1 was 'held 3': status 'queued', 0 start marker(s)")
+        if not last:
+            record.observations.append(f"when input {k} was 'held 3': the first input had status 'superseded'")
         history.steered.append(record)
         history.calls.append(jcall("steer", 200, {"invocation_id": sid, "session_id": SID, "status": "queued"}, method="POST", params={"steer": k}))
         history.calls.append(sse("steer_replay", srun.frames, params={"steer": k, "cursor_label": "start"}, iid=sid))

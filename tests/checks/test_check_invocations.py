@@ -298,10 +298,16 @@ def test_steering_steered_input_ran_twice_or_lost():
     assert "expected 2 steered input(s), observed 1" in msgs(check_steering(h, STEERING, inv_cell(fault=STEER)))
 
 
-def test_steering_fifo_violation():
+def test_steering_one_turn_at_a_time_and_chain():
     h = steer_history(2)
-    h.steered[1].observations = ["while input 1 was 'held 3': status 'in_progress', 1 start marker(s)"]
-    assert "FIFO: expected steered input 2 still queued" in msgs(check_steering(h, STEERING, inv_cell(fault=STEER)))
+    h.steered[0].observations = ["when input 1 was 'held 3': the first input had status 'in_progress'"]
+    assert "one turn at a time: expected the turn before steered input 1 terminal" in msgs(check_steering(h, STEERING, inv_cell(fault=STEER)))
+    h = steer_history(2)
+    h.steered[0].final["status"] = "completed"
+    h.steered[0].markers.append("done")
+    text = msgs(check_steering(h, STEERING, inv_cell(fault=STEER)))
+    assert "steered input 1: expected final status superseded, observed 'completed'" in text
+    assert "steered input 1: expected its handler interrupted by the next steer and never done" in text
 
 
 def test_steering_other_session():

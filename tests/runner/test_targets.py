@@ -23,7 +23,9 @@ def test_reference_target_loads_and_maps_modes():
     assert "--resilient-background" in spec.extra_args
     assert cfg.spec_for({"resilient_background": False}).extra_args == ()
     assert cfg.missing_claims(("resilient_background",), "responses") == []
-    assert cfg.missing_claims(("steering",), "invocations") == ["profile:invocations", "steering"]
+    assert cfg.missing_claims(("steering", "resilient_invocations"), "invocations") == []
+    assert "--resilient-invocations" in cfg.spec_for({"resilient_invocations": True}).extra_args
+    assert cfg.missing_claims(("steerable_conversations",), "invocations") == ["steerable_conversations"]
 
 
 def test_unknown_key_names_line_and_key(tmp_path):
