@@ -42,8 +42,11 @@ async def _json_body(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise _bad(None, "The request body is not valid JSON.", "invalid_json") from None
+        # A lone UTF-16 surrogate ("\\ud800") parses but can never be encoded back: refuse it
+        # here rather than fail later while writing the response (500).
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeDecodeError, UnicodeEncodeError, RecursionError):
+        raise _bad(None, "The request body is not valid JSON (or nests too deep, or holds a lone surrogate).", "invalid_json") from None
     if not isinstance(body, dict):
         raise _bad(None, "The request body must be a JSON object.", "invalid_json")
     return body

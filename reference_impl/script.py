@@ -62,7 +62,7 @@ def extract_script(input_value: Any) -> dict[str, Any] | None:
         return None
     try:
         doc = json.loads(input_value)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(doc, dict) or "conformance" not in doc:
         return None

@@ -47,6 +47,8 @@ def test_invalid_create_bodies(api: Api, body: dict, code: str, param: str) -> N
         (b"\xff\xfe", {"content-type": "application/json"}),
         (b'{"input": NaN}', {"content-type": "application/json"}),
         (b'{"input": "{\\"conformance\\": {\\"delay_ms\\": Infinity}}", "stream": Infinity}', {"content-type": "application/json"}),
+        (b'{"input": ' + b"[" * 1000 + b"]" * 1000 + b"}", {"content-type": "application/json"}),  # RecursionError
+        (b'{"input": "x", "model": "\\ud800"}', {"content-type": "application/json"}),  # lone surrogate
         (b'{"input": "hi"}', {"content-type": "text/plain"}),
         (b'{"input": "hi"}', {}),
     ],
