@@ -337,14 +337,33 @@ def conformance_target(conformance_settings: Settings) -> Any:
 @pytest.fixture
 def spawn_target(request: pytest.FixtureRequest, conformance_settings: Settings):
     """Factory: ``spawn_target(server={...}) -> started harness Target`` in a work dir of its own
-    under this run's results dir; every target is closed at teardown, pass or fail."""
+    under this run's results dir; every target is closed at teardown, pass or fail.
+
+    When the selected store withdraws ``durable_store`` (``--store memory``), starting a second
+    incarnation skips the test as not claimed: state that does not survive a restart cannot be
+    judged across one."""
     from harness.process import Target
 
     targets: list[Any] = []
     base = conformance_settings.run_dir / _slug(request.node.nodeid)
+    cfg = conformance_settings.target
+    factory: Any = Target
+    if "durable_store" in cfg.withdrawn:
+        reason = f"not claimed by target {cfg.name}: durable_store (withdrawn by store {cfg.store}): the test restarts the target"
+
+        class OneLifetimeTarget(Target):
+            def start(self) -> Any:
+                if self.incarnations:
+                    pytest.skip(reason)
+                return super().start()
+
+            def restart(self) -> Any:
+                pytest.skip(reason)
+
+        factory = OneLifetimeTarget
 
     def spawn(server: dict[str, Any] | None = None) -> Target:
-        target = Target(conformance_settings.target.spec_for(server or {}), base / f"target-{len(targets)}")
+        target = factory(conformance_settings.target.spec_for(server or {}), base / f"target-{len(targets)}")
         targets.append(target)
         target.start()
         return target

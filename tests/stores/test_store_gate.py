@@ -76,3 +76,26 @@ def test_unusable_store_is_one_line_before_any_test(tmp_path: Path, store: str, 
     assert len(lines) == 1 and lines[0].startswith(f"ERROR: --store {store}: "), proc.stderr
     assert message in lines[0]
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+SUITE = '''
+def test_restarts(spawn_target, conformance_target):
+    t = spawn_target(server={})
+    t.kill()
+    t.start()
+    assert conformance_target.store != "memory", "a second lifetime ran on a store that does not survive it"
+'''
+
+
+@pytest.mark.parametrize(("store", "outcome"), [("memory", "1 skipped"), ("sqlite", "1 passed")])
+def test_a_suite_restart_is_not_claimed_on_a_non_durable_store(tmp_path: Path, store: str, outcome: str) -> None:
+    (tmp_path / "test_suite_restart.py").write_text(SUITE)
+    cmd = [
+        sys.executable, "-m", "pytest", str(tmp_path / "test_suite_restart.py"), "--store", store, "-rs", "-q",
+        "-p", "no:benchmark", "-p", "no:cacheprovider", "-p", "no:xdist", "--rootdir", str(tmp_path),
+        "--contracts", str(ROOT / "contracts" / "**" / "*.yaml"), "--conformance-results", str(tmp_path / "results"),
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert outcome in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    if store == "memory":
+        assert "not claimed by target reference: durable_store (withdrawn by store memory)" in proc.stdout
