@@ -500,11 +500,14 @@ class InvocationsRun(CellRun):
         self.streams.append((thread, control))
         before = len(self.recorder.calls)
         thread.start()
-        self.await_(
-            lambda: len(self.recorder.calls) > before,
-            f"the {name} GET of {rid} to start",
-            self._last_seen,
-        )
+
+        def answered() -> bool:
+            # the stream's headers arrived (or it ended): a fault after this point cannot hit a
+            # reader that is still connecting
+            mine = [c for c in self.recorder.calls[before:] if c.name == name]
+            return bool(mine) and (mine[0].status is not None or mine[0].ended != "in_flight")
+
+        self.await_(answered, f"the {name} GET of {rid} to answer", self._last_seen)
         return control
 
     def _stream_body(self, rid: str, kwargs: dict[str, Any], labels: dict[str, Any]) -> None:
