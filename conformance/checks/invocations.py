@@ -469,6 +469,13 @@ def _steered_problems(history: History, record: SteeredInput, session: str | Non
     frames = events(full)
     problems += [f"steered input {k}: {p}" for p in id_problems(frames, None, record.invocation_id)]
     problems += [f"steered input {k}: {p}" for p in terminal_problems(frames, f"invocation.{want}", must_end=True)]
+    for live in history.calls_named("steer_live"):
+        if live.params.get("steer") != k or live.status != 200:
+            continue
+        got = events(live)
+        head = frames[: len(got)]
+        if [f.event_id for f in got] != [f.event_id for f in head] or not all(_same(a, b) for a, b in zip(got, head)):
+            problems.append(f"steered input {k}: its live stream {labels(got, 12)} is not a prefix of its transcript {labels(frames, 12)}")
     started = started_frames(frames)
     if len(started) != 1 or payload(started[0]).get("entry_mode") != "resumed" or payload(started[0]).get("attempt") != 1:
         problems.append(

@@ -194,6 +194,7 @@ def steer_history(inputs: int = 1) -> History:
             record.observations.append(f"when input {k} was 'held 3': the first input had status 'superseded'")
         history.steered.append(record)
         history.calls.append(jcall("steer", 200, {"invocation_id": sid, "session_id": SID, "status": "queued"}, method="POST", params={"steer": k}))
+        history.calls.append(sse("steer_live", srun.frames, params={"steer": k}, iid=sid))
         history.calls.append(sse("steer_replay", srun.frames, params={"steer": k, "cursor_label": "start"}, iid=sid))
     return history
 

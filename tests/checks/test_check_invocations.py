@@ -310,6 +310,13 @@ def test_steering_one_turn_at_a_time_and_chain():
     assert "steered input 1: expected its handler interrupted by the next steer and never done" in text
 
 
+def test_steering_steered_live_stream_disagrees_with_its_transcript():
+    h = steer_history(1)
+    live = first(h, "steer_live", steer=1)
+    live.frames[1] = retext(live.frames[1], text="a1:d9 ")
+    assert "steered input 1: its live stream" in msgs(check_steering(h, True, inv_cell(fault=STEER)))
+
+
 def test_steering_other_session():
     h = steer_history(1)
     h.steered[0].final["session_id"] = "sess-2"
