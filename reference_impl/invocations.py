@@ -87,8 +87,10 @@ async def create_invocation(request: Request) -> Response:
     raw = await request.body()
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _bad(None, "The request body is not valid JSON.", "invalid_json") from None
+        # A lone UTF-16 surrogate ("\\ud800") parses but cannot be encoded back into an answer.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeDecodeError, UnicodeEncodeError, RecursionError):
+        raise _bad(None, "The request body is not valid JSON (or nests too deep, or holds a lone surrogate).", "invalid_json") from None
     script, session_id = validate_create(body)
     if irt.rt.shutting_down:
         raise ApiError(503, "The server is shutting down.", code="server_shutting_down", type_="server_error")

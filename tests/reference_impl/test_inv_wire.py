@@ -146,7 +146,8 @@ def test_errors(api: InvApi) -> None:
         assert r.status_code == 400, (body, r.text)
         err = error_of(r)
         assert (err["type"], err["code"], err["param"]) == ("invalid_request_error", code, param), body
-    for raw in (b"{", b"[]", b"null", b'"s"', b"", b"\xff", b'{"input": NaN}'):
+    deep = b'{"input": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    for raw in (b"{", b"[]", b"null", b'"s"', b"", b"\xff", b'{"input": NaN}', b'{"\\ud800": 1}', deep):
         r = api.http.post("/invocations", content=raw, headers={"content-type": "application/json"})
         assert r.status_code == 400 and error_of(r)["type"] == "invalid_request_error", (raw, r.text)
 
