@@ -1,0 +1,377 @@
+"""Adversarial input: hypothesis strategies for bad requests, a raw HTTP/1.1 sender, and the
+pure expectation every answer must meet.
+
+Each class (``CLASSES``) is its own test id in ``conformance/suites/test_adversarial_responses.py``.
+A request is sent as raw bytes over a loopback socket (so that CR/LF in headers, NUL in paths,
+wrong methods and truncated bodies reach the server exactly as written) with ``Connection:
+close``; the answer is read to EOF under a deadline.
+
+Expectations (``answer_problems``):
+
+- ``error``: the input is invalid: a 4xx with a JSON body of the documented shape
+  ``{"error": {"type", "code", "message", "param"}}``;
+- ``error_or_ok``: the input may be valid (a huge but well-formed body, a unicode edge case, a
+  cursor from another stream): a 2xx (JSON parses; an event stream ends cleanly) or an ``error``;
+- ``protocol``: the request is broken below HTTP semantics (CR/LF in a header): the framework
+  may answer before the app, so any 4xx (or a 2xx if it parsed) is accepted;
+
+and always: an answer (never a hang), never a 5xx, never a partial event stream.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import strategies as st
+
+DEADLINE_S = 10.0
+KNOWN_FIELDS = ("input", "model", "store", "background", "stream", "metadata", "previous_response_id")
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    """One request to send as raw bytes."""
+
+    method: str
+    path: str  # raw request target, sent as is (may hold %2e, NUL, ../)
+    body: bytes | None = None
+    headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
+    expect: str = "error"  # error | error_or_ok | protocol
+    note: str = ""
+
+    def to_bytes(self, host: str) -> bytes:
+        lines = [f"{self.method} ".encode() + _b(self.path) + b" HTTP/1.1", b"host: " + host.encode(), b"connection: close"]
+        lines += [k + b": " + v for k, v in self.headers]
+        if self.body is not None:
+            lines.append(f"content-length: {len(self.body)}".encode())
+        return b"\r\n".join(lines) + b"\r\n\r\n" + (self.body or b"")
+
+    def describe(self) -> str:
+        body = "" if self.body is None else f" body[{len(self.body)}]={self.body[:120]!r}"
+        hdrs = ", ".join(f"{k.decode(errors='replace')}: {v[:60]!r}" for k, v in self.headers)
+        return f"{self.method} {_b(self.path)[:160]!r} [{hdrs}]{body}" + (f" ({self.note})" if self.note else "")
+
+
+def _b(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class Answer:
+    """What came back: status, headers, body (de-chunked), whether it ended cleanly, timing."""
+
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    complete: bool = False  # the server closed the connection after a whole answer
+    error: str | None = None  # transport problem (timeout, reset)
+    elapsed_s: float = 0.0
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def send_raw(host: str, port: int, request: BadRequest, deadline_s: float = DEADLINE_S) -> Answer:
+    """Send one request, read until the server closes (bounded by ``deadline_s``)."""
+    answer = Answer()
+    start = time.monotonic()
+    data = b""
+    try:
+        with socket.create_connection((host, port), timeout=deadline_s) as sock:
+            try:
+                sock.sendall(request.to_bytes(host))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server may answer (e.g. 413) and close before reading everything
+            while True:
+                left = deadline_s - (time.monotonic() - start)
+                if left <= 0:
+                    answer.error = f"no end of answer within {deadline_s}s (hang)"
+                    break
+                sock.settimeout(left)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except socket.timeout:
+        answer.error = f"no end of answer within {deadline_s}s (hang)"
+    except OSError as exc:
+        if not data:
+            answer.error = f"{type(exc).__name__}: {exc}"
+    answer.elapsed_s = time.monotonic() - start
+    _parse(data, answer)
+    return answer
+
+
+def _parse(data: bytes, answer: Answer) -> None:
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        if data and answer.error is None:
+            answer.error = f"answer cut in its headers: {data[:200]!r}"
+        return
+    lines = head.split(b"\r\n")
+    try:
+        answer.status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        answer.error = f"unreadable status line {lines[0][:100]!r}"
+        return
+    for line in lines[1:]:
+        key, _, value = line.partition(b":")
+        answer.headers[key.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    if answer.headers.get("transfer-encoding", "").lower() == "chunked":
+        body, ok = _dechunk(rest)
+        answer.body, answer.complete = body, ok and answer.error is None
+    else:
+        length = answer.headers.get("content-length")
+        answer.body = rest
+        answer.complete = answer.error is None and (length is None or len(rest) == int(length))
+
+
+def _dechunk(data: bytes) -> tuple[bytes, bool]:
+    out = b""
+    while True:
+        size_line, sep, data = data.partition(b"\r\n")
+        if not sep:
+            return out, False
+        try:
+            size = int(size_line.split(b";")[0], 16)
+        except ValueError:
+            return out, False
+        if size == 0:
+            return out, True
+        out += data[:size]
+        if len(data) < size + 2:
+            return out, False
+        data = data[size + 2 :]
+
+
+# -- expectations (pure) ---------------------------------------------------------------------
+def error_shape_problems(answer: Answer) -> list[str]:
+    """A JSON body ``{"error": {"type": str, "code": str|null, "message": str, "param": str|null}}``."""
+    if not answer.content_type.startswith("application/json"):
+        return [f"error answer is not JSON (content-type {answer.content_type!r}): {answer.body[:200]!r}"]
+    body = answer.json()
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return [f"error body has no 'error' object: {answer.body[:200]!r}"]
+    problems = [f"error.{k} missing" for k in ("type", "code", "message", "param") if k not in err]
+    if "type" in err and not isinstance(err["type"], str):
+        problems.append(f"error.type is not a string: {err['type']!r}")
+    if "message" in err and not isinstance(err["message"], str):
+        problems.append(f"error.message is not a string: {err['message']!r}")
+    for key in ("code", "param"):
+        if key in err and not (err[key] is None or isinstance(err[key], str)):
+            problems.append(f"error.{key} is neither a string nor null: {err[key]!r}")
+    return problems
+
+
+def sse_problems(answer: Answer) -> list[str]:
+    """A 2xx event stream ends cleanly, each frame's data is JSON with an int sequence_number,
+    strictly increasing."""
+    if not answer.complete:
+        return ["event stream did not end cleanly (partial SSE stream)"]
+    seqs: list[int] = []
+    for block in answer.body.decode("utf-8", "replace").replace("\r\n", "\n").split("\n\n"):
+        data = "\n".join(line[5:].lstrip() for line in block.split("\n") if line.startswith("data:"))
+        if not data:
+            continue
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return [f"frame data is not JSON: {data[:120]!r}"]
+        seq = payload.get("sequence_number") if isinstance(payload, dict) else None
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return [f"frame without an integer sequence_number: {data[:120]!r}"]
+        seqs.append(seq)
+    if any(b <= a for a, b in zip(seqs, seqs[1:])):
+        return [f"sequence numbers not strictly increasing: {seqs[:20]}"]
+    return []
+
+
+def answer_problems(request: BadRequest, answer: Answer) -> list[str]:
+    """What is wrong with ``answer`` as a reply to ``request`` (empty when it is acceptable)."""
+    if answer.error is not None and answer.status is None:
+        return [f"no answer: {answer.error}"]
+    status = answer.status or 0
+    if status >= 500:
+        return [f"{status} (a 5xx for bad input): {answer.body[:300]!r}"]
+    if answer.error is not None:
+        return [f"{status} then {answer.error}"]
+    if request.expect == "protocol":
+        return [] if status < 500 else [f"unexpected status {status}"]
+    if 400 <= status < 500:
+        return error_shape_problems(answer)
+    if request.expect == "error":
+        return [f"expected a 4xx error, got {status}: {answer.body[:200]!r}"]
+    if 200 <= status < 300:
+        if answer.content_type.startswith("text/event-stream"):
+            return sse_problems(answer)
+        if not answer.complete or answer.json() is None:
+            return [f"{status} answer is not complete JSON: {answer.body[:200]!r}"]
+        return []
+    return [f"unexpected status {status}: {answer.body[:200]!r}"]
+
+
+# -- strategies, one per class -----------------------------------------------------------------
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _create(body: bytes, expect: str = "error", note: str = "", headers: Any = None) -> BadRequest:
+    return BadRequest("POST", "/responses", body, headers if headers is not None else ((b"content-type", b"application/json"),), expect, note)
+
+
+VALID = {"input": "hello", "store": True}
+json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
+json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=10)
+
+
+def _not_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+    except (ValueError, RecursionError):
+        return True
+    return False
+
+
+malformed_json = st.one_of(
+    st.sampled_from([b"{", b"}", b"{\"input\": }", b"{\"input\": \"x\",}", b"{'input': 'x'}", b"NaN", b"{\"input\": NaN}",
+                     b"[1, 2", b"\"unterminated", b"{\"input\": \"x\"} trailing", b"\xff\xfe{}", b"", b"null", b"[]", b"42", b"\"s\""]),
+    st.binary(max_size=200).filter(_not_json),
+).map(lambda b: _create(b, note="malformed JSON"))
+
+truncated_json = st.tuples(
+    st.fixed_dictionaries({"input": st.text(min_size=1, max_size=40), "metadata": st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)}),
+    st.floats(0.0, 0.999),
+).map(lambda t: _json_bytes(t[0])[: int(len(_json_bytes(t[0])) * t[1])]).filter(_not_json).map(lambda b: _create(b, note="truncated JSON"))
+
+WRONG = {
+    "input": st.one_of(st.integers(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), st.dictionaries(st.text(max_size=5), json_scalars, max_size=3)),
+    "model": st.one_of(st.integers(), st.booleans(), st.lists(json_scalars, max_size=3), st.dictionaries(st.text(max_size=5), json_scalars, max_size=2)),
+    "store": st.one_of(st.integers(), st.text(max_size=6), st.lists(json_scalars, max_size=2)),
+    "background": st.one_of(st.integers(), st.text(max_size=6), st.floats(allow_nan=False, allow_infinity=False)),
+    "stream": st.one_of(st.integers(), st.text(max_size=6), st.dictionaries(st.text(max_size=5), json_scalars, max_size=2)),
+    "metadata": st.one_of(st.integers(), st.text(max_size=6), st.lists(json_scalars, max_size=2), st.dictionaries(st.text(min_size=1, max_size=5), st.one_of(st.integers(), st.booleans(), st.lists(st.integers(), max_size=2)), min_size=1, max_size=2)),
+    "previous_response_id": st.one_of(st.integers(), st.booleans(), st.lists(json_scalars, max_size=2)),
+}
+wrong_types = st.sampled_from(sorted(WRONG)).flatmap(
+    lambda key: WRONG[key].map(lambda v, key=key: _create(_json_bytes({**VALID, key: v}), note=f"{key} of a wrong type"))
+)
+
+huge_body = st.sampled_from([1, 4]).map(
+    lambda mb: _create(_json_bytes({"input": "x" * (mb << 20)}), "error_or_ok", f"{mb} MiB input")
+)
+huge_strings = st.one_of(
+    st.integers(100_000, 400_000).map(lambda n: _create(_json_bytes({**VALID, "model": "m" * n}), "error_or_ok", f"model of {n} chars")),
+    st.integers(100_000, 400_000).map(lambda n: _create(_json_bytes({**VALID, "metadata": {"k": "v" * n}}), "error_or_ok", f"metadata value of {n} chars")),
+    st.integers(10_000, 100_000).map(lambda n: _create(_json_bytes({**VALID, "f" * n: 1}), "error", f"unknown field name of {n} chars")),
+    st.integers(10_000, 100_000).map(lambda n: _create(_json_bytes({**VALID, "previous_response_id": "resp_" + "a" * n}), "error", f"previous_response_id of {n} chars")),
+)
+
+
+def _nested(depth: int, kind: str) -> bytes:
+    open_, close = ("[", "]") if kind == "list" else ('{"a":', "}")
+    return b'{"input": ' + (open_ * depth).encode() + b"1" + (close * depth).encode() + b"}"
+
+
+deep_nesting = st.tuples(st.sampled_from([100, 1000, 5000, 50_000]), st.sampled_from(["list", "dict"])).map(
+    lambda t: _create(_nested(*t), "error_or_ok", f"input nested {t[0]} deep ({t[1]})")
+)
+unknown_fields = st.dictionaries(
+    st.text(min_size=1, max_size=30).filter(lambda k: k not in KNOWN_FIELDS), json_values, min_size=1, max_size=3
+).map(lambda extra: _create(_json_bytes({**VALID, **extra}), note="unknown field(s)"))
+
+UNICODE = ["\ud800", "\udfff", "\u0000", "\u202e", "\ufeff", "\U0001f600" * 50, "a\u0301" * 20, "\uffff", "\x7f", "\u2028\u2029"]
+unicode_edge = st.one_of(
+    st.tuples(st.sampled_from(UNICODE), st.sampled_from(["model", "metadata", "input", "key"])).map(
+        lambda t: _create(
+            json.dumps({"input": "x", "model": t[0]} if t[1] == "model" else {"input": "x", "metadata": {"k": t[0]}} if t[1] == "metadata"
+                       else {"input": t[0]} if t[1] == "input" else {"input": "x", "metadata": {t[0]: "v"}}).encode(),
+            "error_or_ok", f"{t[0][:4]!r} in {t[1]}")
+    ),
+    st.sampled_from([b'{"input": "\xff\xfe"}', b'{"input": "\xc0\xaf"}', b'{"input": "\xed\xa0\x80"}', b"\xef\xbb\xbf{\"input\": \"x\"}"]).map(
+        lambda b: _create(b, "error_or_ok", "invalid UTF-8 / BOM")
+    ),
+    st.text(min_size=1, max_size=30).map(lambda s: _create(json.dumps({"input": s, "metadata": {s: s}}).encode(), "error_or_ok", "random unicode")),
+)
+
+ID_TRAVERSALS = ["../secret", "../../secret", "..%2f..%2fsecret", "%2e%2e%2fsecret", "%2e%2e/%2e%2e/secret", "resp_..%2f..%2fsecret",
+                 "resp_%00", "resp_a%00b", "%00", "resp_" + "a" * 5000, "resp_" + "a" * 65, "....//secret", "resp_\u00e9", "resp_%ff",
+                 "%252e%252e%252fsecret", "resp_a/../../secret", ".", "..", "resp_ a", "RESP_abc"]
+bad_ids = st.tuples(
+    st.sampled_from(ID_TRAVERSALS),
+    st.sampled_from([("GET", ""), ("GET", "?stream=true"), ("GET", "?stream=true&starting_after=0"), ("POST", "/cancel"), ("DELETE", "")]),
+).map(lambda t: BadRequest(t[1][0], "/responses/" + _q(t[0], "/%.") + t[1][1], None, (), "error", f"id {t[0][:30]!r}"))
+
+wrong_methods = st.sampled_from([
+    ("PUT", "/responses"), ("PATCH", "/responses"), ("DELETE", "/responses"), ("GET", "/responses"), ("PUT", "/responses/{done}"),
+    ("PATCH", "/responses/{done}"), ("POST", "/responses/{done}"), ("GET", "/responses/{done}/cancel"), ("PUT", "/responses/{done}/cancel"),
+    ("DELETE", "/responses/{done}/cancel"), ("POST", "/readiness"), ("OPTIONS", "/responses"), ("TRACE", "/responses"), ("POST", "/nope"),
+    ("GET", "/responses/{done}/x/y"),
+]).map(lambda t: BadRequest(t[0], t[1], b"{}" if t[0] in ("POST", "PUT", "PATCH") else None, ((b"content-type", b"application/json"),), "error", f"{t[0]} {t[1]}"))
+
+wrong_content_types = st.sampled_from([
+    None, b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x", b"application/xml", b"application/jsonx",
+    b"json", b"", b"application/json-patch+json", b"text/json",
+]).map(lambda ct: _create(_json_bytes(VALID), "error", f"content-type {ct!r}", headers=() if ct is None else ((b"content-type", ct),)))
+
+
+def cursor_requests(done_id: str, other_cursor: int) -> st.SearchStrategy[BadRequest]:
+    """Bad (and borderline) cursors on a finished replayable response ``done_id``."""
+    bad = st.one_of(
+        st.sampled_from(["-1", "-100", "abc", "1.5", "1e3", "0x10", "", " 1", "+1", "NaN", "Infinity", "1,2", "١", "%00", "0%0a1", "--1", "9" * 400]),
+        st.integers(max_value=-1).map(str),
+        st.text(max_size=12).filter(lambda s: not s.isascii() or not s.isdigit()).map(lambda s: s.encode().hex() if not s.isprintable() else s),
+    ).map(lambda c: BadRequest("GET", f"/responses/{done_id}?stream=true&starting_after={_q(c)}", None, (), "error", f"cursor {c[:20]!r}"))
+    ok = st.sampled_from([str(10**30), str(2**63), str(other_cursor), "0", "000001"]).map(
+        lambda c: BadRequest("GET", f"/responses/{done_id}?stream=true&starting_after={c}", None, (), "error_or_ok", f"cursor {c[:20]!r}")
+    )
+    return st.one_of(bad, ok)
+
+
+def _q(text: str, safe: str = "-+.%") -> str:
+    """Percent-encode what a request line cannot carry raw; ``%``, ``.`` and ``/`` stay as
+    written so that ``%2e``/``%00``/``../`` reach the server exactly."""
+    from urllib.parse import quote
+
+    return quote(text, safe=safe)
+
+
+def header_requests(done_id: str) -> st.SearchStrategy[BadRequest]:
+    """Bad headers on a replay of ``done_id`` (Last-Event-ID with CR/LF/NUL, huge, non-ASCII)."""
+    values = st.sampled_from([b"1\r\nX-Injected: 1", b"1\rX", b"1\nX", b"\x00", b"1\x00", b"-1", b"abc", b"9" * 10_000, b"\xff\xfe", b"1" * 70_000])
+    names = st.sampled_from([b"last-event-id", b"Last-Event-ID", b"accept"])
+    return st.tuples(names, values).map(
+        lambda t: BadRequest("GET", f"/responses/{done_id}?stream=true", None, ((t[0], t[1]),), "protocol", f"{t[0]!r}: {t[1][:20]!r}")
+    )
+
+
+CLASSES = (
+    "malformed_json", "truncated_json", "wrong_types", "huge_body", "huge_strings", "deep_nesting", "unknown_fields",
+    "unicode_edge", "bad_ids", "bad_cursors", "bad_headers", "wrong_methods", "wrong_content_types",
+)
+"""Every adversarial class, one test id each."""
+
+
+def strategy_for(name: str, done_id: str, other_cursor: int) -> st.SearchStrategy[BadRequest]:
+    """The strategy of class ``name``; ``{done}`` in a path becomes ``done_id``."""
+    fixed = {
+        "malformed_json": malformed_json, "truncated_json": truncated_json, "wrong_types": wrong_types, "huge_body": huge_body,
+        "huge_strings": huge_strings, "deep_nesting": deep_nesting, "unknown_fields": unknown_fields, "unicode_edge": unicode_edge,
+        "bad_ids": bad_ids, "wrong_methods": wrong_methods, "wrong_content_types": wrong_content_types,
+    }
+    if name == "bad_cursors":
+        return cursor_requests(done_id, other_cursor)
+    if name == "bad_headers":
+        return header_requests(done_id)
+    return fixed[name].map(lambda r: BadRequest(r.method, r.path.replace("{done}", done_id), r.body, r.headers, r.expect, r.note))

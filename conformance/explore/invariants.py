@@ -1,0 +1,392 @@
+"""Pure invariants over what an exploration observed: ``Observations`` in, problem strings out.
+
+No I/O here.  The state machine records every HTTP exchange (``HttpCall`` with its SSE frames
+and monotonic timestamps), the responses it was told exist, the marker lines of each script
+tag and the moments the process was stopped; after every step it calls ``all_problems``.
+
+What is promised (responses profile, DESIGN §3/§4, docs/protocol.md §2, §3.6):
+
+- every read: cursors are integers, strictly increasing, all after the read's cursor; at most
+  one terminal event and nothing after it; a read that ended cleanly ended on a terminal event
+  unless the server was stopped while it was open or its cursor is at or past the terminal
+  event (no partial SSE stream);
+- across reads of one response: one payload per sequence number, whatever the lifetime (no
+  rewrite); one terminal sequence number; a read from cursor ``c`` holds every event after ``c``
+  that any read saw before it started, up to where it got (no gap, no loss), in order;
+- statuses: once a terminal status is observed, every later observation shows the same one
+  (never changes, never goes back to ``in_progress``); an acknowledged response never answers
+  404; no call ever gets a 5xx;
+- output: a ``completed`` snapshot's text is exactly what the markers predict for the attempts
+  they record (``checks.output.predict_output``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from collections.abc import Callable
+
+from conformance.checks._util import TERMINAL_EVENTS, as_int, excerpt, output_text
+from conformance.checks.output import predict_output
+from conformance.history import TERMINAL_STATUSES, HttpCall, SSEFrame
+
+INVOCATION_TERMINALS = {
+    "invocation.completed": "completed",
+    "invocation.failed": "failed",
+    "invocation.cancelled": "cancelled",
+    "invocation.interrupted": "interrupted",
+    "invocation.superseded": "superseded",
+}
+
+
+def _id_cursor(frame: SSEFrame) -> int | None:
+    return int(frame.id) if frame.id is not None and frame.id.isdigit() else None
+
+
+def _responses_status(frame: SSEFrame) -> tuple[str | None, Any]:
+    payload = frame.json
+    snap = payload.get("response") if isinstance(payload, dict) else None
+    return (snap.get("status") if isinstance(snap, dict) else None), snap
+
+
+def _invocations_status(frame: SSEFrame) -> tuple[str | None, Any]:
+    payload = frame.json
+    status = INVOCATION_TERMINALS.get(frame.type or "")
+    return status, (payload if isinstance(payload, dict) else None)
+
+
+@dataclass(frozen=True)
+class Wire:
+    """Where a profile keeps what the invariants read: the resource path, a frame's cursor,
+    a read's cursor, the terminal events and the status/output they carry."""
+
+    name: str
+    path: re.Pattern[str]
+    created_id_key: str
+    cursor: Callable[[SSEFrame], int | None]
+    read_cursor_param: str
+    terminal_types: frozenset[str]
+    terminal: Callable[[SSEFrame], tuple[str | None, Any]]  # (status, snapshot) of a terminal frame
+    output: Callable[[Any], str]  # the text of a completed snapshot
+    snapshot_calls: tuple[str, ...] = ("get", "poll")
+
+
+RESPONSES = Wire("responses", re.compile(r"/responses/([^/?]+)"), "id", lambda f: f.seq, "starting_after",
+                 frozenset(TERMINAL_EVENTS), _responses_status, lambda snap: output_text(snap.get("output")))
+INVOCATIONS = Wire("invocations", re.compile(r"/invocations/([^/?]+)"), "invocation_id", _id_cursor, "last_event_id",
+                   frozenset(INVOCATION_TERMINALS), _invocations_status,
+                   lambda snap: snap.get("output") if isinstance(snap.get("output"), str) else "")
+TERMINAL_ANY = TERMINAL_STATUSES | set(INVOCATION_TERMINALS.values())
+
+
+@dataclass
+class Tracked:
+    """A response the target acknowledged (create answered with its id)."""
+
+    response_id: str
+    tag: str | None
+    script: dict[str, Any]
+    acked_at: float
+    stream: bool = True  # created with stream=true (replayable)
+
+
+@dataclass
+class Observations:
+    """Everything an exploration saw, in the shape the invariants read."""
+
+    calls: list[HttpCall] = field(default_factory=list)
+    responses: dict[str, Tracked] = field(default_factory=dict)
+    markers: dict[str, list[str]] = field(default_factory=dict)  # tag -> marker lines
+    stops: list[float] = field(default_factory=list)  # times a process was SIGTERMed/SIGKILLed
+    wire: Wire = RESPONSES
+
+
+@dataclass(frozen=True)
+class StatusSeen:
+    """One observation of a response's status: the server state lies in [t_from, t_seen]."""
+
+    t_from: float
+    t_seen: float
+    status: str
+    source: str
+
+
+def call_response_id(call: HttpCall, wire: Wire = RESPONSES) -> str | None:
+    """The resource a call is about: the id in its URL, else the one a create revealed."""
+    match = wire.path.search(urlsplit(call.url).path)
+    if match:
+        return match.group(1)
+    if isinstance(call.body, dict) and isinstance(call.body.get(wire.created_id_key), str):
+        return call.body[wire.created_id_key]
+    for frame in list(call.frames)[:3]:
+        payload = frame.json
+        if isinstance(payload, dict) and isinstance(payload.get("response"), dict):
+            rid = payload["response"].get("id")
+            if isinstance(rid, str):
+                return rid
+    return None
+
+
+def read_cursor(call: HttpCall, wire: Wire = RESPONSES) -> int | None:
+    """The cursor a read was opened with (``starting_after`` / ``last_event_id``; None: from the start)."""
+    return as_int(call.params.get(wire.read_cursor_param)) if call.params else None
+
+
+def frame_label(frame: SSEFrame, wire: Wire = RESPONSES) -> str:
+    return f"{frame.type}#{wire.cursor(frame)}"
+
+
+def cursor_problems(frames: list[SSEFrame], after: int | None, wire: Wire = RESPONSES) -> list[str]:
+    """Cursors present and ints, strictly increasing (no duplicate), all > ``after``."""
+    problems: list[str] = []
+    missing = [f for f in frames if wire.cursor(f) is None]
+    if missing:
+        problems.append(f"{len(missing)} frame(s) without an integer cursor: "
+                        + ", ".join(f"{f.type} data={excerpt(f.data, 60)}" for f in missing[:5]))
+    seen: set[int] = set()
+    previous: SSEFrame | None = None
+    for frame in frames:
+        cur = wire.cursor(frame)
+        if cur is None:
+            continue
+        if cur in seen:
+            problems.append(f"duplicate sequence_number/cursor {cur}: {frame_label(frame, wire)}")
+        elif previous is not None and cur < (wire.cursor(previous) or 0):
+            problems.append(f"sequence_number/cursor decreases: {frame_label(previous, wire)} then {frame_label(frame, wire)}")
+        seen.add(cur)
+        previous = frame
+        if after is not None and cur <= after:
+            problems.append(f"event {frame_label(frame, wire)} at or before the cursor {after}")
+    return problems
+
+
+def _frames(call: HttpCall) -> list[SSEFrame]:
+    return [f for f in list(call.frames) if f.event is not None or (f.data or "").strip()]
+
+
+def _reads(obs: Observations) -> dict[str, list[HttpCall]]:
+    """SSE reads (live streams and replays) of tracked resources, by id."""
+    out: dict[str, list[HttpCall]] = {}
+    for call in list(obs.calls):
+        if not call.is_sse or call.status != 200:
+            continue
+        rid = call_response_id(call, obs.wire)
+        if rid is not None and rid in obs.responses:
+            out.setdefault(rid, []).append(call)
+    return out
+
+
+def _stopped_during(obs: Observations, call: HttpCall) -> bool:
+    end = call.ended_at if call.ended != "in_flight" else float("inf")
+    return any(call.started_at <= t <= end for t in obs.stops)
+
+
+def _label(call: HttpCall, wire: Wire = RESPONSES) -> str:
+    cursor = read_cursor(call, wire)
+    where = "live create stream" if call.name == "create" else f"read after {cursor}"
+    return f"{where} of {call_response_id(call, wire)} (started t={call.started_at:.3f}, {call.ended})"
+
+
+def _opened_after(call: HttpCall, wire: Wire) -> int | None:
+    return read_cursor(call, wire) if call.name != "create" else None
+
+
+# -- per read ------------------------------------------------------------------------------
+def read_problems(obs: Observations) -> list[str]:
+    """Each read on its own: cursors ints, strictly increasing, > its cursor; one terminal, last;
+    a cleanly ended read ends on a terminal unless the server was stopped meanwhile."""
+    problems: list[str] = []
+    w = obs.wire
+    for calls in _reads(obs).values():
+        terminal_cursors = {w.cursor(f) for c in calls for f in _frames(c) if f.type in w.terminal_types and w.cursor(f) is not None}
+        for call in calls:
+            frames = _frames(call)
+            cursor = _opened_after(call, w)
+            past_end = cursor is not None and any(cursor >= s for s in terminal_cursors)  # type: ignore[operator]
+            for p in cursor_problems(frames, cursor, w):
+                problems.append(f"{_label(call, w)}: {p}")
+            terminals = [i for i, f in enumerate(frames) if f.type in w.terminal_types]
+            if len(terminals) > 1:
+                problems.append(
+                    f"{_label(call, w)}: {len(terminals)} terminal events: "
+                    + ", ".join(frame_label(frames[i], w) for i in terminals)
+                )
+            if terminals and terminals[-1] != len(frames) - 1:
+                problems.append(
+                    f"{_label(call, w)}: terminal {frame_label(frames[terminals[-1]], w)} is not last; "
+                    f"after it: {', '.join(frame_label(f, w) for f in frames[terminals[-1] + 1:][:5])}"
+                )
+            if call.ended == "complete" and not terminals and not past_end and not _stopped_during(obs, call):
+                last = frame_label(frames[-1], w) if frames else "no frames"
+                problems.append(
+                    f"{_label(call, w)}: stream ended without a terminal event while the server ran "
+                    f"(partial SSE stream; last: {last})"
+                )
+    return problems
+
+
+# -- across reads --------------------------------------------------------------------------
+def replay_problems(obs: Observations) -> list[str]:
+    """Across the reads of one resource: same payload per cursor (no rewrite), one terminal
+    cursor, and a read from ``c`` holds every cursor > c seen earlier, up to where it got."""
+    problems: list[str] = []
+    w = obs.wire
+    for rid, calls in _reads(obs).items():
+        first: dict[int, tuple[SSEFrame, HttpCall]] = {}
+        terminal_seqs: dict[int, str] = {}
+        rewritten: set[int] = set()
+        for call in calls:
+            for frame in _frames(call):
+                seq = w.cursor(frame)
+                if seq is None:
+                    continue
+                if frame.type in w.terminal_types:
+                    terminal_seqs.setdefault(seq, f"{frame_label(frame, w)} in {_label(call, w)}")
+                seen = first.get(seq)
+                if seen is None:
+                    first[seq] = (frame, call)
+                elif seq not in rewritten and not _same(seen[0], frame):
+                    rewritten.add(seq)
+                    problems.append(
+                        f"{rid}: seq {seq} rewritten: {frame_label(seen[0], w)} "
+                        f"{excerpt(seen[0].data, 160)} in {_label(seen[1], w)} vs {frame_label(frame, w)} "
+                        f"{excerpt(frame.data, 160)} in {_label(call, w)}"
+                    )
+        if len(terminal_seqs) > 1:
+            problems.append(f"{rid}: terminal events at different seqs: {'; '.join(terminal_seqs.values())}")
+        for call in calls:
+            if call.name == "create":
+                continue
+            cursor = read_cursor(call, w)
+            got = [c for c in (w.cursor(f) for f in _frames(call)) if c is not None]
+            got_set = set(got)
+            floor = -1 if cursor is None else cursor
+            limit = float("inf") if call.ended == "complete" else (max(got) if got else floor)
+            earlier = sorted(
+                {
+                    c
+                    for other in calls
+                    if other is not call
+                    for f in _frames(other)
+                    if (c := w.cursor(f)) is not None and f.t < call.started_at and floor < c <= limit
+                }
+            )
+            missing = [s for s in earlier if s not in got_set]
+            if missing:
+                problems.append(
+                    f"{_label(call, w)}: missing seq(s) {missing[:10]} that earlier reads saw "
+                    f"(got {got[:20]}{'...' if len(got) > 20 else ''})"
+                )
+    return problems
+
+
+def _same(a: SSEFrame, b: SSEFrame) -> bool:
+    ja, jb = a.json, b.json
+    if ja is not None and jb is not None:
+        return ja == jb
+    return a.data == b.data
+
+
+# -- statuses --------------------------------------------------------------------------------
+def status_observations(obs: Observations) -> dict[str, list[StatusSeen]]:
+    """Every status observed per tracked resource: JSON GETs, cancel answers, terminal frames."""
+    out: dict[str, list[StatusSeen]] = {}
+    w = obs.wire
+    for call in list(obs.calls):
+        rid = call_response_id(call, w)
+        if rid is None or rid not in obs.responses:
+            continue
+        if call.is_sse:
+            for frame in _frames(call):
+                if frame.type in w.terminal_types:
+                    status, _ = w.terminal(frame)
+                    if isinstance(status, str):
+                        out.setdefault(rid, []).append(StatusSeen(frame.t, frame.t, status, frame_label(frame, w)))
+            continue
+        if call.status == 200 and isinstance(call.body, dict) and isinstance(call.body.get("status"), str):
+            if call.name in (*w.snapshot_calls, "cancel"):
+                out.setdefault(rid, []).append(
+                    StatusSeen(call.started_at, call.ended_at, call.body["status"], f"{call.name} {call.method}")
+                )
+    return out
+
+
+def status_problems(obs: Observations) -> list[str]:
+    """A terminal status, once observed, is what every later observation shows."""
+    problems: list[str] = []
+    for rid, seen in status_observations(obs).items():
+        for a in seen:
+            if a.status not in TERMINAL_ANY:
+                continue
+            for b in seen:
+                if b.t_from > a.t_seen and b.status != a.status:
+                    problems.append(
+                        f"{rid}: status {a.status!r} observed at t={a.t_seen:.3f} ({a.source}), "
+                        f"then {b.status!r} at t={b.t_from:.3f} ({b.source})"
+                    )
+                    break
+    return problems
+
+
+def http_problems(obs: Observations) -> list[str]:
+    """No 5xx anywhere (but a 503 to a create during shutdown); an acknowledged resource never
+    answers 404 afterwards."""
+    problems: list[str] = []
+    for call in list(obs.calls):
+        if call.status is not None and call.status >= 500 and not (call.status == 503 and call.name == "create"):
+            problems.append(f"{call.method} {call.url} -> {call.status}: {excerpt(call.body or call.body_text, 200)}")
+        rid = call_response_id(call, obs.wire)
+        tracked = obs.responses.get(rid) if rid else None
+        if call.status == 404 and tracked is not None and call.started_at > tracked.acked_at:
+            problems.append(
+                f"{rid}: acknowledged at t={tracked.acked_at:.3f}, then {call.method} {call.url} -> 404 "
+                f"at t={call.started_at:.3f} (an acknowledged response was lost)"
+            )
+    return problems
+
+
+def output_problems(obs: Observations) -> list[str]:
+    """Every ``completed`` snapshot's text is the markers' prediction for the recorded attempts."""
+    problems: list[str] = []
+    w = obs.wire
+    for call in list(obs.calls):
+        rid = call_response_id(call, w)
+        tracked = obs.responses.get(rid) if rid else None
+        if tracked is None or tracked.tag is None:
+            continue
+        snapshots: list[tuple[str, Any]] = []
+        if call.is_sse:
+            for frame in _frames(call):
+                if frame.type in w.terminal_types:
+                    status, snap = w.terminal(frame)
+                    if status == "completed":
+                        snapshots.append((frame_label(frame, w), snap))
+        elif call.status == 200 and call.name in w.snapshot_calls and isinstance(call.body, dict):
+            if call.body.get("status") == "completed":
+                snapshots.append((f"{call.name} body", call.body))
+        for where, snap in snapshots:
+            if not isinstance(snap, dict):
+                continue
+            deltas = as_int(tracked.script.get("deltas", 3))
+            prediction = predict_output(obs.markers.get(tracked.tag, []), deltas or 0)
+            text = w.output(snap)
+            if text != prediction.text:
+                problems.append(
+                    f"{rid}: completed output {text!r} ({where}) but the markers predict "
+                    f"{prediction.text!r}"
+                )
+            problems.extend(f"{rid}: {p}" for p in prediction.problems)
+    return problems
+
+
+def all_problems(obs: Observations) -> list[str]:
+    """Every invariant, in a stable order (duplicates removed)."""
+    out: list[str] = []
+    for check in (http_problems, read_problems, replay_problems, status_problems, output_problems):
+        for problem in check(obs):
+            if problem not in out:
+                out.append(problem)
+    return out

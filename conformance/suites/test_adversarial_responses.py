@@ -1,0 +1,179 @@
+"""Adversarial input against the target under test (responses profile), one test id per class.
+
+One target per module (per xdist worker) serves every class.  Before the classes run it holds
+two bystanders: a finished stream response (its snapshot and replay must never change) and a
+held one with its live stream attached (it must stay in progress, its stream open, and finish
+normally at the end).  After each class: the server still answers readiness, nothing appeared
+outside the state dir, and no answer ever carried the content of the planted ``secret`` files.
+
+Budget: 15 examples per class by default (derandomized), ``--conformance-explore N`` for N.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from conformance.drivers.base import Recorder, StreamControl
+from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
+from conformance.explore.adversarial import CLASSES, BadRequest, answer_problems, send_raw, strategy_for
+from conformance.history import HttpCall
+from harness.process import Target
+
+DEFAULT_EXAMPLES = 15
+WAIT_S = 10.0
+HELD_READ_TIMEOUT_S = 900.0  # the module's classes run while the held bystander's stream is silent
+
+KNOWN_REFERENCE_BUGS: dict[str, str] = {}
+"""Real bugs this suite found in the bundled reference server and not fixed yet ({class: what}).
+Against the reference target such a class xfails while the bug reproduces and fails once it no
+longer does (like a stale baseline entry), so the entry is removed with the fix.  Found and since
+fixed (94967b2): deep_nesting (a ~1000-deep create body answered 500, RecursionError from
+json.loads) and unicode_edge (a lone surrogate in model/metadata answered 500, UnicodeEncodeError
+while encoding the snapshot)."""
+
+
+@dataclass
+class Arena:
+    """The shared target and its bystanders."""
+
+    target: Target
+    driver: ResponsesDriver
+    recorder: Recorder
+    secret: str
+    done_id: str
+    done_snapshot: dict
+    done_frames: list[str]
+    other_cursor: int
+    held_tag: str
+    held_id: str
+    held_call: HttpCall
+    held_thread: threading.Thread
+    outside_before: set[str] = field(default_factory=set)
+
+    def outside_files(self) -> set[str]:
+        """Files under the target's work dir (and beside it) outside state, markers and logs."""
+        t = self.target
+        inside = {t.state_dir.resolve(), t.marker_dir.resolve(), t.log_dir.resolve()}
+        found: set[str] = set()
+        for root in (t.work_dir, t.work_dir.parent):
+            for dirpath, dirnames, filenames in os.walk(root):
+                here = Path(dirpath).resolve()
+                if here in inside or any(p in inside for p in here.parents):
+                    dirnames[:] = []
+                    continue
+                if root == t.work_dir.parent and here == root.resolve():
+                    dirnames[:] = [d for d in dirnames if (root / d).resolve() == t.work_dir.resolve()]
+                found.update(str(Path(dirpath) / f) for f in filenames)
+        return found
+
+    def bystander_problems(self) -> list[str]:
+        problems: list[str] = []
+        if not self.target.is_alive():
+            return [f"the server died; log tail:\n{self.target.log_tail(20)}"]
+        ready = send_raw("127.0.0.1", self.target.port, BadRequest("GET", "/readiness", None, ()))
+        if ready.status != 200:
+            problems.append(f"readiness -> {ready.status} {ready.error or ready.body[:100]!r}")
+        get = self.driver.get(self.done_id)
+        if get.status != 200 or get.body != self.done_snapshot:
+            problems.append(f"finished bystander {self.done_id} changed: {get.status} {json.dumps(get.body)[:300]}")
+        replay = self.driver.replay(self.done_id)
+        if [f.data for f in replay.frames] != self.done_frames:
+            problems.append(f"finished bystander's replay changed: {[f.type for f in replay.frames]}")
+        held = self.driver.get(self.held_id)
+        if held.status != 200 or not isinstance(held.body, dict) or held.body.get("status") != "in_progress":
+            problems.append(f"held bystander {self.held_id} is no longer in progress: {held.status} {held.body}")
+        if not self.held_thread.is_alive() or self.held_call.ended != "in_flight":
+            problems.append(f"the held bystander's live stream ended early: {self.held_call.ended} {self.held_call.error}")
+        new = self.outside_files() - self.outside_before
+        if new:
+            problems.append(f"files created outside the state dir: {sorted(new)[:10]}")
+        return problems
+
+
+@pytest.fixture(scope="module")
+def arena(conformance_settings):
+    if "responses" not in conformance_settings.target.profiles:
+        pytest.skip("target does not claim the responses profile")
+    work = conformance_settings.run_dir / f"adversarial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    target = Target(conformance_settings.target.spec_for({"resilient_background": True}), work / "target")
+    target.start()
+    try:
+        secret = "SECRET-" + uuid.uuid4().hex
+        for path in (work / "secret", work / "secret.json", work / "target" / "secret", work / "target" / "secret.json",
+                     target.state_dir / "secret.json"):
+            path.write_text(json.dumps({"id": "resp_secret", "secret": secret}))
+        recorder = Recorder(lambda: 0.0, lambda: 0)
+        driver = ResponsesDriver(target.base_url, recorder, timeout_s=WAIT_S)
+        done = driver.create({"input": script_input({"deltas": 2, "tag": "adv_done"}), "background": True, "store": True, "stream": True})
+        done_id = response_id_of(done)
+        other = driver.create({"input": script_input({"deltas": 4, "tag": "adv_other"}), "background": True, "store": True, "stream": True})
+        assert done_id and done.status == 200 and other.status == 200, f"cannot create bystanders: {done.status} {other.status}"
+        other_cursor = max(f.seq or 0 for f in other.frames)
+        control = StreamControl()
+        body = {"input": script_input({"deltas": 3, "hold_at": 1, "tag": "adv_held"}), "background": True, "store": True, "stream": True}
+        # the held stream sees no frame until teardown releases it: its read timeout must outlast the module
+        quiet = ResponsesDriver(target.base_url, recorder, timeout_s=HELD_READ_TIMEOUT_S)
+        thread = threading.Thread(target=lambda: quiet.create(body, control=control), daemon=True)
+        thread.start()
+        target.markers.wait_for("adv_held", r"^held 1$", timeout_s=WAIT_S, alive=target.is_alive)
+        held_call = next(c for c in recorder.calls if c.request_body is body)
+        # the marker can come before the frames reach us: wait (bounded) for the created frame
+        held_id = recorder.wait_until(lambda: response_id_of(held_call), WAIT_S)
+        assert held_id, f"held bystander has no id: {held_call.status} {held_call.frames}"
+        get = driver.get(done_id)
+        arena = Arena(target, driver, recorder, secret, done_id, get.body, [f.data for f in done.frames], other_cursor,
+                      "adv_held", held_id, held_call, thread)
+        arena.outside_before = arena.outside_files()
+        yield arena
+        # the held bystander finishes normally once released, its live stream gap-free
+        target.markers.release("adv_held")
+        thread.join(WAIT_S)
+        seqs = [f.seq for f in held_call.frames]
+        assert held_call.ended == "complete" and seqs == list(range(len(seqs))), (
+            f"held bystander's live stream after release: {held_call.ended} seqs {seqs}")
+        assert held_call.frames[-1].type == "response.completed", [f.type for f in held_call.frames]
+        final = driver.get(held_id).body
+        text = "".join(p.get("text", "") for item in final.get("output", []) for p in item.get("content", []))
+        assert final.get("status") == "completed" and text == "a1:d0 a1:d1 a1:d2 ", final
+    finally:
+        target.close()
+
+
+@pytest.mark.parametrize("klass", CLASSES)
+def test_adversarial_responses(klass: str, arena: Arena, conformance_settings) -> None:
+    explore = conformance_settings.explore
+    seen: list[str] = []
+
+    @settings(max_examples=explore or DEFAULT_EXAMPLES, deadline=None, derandomize=not explore, database=None,
+              suppress_health_check=list(HealthCheck), print_blob=True)
+    @given(strategy_for(klass, arena.done_id, arena.other_cursor))
+    def probe(request: BadRequest) -> None:
+        seen.append(request.note)
+        answer = send_raw("127.0.0.1", arena.target.port, request)
+        problems = answer_problems(request, answer)
+        if arena.secret.encode() in answer.body:
+            problems.append("the answer carries the content of a file outside the state dir")
+        if not arena.target.is_alive():
+            problems.append(f"the server died; log tail:\n{arena.target.log_tail(20)}")
+        assert not problems, f"{klass}: {request.describe()} -> {answer.status} ({answer.elapsed_s:.2f}s):\n  - " + "\n  - ".join(problems)
+
+    known = KNOWN_REFERENCE_BUGS.get(klass) if conformance_settings.target.name == "reference" else None
+    try:
+        probe()
+    except AssertionError as exc:
+        if known and "(a 5xx for bad input)" in str(exc):
+            pytest.xfail(f"known reference_impl bug: {known}: {str(exc).splitlines()[0]}")
+        raise
+    if known:
+        pytest.fail(f"stale known bug: {klass} no longer fails against the reference ({known}); "
+                    "remove it from KNOWN_REFERENCE_BUGS")
+    problems = arena.bystander_problems()
+    assert not problems, f"after {len(seen)} {klass} request(s):\n  - " + "\n  - ".join(problems)
