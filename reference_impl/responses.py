@@ -30,7 +30,7 @@ def _bad(param: str | None, message: str, code: str = "invalid_value") -> ApiErr
 
 
 def _check_id(value: str, param: str = "response_id") -> str:
-    if not RESPONSE_ID_RE.match(value):
+    if not RESPONSE_ID_RE.fullmatch(value):  # fullmatch: '$' would let a trailing newline in
         raise _bad(param, f"Invalid '{param}': '{value[:80]}'. Expected an id like 'resp_<letters and digits>'.")
     return value
 

@@ -91,6 +91,7 @@ def predict_output(markers: list[str], deltas: int) -> Prediction:
     starts: list[AttemptStart] = []
     problems: list[str] = []
     current: int | None = None
+    emitted: set[int] = set()  # deltas the current attempt's markers show it emitted
     for index, line in enumerate(markers):
         if line.startswith("start "):
             fields = _fields(line)
@@ -103,6 +104,14 @@ def predict_output(markers: list[str], deltas: int) -> Prediction:
             if start_from is None:
                 start_from = _inferred_from(markers, index, committed)
             prefix = _prefix(committed)
+            if current is not None and start_from > prefix and all(i in emitted for i in range(prefix, start_from)):
+                # The checkpoint is durable before its marker is written, so a kill can land in
+                # between: a resume point the crashed attempt really reached (its delta markers)
+                # is that attempt's checkpoint.  A resume past what it emitted stays a violation.
+                for i in range(prefix, start_from):
+                    committed.setdefault(i, current)
+                prefix = start_from
+            emitted = set()
             if start_from != prefix:
                 problems.append(
                     f"attempt {number} resumed from d{start_from} but the checkpoints before it "
@@ -111,6 +120,11 @@ def predict_output(markers: list[str], deltas: int) -> Prediction:
                 )
             starts.append(AttemptStart(number, start_from, line, dict(committed), inferred))
             current = number
+        elif line.startswith("delta "):
+            parts = line.split()
+            i = as_int(parts[1]) if len(parts) > 1 else None
+            if i is not None:
+                emitted.add(i)
         elif line.startswith("checkpoint "):
             parts = line.split()
             upto = as_int(parts[1]) if len(parts) > 1 else None

@@ -75,6 +75,21 @@ def test_prediction_resume_beyond_checkpoint_is_a_problem():
     assert "attempt 2 resumed from d4 but the checkpoints before it cover d0..d1" in p.problems[0]
 
 
+def test_prediction_checkpoint_durable_before_its_marker():
+    """Killed after the checkpoint was persisted, before its marker: the crashed attempt's own
+    delta markers show it reached d1, so resuming from d2 is that attempt's checkpoint."""
+    markers = ["start attempt=1 id=r from=0", "delta 0", "delta 1", "start attempt=2 id=r from=2", "delta 2", "delta 3"]
+    p = predict_output(markers, 4)
+    assert p.problems == []
+    assert p.text == text_of(1, range(2)) + text_of(2, [2, 3])
+
+
+def test_prediction_resume_past_what_the_crashed_attempt_emitted_is_a_problem():
+    markers = ["start attempt=1 id=r from=0", "delta 0", "start attempt=2 id=r from=2"]
+    p = predict_output(markers, 4)
+    assert "attempt 2 resumed from d2 but the checkpoints before it cover nothing" in p.problems[0]
+
+
 def test_output_names_a_lost_checkpoint():
     scn = crash_run(6, 3, checkpoint_every=2)
     history = make_history(scn)

@@ -59,7 +59,7 @@ def test_malformed_bodies(api: Api, content: bytes, headers: dict) -> None:
     assert error_of(r)["type"] == "invalid_request_error"
 
 
-@pytest.mark.parametrize("rid", ["abc", "resp_", "resp_a-b", "resp_" + "a" * 65, "RESP_abc", "resp_%20x"])
+@pytest.mark.parametrize("rid", ["abc", "resp_", "resp_a-b", "resp_" + "a" * 65, "RESP_abc", "resp_%20x", "resp_abc%0A"])
 def test_malformed_ids_are_400(api: Api, rid: str) -> None:
     for method, path in (("GET", f"/responses/{rid}"), ("POST", f"/responses/{rid}/cancel"), ("DELETE", f"/responses/{rid}")):
         r = api.http.request(method, path)
