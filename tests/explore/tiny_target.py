@@ -255,7 +255,7 @@ class Handler(BaseHTTPRequestHandler):
         resp = self.app.responses.get(rid)
         if resp is None or not resp.request.get("store", True):
             return self.send_json(*error(404, "invalid_request_error", f"{rid} not found", "response_id"))
-        q = parse_qs(url.query)
+        q = parse_qs(url.query, keep_blank_values=True)
         if q.get("stream", ["false"])[0] != "true":
             return self.send_json(200, resp.snapshot())
         raw = q.get("starting_after", [None])[0]
@@ -265,7 +265,7 @@ class Handler(BaseHTTPRequestHandler):
                 after = int(raw)  # the bug: a malformed cursor raises -> 500
                 if after < 0:
                     return self.send_json(*error(400, "invalid_value", "bad cursor", "starting_after"))
-            elif not raw.isdigit():
+            elif not (raw.isascii() and raw.isdigit()):
                 return self.send_json(*error(400, "invalid_value", "bad cursor", "starting_after"))
             else:
                 after = int(raw)

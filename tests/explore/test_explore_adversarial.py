@@ -1,0 +1,62 @@
+"""The adversarial expectation is pure and fails on each bad answer; the strategies only label
+as ``error`` what really is invalid."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+
+from conformance.explore.adversarial import Answer, BadRequest, answer_problems, cursor_requests, send_raw
+
+GOOD_ERROR = json.dumps({"error": {"type": "invalid_request_error", "code": "invalid_json", "message": "m", "param": None}}).encode()
+JSON = {"content-type": "application/json"}
+SSE = {"content-type": "text/event-stream"}
+REQ = BadRequest("POST", "/responses", b"{", expect="error")
+MAYBE = BadRequest("POST", "/responses", b"{}", expect="error_or_ok")
+
+
+def ans(status, body=b"", headers=None, complete=True, error=None) -> Answer:
+    return Answer(status=status, headers=headers or JSON, body=body, complete=complete, error=error)
+
+
+def test_documented_error_passes() -> None:
+    assert answer_problems(REQ, ans(400, GOOD_ERROR)) == []
+
+
+def test_each_bad_answer_is_a_problem() -> None:
+    assert answer_problems(REQ, ans(500, GOOD_ERROR))[0].startswith("500 (a 5xx for bad input)")
+    assert "not JSON" in answer_problems(REQ, ans(400, b"Bad Request", {"content-type": "text/plain"}))[0]
+    assert "error.param missing" in answer_problems(REQ, ans(400, b'{"error": {"type": "t", "code": "c", "message": "m"}}'))
+    assert "no 'error' object" in answer_problems(REQ, ans(422, b'{"detail": []}'))[0]
+    assert "expected a 4xx" in answer_problems(REQ, ans(200, b"{}"))[0]
+    assert "hang" in answer_problems(REQ, Answer(error="no end of answer within 10s (hang)"))[0]
+    assert "partial SSE" in answer_problems(MAYBE, ans(200, b"data: {}\n\n", SSE, complete=False))[0]
+    bad_order = b'data: {"sequence_number": 2}\n\ndata: {"sequence_number": 1}\n\n'
+    assert "strictly increasing" in answer_problems(MAYBE, ans(200, bad_order, SSE))[0]
+
+
+def test_valid_or_protocol_answers_pass() -> None:
+    stream = b'event: a\ndata: {"sequence_number": 3}\n\nevent: b\ndata: {"sequence_number": 4}\n\n'
+    assert answer_problems(MAYBE, ans(200, stream, SSE)) == []
+    assert answer_problems(MAYBE, ans(200, b'{"id": "x"}')) == []
+    proto = BadRequest("GET", "/", None, (), "protocol")
+    assert answer_problems(proto, ans(400, b"Invalid HTTP request received.", {"content-type": "text/plain"})) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(cursor_requests("resp_x", 7))
+def test_a_cursor_labelled_error_is_never_a_plain_non_negative_integer(request: BadRequest) -> None:
+    raw = request.path.split("starting_after=", 1)[1]
+    if request.expect == "error":
+        assert not (raw.isascii() and raw.isdigit()), request
+
+
+def test_send_raw_to_a_closed_port_is_an_answerless_problem() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    answer = send_raw("127.0.0.1", port, REQ, deadline_s=2)
+    assert answer.status is None and answer.error and answer_problems(REQ, answer)[0].startswith("no answer")
