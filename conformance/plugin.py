@@ -128,12 +128,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 KEEP_RUNS = 5
+IDLE_BEFORE_PRUNE_S = 3600
 
 
 def _prepare_run_dir(results_dir: Path, run_dir: Path) -> None:
     """Create this run's directory, point ``latest`` at it, prune all but the newest runs.
 
-    Every run has its own directory, so concurrent sessions never delete each other's evidence.
+    Every run has its own directory, and only runs idle for an hour are pruned, so concurrent
+    sessions never delete each other's evidence.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     latest = results_dir / "latest"
@@ -144,8 +146,10 @@ def _prepare_run_dir(results_dir: Path, run_dir: Path) -> None:
     except OSError:
         pass
     runs = sorted(p for p in results_dir.glob("run-*") if p.is_dir() and p != run_dir)
+    idle_since = time.time() - IDLE_BEFORE_PRUNE_S
     for old in runs[: max(len(runs) - (KEEP_RUNS - 1), 0)]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.stat().st_mtime < idle_since:  # a run still adding cells may belong to a live session
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -152,7 +152,8 @@ class Transport:
                 else:
                     self._read_body(call, response)
             if call.ended == "in_flight":
-                call.ended = "complete"
+                # a stream we dropped may still end cleanly (the server closes after our shutdown)
+                call.ended = "disconnected" if control is not None and control.dropped.is_set() else "complete"
         except (httpx.HTTPError, OSError, ValueError) as exc:
             if control is not None and control.dropped.is_set():
                 call.ended = "disconnected"
