@@ -98,6 +98,11 @@ class CellRun:
         calls = self.history_calls("create")
         return calls[0] if calls else None
 
+    @property
+    def live_stream(self) -> HttpCall | None:
+        """The call whose frames are this cell's live stream (responses: the create call)."""
+        return self.create_call
+
     def history_calls(self, name: str) -> list[HttpCall]:
         return [c for c in self.recorder.calls if c.name == name]
 
@@ -222,14 +227,13 @@ class CellRun:
         if fault.at == "after_events":
             n = fault.after_events or 1
             self.await_(
-                lambda: self.create_call is not None and len(self.create_call.frames) >= n,
+                lambda: self.live_stream is not None and len(self.live_stream.frames) >= n,
                 f"{n} frames on the live stream",
                 self._last_seen,
             )
             return f"{n} frames"
         if fault.at == "terminal":
-            status = self._poll_terminal(rid)
-            return f"status {status}"
+            return f"status {self._poll_terminal(rid)}"
         raise NotTestable(f"unknown trigger {fault.at!r}")
 
     def _catch_up_live(self, held_line: str) -> None:
@@ -475,6 +479,10 @@ class InvocationsRun(CellRun):
         calls = self.history_calls("live")
         return calls[0] if calls else None
 
+    @property
+    def live_stream(self) -> HttpCall | None:
+        return self.live_call
+
     def live_in_flight(self) -> bool:
         return bool(self.streams) and self.streams[0][0].is_alive()
 
@@ -563,26 +571,6 @@ class InvocationsRun(CellRun):
         self._probe(rid)
 
     # -- faults ------------------------------------------------------------------------
-    def _trigger(self, rid: str) -> str:
-        fault = self.cell.fault
-        if fault.at == "held":
-            line = self.markers.wait_for(self.tag, HELD_RE, timeout_s=self.timeout, alive=self.target.is_alive)
-            self._catch_up_live(line)
-            return line
-        if fault.at == "created":
-            return f"id {rid}"
-        if fault.at == "after_events":
-            n = fault.after_events or 1
-            self.await_(
-                lambda: self.live_call is not None and len(self.live_call.frames) >= n,
-                f"{n} frames on the live stream",
-                self._last_seen,
-            )
-            return f"{n} frames"
-        if fault.at == "terminal":
-            return f"status {self._poll_terminal(rid)}"
-        raise NotTestable(f"unknown trigger {fault.at!r}")
-
     def _catch_up_live(self, held_line: str) -> None:
         """Deltas 0..k were emitted before ``held k``: wait until the live stream shows delta k."""
         k = int(held_line.split()[1])
