@@ -26,6 +26,7 @@ from typing import Any
 
 from . import script as script_mod
 from .config import ServerConfig
+from .retry import get_with_retry
 from .stores import KIND_RESPONSE, KIND_TASK, StoreError, StoreProvider, StoreTransientError
 
 log = logging.getLogger("reference_impl")
@@ -36,7 +37,6 @@ DISPOSITION_REINVOKE = "reinvoke"
 DISPOSITION_MARK_FAILED = "mark_failed"
 GRACE_EXHAUSTED_MESSAGE = "The server shut down before the response finished (shutdown grace exhausted)."
 CRASH_MESSAGE = "The server stopped before the response finished (crash recovery)."
-RECOVERY_RETRIES = 5
 
 
 def new_response_id() -> str:
@@ -493,17 +493,7 @@ class Runtime:
                 log.exception("recovery: %s failed; left for the next lifetime", rid)
 
     async def _get_response_with_retry(self, rid: str) -> dict[str, Any] | None:
-        delay = 0.02
-        for attempt in range(RECOVERY_RETRIES):
-            try:
-                return self.store.records.get(KIND_RESPONSE, rid)
-            except StoreTransientError as exc:
-                if attempt == RECOVERY_RETRIES - 1:
-                    raise
-                log.warning("recovery: transient store error for %s (%s), retrying", rid, exc)
-                await asyncio.sleep(delay)
-                delay *= 2
-        return None  # unreachable
+        return await get_with_retry(self.store.records, KIND_RESPONSE, rid)
 
     async def _recover_one(self, rid: str, task: dict[str, Any]) -> None:
         env = await self._get_response_with_retry(rid)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import script as script_mod
 from .markers import MarkerWriter
+from .retry import get_with_retry
 from .stores import KIND_RESPONSE, KIND_TASK, StoreError, StoreTransientError
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ TERMINAL_EVENTS = {
 }
 TERMINAL_STATUSES = frozenset(TERMINAL_EVENTS.values())
 ENTRY_FRESH, ENTRY_RECOVERED, ENTRY_RESUMED = "fresh", "recovered", "resumed"
-RECOVERY_RETRIES = 5
 STOP_PRIORITY = {"shutdown": 0, "supersede": 1, "cancel": 2}
 
 
@@ -516,17 +516,7 @@ class InvocationRuntime:
                 log.exception("recovery: session %s could not be recovered", sid)
 
     async def _get_with_retry(self, inv_id: str) -> dict[str, Any] | None:
-        delay = 0.02
-        for attempt in range(RECOVERY_RETRIES):
-            try:
-                return self.store.records.get(KIND_RESPONSE, inv_id)
-            except StoreTransientError as exc:
-                if attempt == RECOVERY_RETRIES - 1:
-                    raise
-                log.warning("recovery: transient store error for %s (%s), retrying", inv_id, exc)
-                await asyncio.sleep(delay)
-                delay *= 2
-        return None  # unreachable
+        return await get_with_retry(self.store.records, KIND_RESPONSE, inv_id)
 
     async def _examine(self, inv_id: str, task: dict[str, Any]) -> _Unfinished | None:
         env = await self._get_with_retry(inv_id)
