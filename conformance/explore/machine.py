@@ -31,6 +31,7 @@ from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers import invocations as inv
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
 from conformance.history import HttpCall
+from harness.errors import MarkerTimeout
 from harness.process import Target
 
 from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, call_response_id, read_cursor
@@ -233,7 +234,26 @@ class ResponsesMachine(RuleBasedStateMachine):
         reader.response_id = rid
         if rid and call.status == 200:
             self._track(rid, tag, script, call.frames[0].t if call.frames else call.ended_at, True)
+            if "hold_at" in script:
+                self._await_held_on_stream(tag, script["hold_at"], call)
         self._step(f"  -> {call.status} {rid} (live stream stays attached)")
+
+    def _await_held_on_stream(self, tag: str, hold: int, call: HttpCall) -> None:
+        """A held create is at a deterministic point only once the handler wrote ``held k`` and
+        the live stream shows the k+1 deltas emitted before it (a later fault then always has
+        the same pre-crash events to compare; under load the stream can lag the marker)."""
+        assert self.target is not None
+        try:
+            self.target.markers.wait_for(tag, rf"^held {hold}$", timeout_s=WAIT_S, alive=self.target.is_alive)
+        except MarkerTimeout as exc:
+            self._fail([f"the handler never held: {exc}"])
+        self._wait(
+            lambda: sum(1 for f in call.frames if f.type == "response.output_text.delta") >= hold + 1
+            or call.ended != "in_flight",
+            WAIT_S,
+            f"the live stream of {tag} to show the {hold + 1} deltas emitted before 'held {hold}'",
+            lambda: f"{len(call.frames)} frames, {call.ended}",
+        )
 
     def _track(self, rid: str, tag: str, script: dict[str, Any], acked_at: float, stream: bool) -> None:
         self.obs.responses[rid] = Tracked(rid, tag, script, acked_at, stream)
