@@ -35,7 +35,6 @@ from .drivers.responses import (
 from .drivers.invocations import InvocationsDriver
 from .drivers.invocations import invocation_id_of as inv_id_of
 from .drivers.invocations import script_input as inv_script_input
-from .drivers.invocations import status_of as inv_status_of
 from .history import (
     INVOCATION_TERMINAL_STATUSES,
     TERMINAL_STATUSES,
@@ -261,11 +260,11 @@ class CellRun:
             observed=observed,
             t=self.now(),
             incarnation=self._incarnation_index(),
-            last_seq_before=self.live_seq_max(),
+            last_seq_before=self.live_cursor_max(),
         )
         self.history.faults.append(record)
         kind = fault.kind
-        if kind in ("sigkill", "sigterm", "sigterm_then_sigkill", "crash_twice"):
+        if kind in PROCESS_FAULTS:
             self.process_faulted = True
             record.exit_mode = self._stop_process(kind)
             if kind == "crash_twice":
@@ -274,7 +273,16 @@ class CellRun:
                 self.markers.release(self.tag)
                 if fault.restart:
                     record.restarted_as = self.target.restart().index
-        elif kind == "disconnect":
+        else:
+            self._client_fault(kind, rid)
+
+    def live_cursor_max(self) -> int | None:
+        """The highest cursor seen on the live stream (responses: ``sequence_number``)."""
+        return self.live_seq_max()
+
+    def _client_fault(self, kind: str, rid: str) -> None:
+        """Faults the client delivers (the process stays up): disconnect, cancel, pause."""
+        if kind == "disconnect":
             self.control.drop()
             self._join_create()
             if not self.cell.request.get("background", False):
@@ -547,7 +555,7 @@ class InvocationsRun(CellRun):
         return self.history
 
     def _run(self) -> None:
-        cell, fault = self.cell, self.cell.fault
+        fault = self.cell.fault
         self.target.start()
         if fault.kind == "none" or fault.at == "terminal":
             self.markers.release(self.tag)
@@ -587,29 +595,11 @@ class InvocationsRun(CellRun):
 
         self.await_(shown, f"the live stream to show delta {k} (emitted before '{held_line}')", self._last_seen)
 
-    def _deliver_fault(self, rid: str) -> None:
-        fault = self.cell.fault
-        observed = self._trigger(rid)
-        record = FaultRecord(
-            kind=fault.kind,
-            trigger=fault.describe().split("@", 1)[-1],
-            observed=observed,
-            t=self.now(),
-            incarnation=self._incarnation_index(),
-            last_seq_before=self.live_id_max(),
-        )
-        self.history.faults.append(record)
-        kind = fault.kind
-        if kind in PROCESS_FAULTS:
-            self.process_faulted = True
-            record.exit_mode = self._stop_process(kind)
-            if kind == "crash_twice":
-                self._second_crash(record)
-            else:
-                self.markers.release(self.tag)
-                if fault.restart:
-                    record.restarted_as = self.target.restart().index
-        elif kind == "disconnect":
+    def live_cursor_max(self) -> int | None:
+        return self.live_id_max()
+
+    def _client_fault(self, kind: str, rid: str) -> None:
+        if kind == "disconnect":
             self.control.drop()
             self.await_(lambda: not self.live_in_flight(), "the live GET to end after the drop", self._last_seen)
             self.markers.release(self.tag)
@@ -646,7 +636,7 @@ class InvocationsRun(CellRun):
             call = self.idriver.create({"input": inv_script_input(script), "session_id": session}, name="steer")
             call.params["steer"] = k
             record.invocation_id = inv_id_of(call)
-            record.post_status = inv_status_of(call)
+            record.post_status = status_of(call)
             if record.invocation_id is None:
                 raise NotTestable(f"steered input {k} was refused: {call.status} {(call.body_text or '')[:200]}")
             self._open_stream(record.invocation_id, "steer_live", {"steer": k})
@@ -657,7 +647,7 @@ class InvocationsRun(CellRun):
                 snap = self.idriver.snapshot(previous_id, name="steer_get")
                 snap.params["steer"] = k - 1
                 record.observations.append(
-                    f"when input {k} was '{line}': {previous_name} had status {inv_status_of(snap)!r}"
+                    f"when input {k} was '{line}': {previous_name} had status {status_of(snap)!r}"
                 )
             previous_tag, previous_id, previous_name = tag, record.invocation_id, f"steered input {k}"
 
@@ -675,7 +665,7 @@ class InvocationsRun(CellRun):
         while time.monotonic() < deadline:
             last = self.idriver.snapshot(rid, name="poll")
             last.params.update(labels or {})
-            status = inv_status_of(last)
+            status = status_of(last)
             if last.status == 200 and status in INVOCATION_TERMINAL_STATUSES:
                 return status
             if last.status != 200:

@@ -91,6 +91,14 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def status_of(call: HttpCall) -> str | None:
+    """The ``status`` of a JSON snapshot answer, or None."""
+    if isinstance(call.body, dict):
+        status = call.body.get("status")
+        return status if isinstance(status, str) else None
+    return None
+
+
 class Transport:
     """httpx client + recorder; ``call`` performs one exchange and returns its HttpCall."""
 

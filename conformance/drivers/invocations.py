@@ -13,7 +13,7 @@ from typing import Any
 
 from conformance.history import HttpCall, SSEFrame
 
-from .base import Recorder, StreamControl, Transport
+from .base import Recorder, StreamControl, Transport, status_of  # noqa: F401 (status_of re-exported)
 
 TERMINAL_EVENTS = frozenset(
     {
@@ -44,13 +44,6 @@ def invocation_id_of(call: HttpCall) -> str | None:
         return body["invocation_id"]
     return None
 
-
-def status_of(call: HttpCall) -> str | None:
-    """The ``status`` of a JSON snapshot answer, or None."""
-    if isinstance(call.body, dict):
-        status = call.body.get("status")
-        return status if isinstance(status, str) else None
-    return None
 
 
 def is_terminal_frame(frame: SSEFrame) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from conformance.history import TERMINAL_STATUSES, HttpCall, SSEFrame
 
-from .base import Recorder, StreamControl, Transport
+from .base import Recorder, StreamControl, Transport, status_of  # noqa: F401 (status_of re-exported)
 
 TERMINAL_EVENTS = frozenset(
     {"response.completed", "response.failed", "response.incomplete", "response.cancelled"}
@@ -54,11 +54,6 @@ def terminal_snapshot(call: HttpCall) -> dict[str, Any] | None:
     return None
 
 
-def status_of(call: HttpCall) -> str | None:
-    if isinstance(call.body, dict):
-        status = call.body.get("status")
-        return status if isinstance(status, str) else None
-    return None
 
 
 class ResponsesDriver:
