@@ -68,7 +68,7 @@ def lint(paths: Sequence[str], *, show_cells: bool = False, out: TextIO | None =
         problems.extend(exc.errors)
         cells = []
 
-    console = Console(file=out, width=max(100, Console(file=out).width), highlight=False)
+    console = Console(file=out, highlight=False)
     if tables:
         grid = Table(title="contracts", title_justify="left")
         for column, justify in (("contract", "left"), ("file", "left"), ("rows", "right"),
@@ -79,6 +79,8 @@ def lint(paths: Sequence[str], *, show_cells: bool = False, out: TextIO | None =
         grid.add_row("total", f"{len(tables)} file(s)", str(sum(len(t.row_ids) for t in tables)),
                      str(sum(len(t.cells) for t in tables)), str(sum(len(t.not_applicable) for t in tables)),
                      style="bold")
+        # Never truncate a contract name or path: widen past the terminal if the table needs it.
+        console.width = max(console.width, console.measure(grid, options=console.options.update_width(10_000)).maximum)
         console.print(grid)
         if show_cells:
             for cell in cells:

@@ -66,3 +66,15 @@ def test_python_dash_m_runs_the_same_command():
     assert proc.returncode == 2
     assert "no such file or directory" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_lint_table_never_truncates_long_paths_on_narrow_output(capsys, tmp_path, monkeypatch):
+    """CI checkouts live under long paths and pipes are narrow: names and paths must print whole."""
+    deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 5)
+    deep.mkdir(parents=True)
+    contract = deep / "good.yaml"
+    contract.write_text((FIXTURES / "good.yaml").read_text())
+    monkeypatch.setenv("COLUMNS", "40")
+    assert main(["lint", str(contract)]) == 0
+    out = capsys.readouterr().out
+    assert "responses/good" in out and str(contract) in out and "…" not in out
