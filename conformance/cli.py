@@ -4,11 +4,19 @@
 table, its rows, cells and not-applicable pairs.  Exit codes: 0 all valid, 1 a contract has
 problems (each printed as ``file:line: key: message``), 2 a usage mistake (a path that names no
 contract file, a bad option).  A user's mistake never shows a traceback.
+
+``conformance report FILE.json...`` puts JSON reports (``pytest conformance --conformance-report``,
+typically one per store provider) side by side: per contract one table, one column group per
+report, then the cells whose verdict differs and totals per report.  Exit codes: 0 every report
+passed, 1 a report has failing cells (named on the last line), 2 bad input (a missing file, not
+JSON, not a report of this kit, no file at all), as one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from typing import Sequence, TextIO
 
@@ -35,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     lint = sub.add_parser("lint", help="validate contract files and count their cells")
     lint.add_argument("paths", nargs="+", metavar="PATH", help="contract file, directory or glob")
     lint.add_argument("--cells", action="store_true", help="also list every cell id with its source line")
+    rep = sub.add_parser("report", help="show JSON reports (e.g. one per store provider) side by side")
+    rep.add_argument("files", nargs="*", metavar="FILE.json", help="a report written by --conformance-report")
+    rep.add_argument("--no-color", action="store_true", help="no colour (the default when stdout is not a terminal)")
     return parser
 
 
@@ -95,6 +106,27 @@ def lint(paths: Sequence[str], *, show_cells: bool = False, out: TextIO | None =
     return EXIT_OK
 
 
+def report(files: Sequence[str], *, color: bool | None = None, out: TextIO | None = None,
+           err: TextIO | None = None) -> int:
+    """Render reports side by side; return 0 all passed, 1 some failed, 2 bad input."""
+    from .report import ReportError, comparison_outcome, load_reports, render_comparison
+
+    out, err = out or sys.stdout, err or sys.stderr
+    try:
+        reports = load_reports(list(files))
+    except ReportError as exc:
+        print(f"conformance report: {exc}", file=err)
+        return EXIT_USAGE
+    tty = out.isatty() if hasattr(out, "isatty") else False
+    if color is None:
+        color = tty and not os.environ.get("NO_COLOR")
+    width = shutil.get_terminal_size((80, 24)).columns if tty else 80
+    out.write(render_comparison(reports, color=color, width=width))
+    code, line = comparison_outcome(reports)
+    print(line, file=out)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``conformance`` console script; returns the exit code."""
     parser = _parser()
@@ -108,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "lint":
             return lint(args.paths, show_cells=args.cells)
+        if args.command == "report":
+            return report(args.files, color=False if args.no_color else None)
     except KitError as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return EXIT_USAGE
