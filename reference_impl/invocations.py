@@ -23,6 +23,7 @@ from .sse import SSEResponse
 INVOCATION_ID_RE = re.compile(r"inv_[A-Za-z0-9]{1,64}")  # fullmatch: "$" would let a trailing "\n" in
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 CURSOR_RE = re.compile(r"[0-9]+")
+CURSOR_MAX_DIGITS = 30  # a longer cursor is past every event id
 CREATE_FIELDS = ("input", "session_id")
 CANCEL_WAIT_S = 10.0
 
@@ -116,10 +117,10 @@ def parse_cursor(request: Request) -> int | None:
             continue
         if not CURSOR_RE.fullmatch(value):
             raise _bad("last_event_id", "Invalid 'last_event_id': expected a non-negative integer event id.")
-        try:
-            cursor = int(value)
-        except ValueError:  # more digits than Python converts
-            raise _bad("last_event_id", "Invalid 'last_event_id': the number is too long.") from None
+        # Any number of digits is a well-formed cursor; one too long for int() (4300 digits) is
+        # past every id, like any cursor beyond the last one: served, with no events.
+        digits = value.lstrip("0") or "0"
+        cursor = int(digits) if len(digits) <= CURSOR_MAX_DIGITS else 10**CURSOR_MAX_DIGITS
     return cursor
 
 

@@ -14,16 +14,30 @@ Expectations (``answer_problems``):
   cursor from another stream): a 2xx (JSON parses; an event stream ends cleanly) or an ``error``;
 - ``protocol``: the request is broken below HTTP semantics (CR/LF in a header): the framework
   may answer before the app, so any 4xx (or a 2xx if it parsed) is accepted;
+- ``ok``: the documentation says this input is served (a cursor past the last event id): a 2xx;
 
-and always: an answer (never a hang), never a 5xx, never a partial event stream.
+and always: an answer (never a hang), never a 5xx, never a partial event stream, and no request
+text echoed into the answer's headers (``X-Injected``).  How a 2xx answer is judged is the wire's
+business (``responses_ok_problems`` here; ``adversarial_invocations`` has the invocations one).
+
+The generic pieces of the suites live here too, shared by every profile's suite:
+``plant_secrets`` / ``outside_files`` (nothing is read or created outside the state dir),
+``server_problems`` (the server is alive and ready), ``probe_problems`` (one request, judged)
+and ``run_class`` (one class under the hypothesis budget, with the known-bug bookkeeping).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
 import socket
 import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -40,8 +54,9 @@ class BadRequest:
     path: str  # raw request target, sent as is (may hold %2e, NUL, ../)
     body: bytes | None = None
     headers: tuple[tuple[bytes, bytes], ...] = ((b"content-type", b"application/json"),)
-    expect: str = "error"  # error | error_or_ok | protocol
+    expect: str = "error"  # error | error_or_ok | protocol | ok
     note: str = ""
+    after: int | None = None  # a cursor the server must serve: a 2xx stream holds exactly the events after it
 
     def to_bytes(self, host: str) -> bytes:
         lines = [f"{self.method} ".encode() + _b(self.path) + b" HTTP/1.1", b"host: " + host.encode(), b"connection: close"]
@@ -198,40 +213,65 @@ def sse_problems(answer: Answer) -> list[str]:
     return []
 
 
-def answer_problems(request: BadRequest, answer: Answer) -> list[str]:
-    """What is wrong with ``answer`` as a reply to ``request`` (empty when it is acceptable)."""
+OkJudge = Callable[[BadRequest, Answer], list[str]]
+"""How a wire judges a 2xx answer: (request, answer) -> problems."""
+
+INJECTED_HEADER = "x-injected"
+"""Strategies smuggle ``X-Injected: 1`` behind a CR/LF; an answer header of that name means the
+server echoed request text into its headers (response header injection)."""
+
+
+def is_event_stream(answer: Answer) -> bool:
+    return answer.content_type.startswith("text/event-stream")
+
+
+def json_ok_problems(answer: Answer) -> list[str]:
+    """A 2xx JSON answer: complete, and it parses."""
+    if not answer.complete or answer.json() is None:
+        return [f"{answer.status} answer is not complete JSON: {answer.body[:200]!r}"]
+    return []
+
+
+def responses_ok_problems(request: BadRequest, answer: Answer) -> list[str]:
+    """A 2xx answer on the responses wire: a clean event stream (``sse_problems``) or complete JSON."""
+    return sse_problems(answer) if is_event_stream(answer) else json_ok_problems(answer)
+
+
+def answer_problems(request: BadRequest, answer: Answer, ok: OkJudge = responses_ok_problems) -> list[str]:
+    """What is wrong with ``answer`` as a reply to ``request`` (empty when it is acceptable).
+    ``ok`` judges a 2xx answer (default: the responses wire)."""
     if answer.error is not None and answer.status is None:
         return [f"no answer: {answer.error}"]
     status = answer.status or 0
+    injected = [f"request text echoed into a response header (header injection): "
+                f"{INJECTED_HEADER}: {answer.headers[INJECTED_HEADER]!r}"] if INJECTED_HEADER in answer.headers else []
     if status >= 500:
-        return [f"{status} (a 5xx for bad input): {answer.body[:300]!r}"]
+        return [f"{status} (a 5xx for bad input): {answer.body[:300]!r}"] + injected
     if answer.error is not None:
-        return [f"{status} then {answer.error}"]
+        return [f"{status} then {answer.error}"] + injected
+    return injected + _status_problems(request, answer, status, ok)
+
+
+def _status_problems(request: BadRequest, answer: Answer, status: int, ok: OkJudge) -> list[str]:
+    success = 200 <= status < 300
     if request.expect == "protocol":
-        return [] if status < 500 else [f"unexpected status {status}"]
+        return ok(request, answer) if success else []
     if 400 <= status < 500:
+        if request.expect == "ok":
+            return [f"expected a 2xx (documented as served), got {status}: {answer.body[:200]!r}"]
         return error_shape_problems(answer)
     if request.expect == "error":
-        return [f"expected a 4xx error, got {status}: {answer.body[:200]!r}"]
-    if 200 <= status < 300:
-        if answer.content_type.startswith("text/event-stream"):
-            return sse_problems(answer)
-        if not answer.complete or answer.json() is None:
-            return [f"{status} answer is not complete JSON: {answer.body[:200]!r}"]
-        return []
+        return [f"expected a 4xx error, got {status}: {answer.body[:200]!r}"] + (ok(request, answer) if success else [])
+    if success:
+        return ok(request, answer)
     return [f"unexpected status {status}: {answer.body[:200]!r}"]
 
 
-# -- strategies, one per class -----------------------------------------------------------------
+# -- building blocks, shared by every profile's strategies ---------------------------------------
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value).encode()
 
 
-def _create(body: bytes, expect: str = "error", note: str = "", headers: Any = None) -> BadRequest:
-    return BadRequest("POST", "/responses", body, headers if headers is not None else ((b"content-type", b"application/json"),), expect, note)
-
-
-VALID = {"input": "hello", "store": True}
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=20))
 json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=10)
 
@@ -244,16 +284,102 @@ def _not_json(data: bytes) -> bool:
     return False
 
 
-malformed_json = st.one_of(
-    st.sampled_from([b"{", b"}", b"{\"input\": }", b"{\"input\": \"x\",}", b"{'input': 'x'}", b"NaN", b"{\"input\": NaN}",
-                     b"[1, 2", b"\"unterminated", b"{\"input\": \"x\"} trailing", b"\xff\xfe{}", b"", b"null", b"[]", b"42", b"\"s\""]),
-    st.binary(max_size=200).filter(_not_json),
-).map(lambda b: _create(b, note="malformed JSON"))
+MALFORMED_BODIES = [b"{", b"}", b"{\"input\": }", b"{\"input\": \"x\",}", b"{'input': 'x'}", b"NaN", b"{\"input\": NaN}",
+                    b"[1, 2", b"\"unterminated", b"{\"input\": \"x\"} trailing", b"\xff\xfe{}", b"", b"null", b"[]", b"42", b"\"s\""]
+"""Bodies that are not a JSON object (not JSON, empty, or another JSON value)."""
+malformed_bodies = st.one_of(st.sampled_from(MALFORMED_BODIES), st.binary(max_size=200).filter(_not_json))
 
-truncated_json = st.tuples(
+
+def truncated_bodies(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[bytes]:
+    """A valid JSON body cut short somewhere (never itself valid JSON)."""
+    return st.tuples(valid, st.floats(0.0, 0.999)).map(
+        lambda t: _json_bytes(t[0])[: int(len(_json_bytes(t[0])) * t[1])]).filter(_not_json)
+
+
+DEPTHS = [100, 1000, 5000, 50_000]
+
+
+def nested(depth: int, kind: str) -> bytes:
+    """A JSON value nested ``depth`` levels deep: lists, or objects ``{"a": ...}``."""
+    open_, close = ("[", "]") if kind == "list" else ('{"a":', "}")
+    return (open_ * depth).encode() + b"1" + (close * depth).encode()
+
+
+INVALID_UTF8 = [b"\xff\xfe", b"\xc0\xaf", b"\xed\xa0\x80"]
+"""String contents that are not UTF-8 (a stray BOM, an overlong '/', an encoded surrogate)."""
+BOM = b"\xef\xbb\xbf"
+UNICODE = ["\ud800", "\udfff", "\u0000", "\u202e", "\ufeff", "\U0001f600" * 50, "a\u0301" * 20, "\uffff", "\x7f", "\u2028\u2029"]
+
+_ID_TRAVERSALS = ["../secret", "../../secret", "..%2f..%2fsecret", "%2e%2e%2fsecret", "%2e%2e/%2e%2e/secret", "{p}..%2f..%2fsecret",
+                  "{p}%00", "{p}a%00b", "%00", "{p}" + "a" * 5000, "{p}" + "a" * 65, "....//secret", "{p}\u00e9", "{p}%ff",
+                  "%252e%252e%252fsecret", "{p}a/../../secret", ".", "..", "{p} a", "{P}abc"]
+
+
+def id_traversals(prefix: str) -> list[str]:
+    """Ids that are not ids of the wire whose ids start with ``prefix`` (``resp_``, ``inv_``):
+    ``../``, ``%2e``, NUL, too long, wrong case..."""
+    return [t.replace("{p}", prefix).replace("{P}", prefix.upper()) for t in _ID_TRAVERSALS]
+
+
+CONTENT_TYPES = [None, b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x", b"application/xml",
+                 b"application/jsonx", b"json", b"", b"application/json-patch+json", b"text/json"]
+"""Content-Type headers that are not ``application/json`` (None: no header at all)."""
+
+BAD_CURSORS = ["-1", "-100", "abc", "1.5", "1e3", "0x10", "", " 1", "+1", "NaN", "Infinity", "1,2", "\u0661", "%00", "0%0a1", "--1"]
+"""Cursor texts that are not a non-negative decimal integer (sent percent-encoded in a query)."""
+bad_cursor_texts = st.one_of(
+    st.sampled_from(BAD_CURSORS),
+    st.integers(max_value=-1).map(str),
+    st.text(max_size=12).map(lambda s: s.encode().hex() if not s.isprintable() else s).filter(
+        lambda s: not (s.isascii() and s.isdigit())  # a plain non-negative integer is a valid cursor
+    ),
+)
+LARGE_CURSORS = [10**30, 2**63, int("9" * 400)]
+"""Well-formed cursors far past any id."""
+
+HEADER_VALUES = [b"1\r\nX-Injected: 1", b"1\rX", b"1\nX", b"\x00", b"1\x00", b"-1", b"abc", b"9" * 10_000, b"\xff\xfe", b"1" * 70_000]
+"""Header values broken below HTTP (CR, LF, NUL, 70 kB, not ASCII) or not a cursor."""
+
+
+def with_content_type(ct: bytes | None) -> tuple[tuple[bytes, bytes], ...]:
+    """The headers of a body sent with Content-Type ``ct`` (None: no such header)."""
+    return () if ct is None else ((b"content-type", ct),)
+
+
+def id_requests(collection: str, prefix: str, hows: list[tuple[str, str, tuple]]) -> st.SearchStrategy[BadRequest]:
+    """Every ``id_traversals(prefix)`` id under ``collection`` (``/responses``), sent by each of
+    ``hows``: (method, what follows the id, headers)."""
+    return st.tuples(st.sampled_from(id_traversals(prefix)), st.sampled_from(hows)).map(lambda t: BadRequest(
+        t[1][0], f"{collection}/" + _q(t[0], "/%.") + t[1][1], None, t[1][2], "error", f"id {t[0][:30]!r}"))
+
+
+def method_requests(pairs: list[tuple[str, str]]) -> st.SearchStrategy[BadRequest]:
+    """(method, path) pairs that are no endpoint: each answers a 4xx error (``{done}`` in a path
+    is replaced by the suite)."""
+    return st.sampled_from(pairs).map(lambda t: BadRequest(
+        t[0], t[1], b"{}" if t[0] in ("POST", "PUT", "PATCH") else None, ((b"content-type", b"application/json"),), "error", f"{t[0]} {t[1]}"))
+
+
+def _q(text: str, safe: str = "-+.%") -> str:
+    """Percent-encode what a request line cannot carry raw; ``%``, ``.`` and ``/`` stay as
+    written so that ``%2e``/``%00``/``../`` reach the server exactly."""
+    from urllib.parse import quote
+
+    return quote(text, safe=safe)
+
+
+# -- strategies of the responses wire, one per class ---------------------------------------------
+def _create(body: bytes, expect: str = "error", note: str = "", headers: Any = None) -> BadRequest:
+    return BadRequest("POST", "/responses", body, headers if headers is not None else ((b"content-type", b"application/json"),), expect, note)
+
+
+VALID = {"input": "hello", "store": True}
+
+malformed_json = malformed_bodies.map(lambda b: _create(b, note="malformed JSON"))
+
+truncated_json = truncated_bodies(
     st.fixed_dictionaries({"input": st.text(min_size=1, max_size=40), "metadata": st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=3)}),
-    st.floats(0.0, 0.999),
-).map(lambda t: _json_bytes(t[0])[: int(len(_json_bytes(t[0])) * t[1])]).filter(_not_json).map(lambda b: _create(b, note="truncated JSON"))
+).map(lambda b: _create(b, note="truncated JSON"))
 
 WRONG = {
     "input": st.one_of(st.integers(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), st.dictionaries(st.text(max_size=5), json_scalars, max_size=3)),
@@ -278,20 +404,13 @@ huge_strings = st.one_of(
     st.integers(10_000, 100_000).map(lambda n: _create(_json_bytes({**VALID, "previous_response_id": "resp_" + "a" * n}), "error", f"previous_response_id of {n} chars")),
 )
 
-
-def _nested(depth: int, kind: str) -> bytes:
-    open_, close = ("[", "]") if kind == "list" else ('{"a":', "}")
-    return b'{"input": ' + (open_ * depth).encode() + b"1" + (close * depth).encode() + b"}"
-
-
-deep_nesting = st.tuples(st.sampled_from([100, 1000, 5000, 50_000]), st.sampled_from(["list", "dict"])).map(
-    lambda t: _create(_nested(*t), "error_or_ok", f"input nested {t[0]} deep ({t[1]})")
+deep_nesting = st.tuples(st.sampled_from(DEPTHS), st.sampled_from(["list", "dict"])).map(
+    lambda t: _create(b'{"input": ' + nested(*t) + b"}", "error_or_ok", f"input nested {t[0]} deep ({t[1]})")
 )
 unknown_fields = st.dictionaries(
     st.text(min_size=1, max_size=30).filter(lambda k: k not in KNOWN_FIELDS), json_values, min_size=1, max_size=3
 ).map(lambda extra: _create(_json_bytes({**VALID, **extra}), note="unknown field(s)"))
 
-UNICODE = ["\ud800", "\udfff", "\u0000", "\u202e", "\ufeff", "\U0001f600" * 50, "a\u0301" * 20, "\uffff", "\x7f", "\u2028\u2029"]
 unicode_edge = st.one_of(
     st.tuples(st.sampled_from(UNICODE), st.sampled_from(["model", "metadata", "input", "key"])).map(
         lambda t: _create(
@@ -299,61 +418,40 @@ unicode_edge = st.one_of(
                        else {"input": t[0]} if t[1] == "input" else {"input": "x", "metadata": {t[0]: "v"}}).encode(),
             "error_or_ok", f"{t[0][:4]!r} in {t[1]}")
     ),
-    st.sampled_from([b'{"input": "\xff\xfe"}', b'{"input": "\xc0\xaf"}', b'{"input": "\xed\xa0\x80"}', b"\xef\xbb\xbf{\"input\": \"x\"}"]).map(
+    st.sampled_from([b'{"input": "' + bad + b'"}' for bad in INVALID_UTF8] + [BOM + b"{\"input\": \"x\"}"]).map(
         lambda b: _create(b, "error_or_ok", "invalid UTF-8 / BOM")
     ),
     st.text(min_size=1, max_size=30).map(lambda s: _create(json.dumps({"input": s, "metadata": {s: s}}).encode(), "error_or_ok", "random unicode")),
 )
 
-ID_TRAVERSALS = ["../secret", "../../secret", "..%2f..%2fsecret", "%2e%2e%2fsecret", "%2e%2e/%2e%2e/secret", "resp_..%2f..%2fsecret",
-                 "resp_%00", "resp_a%00b", "%00", "resp_" + "a" * 5000, "resp_" + "a" * 65, "....//secret", "resp_\u00e9", "resp_%ff",
-                 "%252e%252e%252fsecret", "resp_a/../../secret", ".", "..", "resp_ a", "RESP_abc"]
-bad_ids = st.tuples(
-    st.sampled_from(ID_TRAVERSALS),
-    st.sampled_from([("GET", ""), ("GET", "?stream=true"), ("GET", "?stream=true&starting_after=0"), ("POST", "/cancel"), ("DELETE", "")]),
-).map(lambda t: BadRequest(t[1][0], "/responses/" + _q(t[0], "/%.") + t[1][1], None, (), "error", f"id {t[0][:30]!r}"))
+bad_ids = id_requests("/responses", "resp_", [("GET", "", ()), ("GET", "?stream=true", ()), ("GET", "?stream=true&starting_after=0", ()),
+                                                ("POST", "/cancel", ()), ("DELETE", "", ())])
 
-wrong_methods = st.sampled_from([
+wrong_methods = method_requests([
     ("PUT", "/responses"), ("PATCH", "/responses"), ("DELETE", "/responses"), ("GET", "/responses"), ("PUT", "/responses/{done}"),
     ("PATCH", "/responses/{done}"), ("POST", "/responses/{done}"), ("GET", "/responses/{done}/cancel"), ("PUT", "/responses/{done}/cancel"),
     ("DELETE", "/responses/{done}/cancel"), ("POST", "/readiness"), ("OPTIONS", "/responses"), ("TRACE", "/responses"), ("POST", "/nope"),
     ("GET", "/responses/{done}/x/y"),
-]).map(lambda t: BadRequest(t[0], t[1], b"{}" if t[0] in ("POST", "PUT", "PATCH") else None, ((b"content-type", b"application/json"),), "error", f"{t[0]} {t[1]}"))
+])
 
-wrong_content_types = st.sampled_from([
-    None, b"text/plain", b"application/x-www-form-urlencoded", b"multipart/form-data; boundary=x", b"application/xml", b"application/jsonx",
-    b"json", b"", b"application/json-patch+json", b"text/json",
-]).map(lambda ct: _create(_json_bytes(VALID), "error", f"content-type {ct!r}", headers=() if ct is None else ((b"content-type", ct),)))
+wrong_content_types = st.sampled_from(CONTENT_TYPES).map(
+    lambda ct: _create(_json_bytes(VALID), "error", f"content-type {ct!r}", headers=with_content_type(ct)))
 
 
 def cursor_requests(done_id: str, other_cursor: int) -> st.SearchStrategy[BadRequest]:
     """Bad (and borderline) cursors on a finished replayable response ``done_id``."""
-    bad = st.one_of(
-        st.sampled_from(["-1", "-100", "abc", "1.5", "1e3", "0x10", "", " 1", "+1", "NaN", "Infinity", "1,2", "١", "%00", "0%0a1", "--1"]),
-        st.integers(max_value=-1).map(str),
-        st.text(max_size=12).map(lambda s: s.encode().hex() if not s.isprintable() else s).filter(
-            lambda s: not (s.isascii() and s.isdigit())  # a plain non-negative integer is a valid cursor
-        ),
-    ).map(lambda c: BadRequest("GET", f"/responses/{done_id}?stream=true&starting_after={_q(c)}", None, (), "error", f"cursor {c[:20]!r}"))
-    ok = st.sampled_from([str(10**30), str(2**63), "9" * 400, str(other_cursor), "0", "000001"]).map(
+    bad = bad_cursor_texts.map(
+        lambda c: BadRequest("GET", f"/responses/{done_id}?stream=true&starting_after={_q(c)}", None, (), "error", f"cursor {c[:20]!r}"))
+    ok = st.sampled_from([str(c) for c in LARGE_CURSORS] + [str(other_cursor), "0", "000001"]).map(
         lambda c: BadRequest("GET", f"/responses/{done_id}?stream=true&starting_after={c}", None, (), "error_or_ok", f"cursor {c[:20]!r}")
     )
     return st.one_of(bad, ok)
 
 
-def _q(text: str, safe: str = "-+.%") -> str:
-    """Percent-encode what a request line cannot carry raw; ``%``, ``.`` and ``/`` stay as
-    written so that ``%2e``/``%00``/``../`` reach the server exactly."""
-    from urllib.parse import quote
-
-    return quote(text, safe=safe)
-
-
 def header_requests(done_id: str) -> st.SearchStrategy[BadRequest]:
     """Bad headers on a replay of ``done_id`` (Last-Event-ID with CR/LF/NUL, huge, non-ASCII)."""
-    values = st.sampled_from([b"1\r\nX-Injected: 1", b"1\rX", b"1\nX", b"\x00", b"1\x00", b"-1", b"abc", b"9" * 10_000, b"\xff\xfe", b"1" * 70_000])
     names = st.sampled_from([b"last-event-id", b"Last-Event-ID", b"accept"])
-    return st.tuples(names, values).map(
+    return st.tuples(names, st.sampled_from(HEADER_VALUES)).map(
         lambda t: BadRequest("GET", f"/responses/{done_id}?stream=true", None, ((t[0], t[1]),), "protocol", f"{t[0]!r}: {t[1][:20]!r}")
     )
 
@@ -376,4 +474,110 @@ def strategy_for(name: str, done_id: str, other_cursor: int) -> st.SearchStrateg
         return cursor_requests(done_id, other_cursor)
     if name == "bad_headers":
         return header_requests(done_id)
-    return fixed[name].map(lambda r: BadRequest(r.method, r.path.replace("{done}", done_id), r.body, r.headers, r.expect, r.note))
+    return fixed[name].map(lambda r: dataclasses.replace(r, path=r.path.replace("{done}", done_id)))
+
+
+# -- the shared pieces of every profile's suite ------------------------------------------------
+@contextlib.contextmanager
+def adversarial_target(settings: Any, server: dict[str, Any], name: str, record_id: str) -> Iterator[tuple[Any, Path, str]]:
+    """Start the target under test (``settings``: the run's conformance settings) in a work dir
+    of its own with planted secrets (shaped like record ``record_id``); yield (target, work dir,
+    secret); close it at the end."""
+    from harness.process import Target
+
+    work = settings.run_dir / f"{name}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    target = Target(settings.target.spec_for(server), work / "target")
+    target.start()
+    try:
+        yield target, work, plant_secrets(work, target, record_id)
+    finally:
+        target.close()
+
+
+def plant_secrets(work: Path, target: Any, record_id: str) -> str:
+    """Plant ``secret`` files beside the state dir and one and two levels above it (and a decoy
+    inside it); return the secret text that no answer may ever carry."""
+    secret = "SECRET-" + uuid.uuid4().hex
+    for path in (work / "secret", work / "secret.json", target.work_dir / "secret", target.work_dir / "secret.json",
+                 target.state_dir / "secret.json"):
+        path.write_text(json.dumps({"id": record_id, "secret": secret}))
+    return secret
+
+
+def outside_files(target: Any) -> set[str]:
+    """Files under the target's work dir (and beside it) outside state, markers and logs."""
+    inside = {target.state_dir.resolve(), target.marker_dir.resolve(), target.log_dir.resolve()}
+    found: set[str] = set()
+    for root in (target.work_dir, target.work_dir.parent):
+        for dirpath, dirnames, filenames in os.walk(root):
+            here = Path(dirpath).resolve()
+            if here in inside or any(p in inside for p in here.parents):
+                dirnames[:] = []
+                continue
+            if root == target.work_dir.parent and here == root.resolve():
+                dirnames[:] = [d for d in dirnames if (root / d).resolve() == target.work_dir.resolve()]
+            found.update(str(Path(dirpath) / f) for f in filenames)
+    return found
+
+
+def server_problems(target: Any, outside_before: set[str]) -> list[str]:
+    """The server is alive and ready, and no file appeared outside the state dir."""
+    if not target.is_alive():
+        return [f"the server died; log tail:\n{target.log_tail(20)}"]
+    problems: list[str] = []
+    ready = send_raw("127.0.0.1", target.port, BadRequest("GET", "/readiness", None, ()))
+    if ready.status != 200:
+        problems.append(f"readiness -> {ready.status} {ready.error or ready.body[:100]!r}")
+    new = outside_files(target) - outside_before
+    if new:
+        problems.append(f"files created outside the state dir: {sorted(new)[:10]}")
+    return problems
+
+
+def probe_problems(target: Any, request: BadRequest, secret: str, ok: OkJudge = responses_ok_problems,
+                   outside_before: set[str] | None = None) -> tuple[Answer, list[str]]:
+    """Send one request and judge it (``ok``: the wire's 2xx judge): the answer, never the
+    secret, the server still alive, and (given ``outside_before``) no new file outside the
+    state dir, so that the request that made one is the one reported."""
+    answer = send_raw("127.0.0.1", target.port, request)
+    problems = answer_problems(request, answer, ok)
+    if secret.encode() in answer.body or any(secret in v for v in answer.headers.values()):
+        problems.append("the answer carries the content of a file outside the state dir")
+    if not target.is_alive():
+        problems.append(f"the server died; log tail:\n{target.log_tail(20)}")
+    new = outside_files(target) - outside_before if outside_before is not None else set()
+    if new:
+        problems.append(f"files created outside the state dir: {sorted(new)[:10]}")
+    return answer, problems
+
+
+def run_class(klass: str, strategy: Any, check: Callable[[BadRequest], tuple[Answer, list[str]]], *, explore: int,
+              default_examples: int, known_bug: str | None = None, pinned: Sequence[BadRequest] = ()) -> int:
+    """Run one class: the ``pinned`` requests, then ``default_examples`` derandomized examples
+    (``explore`` > 0: that many, random); each request is judged by ``check``.  ``known_bug`` (a
+    reported reference bug not fixed yet) turns a 5xx failure into an xfail, and a pass into a
+    "stale known bug" failure.  Returns how many requests were sent."""
+    import pytest
+    from hypothesis import HealthCheck, example, given, settings
+
+    seen: list[str] = []
+
+    def probe(request: BadRequest) -> None:
+        seen.append(request.note)
+        answer, problems = check(request)
+        assert not problems, f"{klass}: {request.describe()} -> {answer.status} ({answer.elapsed_s:.2f}s):\n  - " + "\n  - ".join(problems)
+
+    for request in reversed(pinned):
+        probe = example(request)(probe)
+    probe = settings(max_examples=explore or default_examples, deadline=None, derandomize=not explore, database=None,
+                     suppress_health_check=list(HealthCheck), print_blob=True)(given(strategy)(probe))
+    try:
+        probe()
+    except AssertionError as exc:
+        if known_bug and "(a 5xx for bad input)" in str(exc):
+            pytest.xfail(f"known reference_impl bug: {known_bug}: {str(exc).splitlines()[0]}")
+        raise
+    if known_bug:
+        pytest.fail(f"stale known bug: {klass} no longer fails against the reference ({known_bug}); "
+                    "remove it from KNOWN_REFERENCE_BUGS")
+    return len(seen)

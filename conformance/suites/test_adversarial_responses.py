@@ -12,18 +12,22 @@ Budget: 15 examples per class by default (derandomized), ``--conformance-explore
 from __future__ import annotations
 
 import json
-import os
 import threading
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
-from conformance.explore.adversarial import CLASSES, BadRequest, answer_problems, send_raw, strategy_for
+from conformance.explore.adversarial import (
+    CLASSES,
+    adversarial_target,
+    outside_files,
+    probe_problems,
+    run_class,
+    server_problems,
+    strategy_for,
+)
 from conformance.history import HttpCall
 from harness.process import Target
 
@@ -58,29 +62,10 @@ class Arena:
     held_thread: threading.Thread
     outside_before: set[str] = field(default_factory=set)
 
-    def outside_files(self) -> set[str]:
-        """Files under the target's work dir (and beside it) outside state, markers and logs."""
-        t = self.target
-        inside = {t.state_dir.resolve(), t.marker_dir.resolve(), t.log_dir.resolve()}
-        found: set[str] = set()
-        for root in (t.work_dir, t.work_dir.parent):
-            for dirpath, dirnames, filenames in os.walk(root):
-                here = Path(dirpath).resolve()
-                if here in inside or any(p in inside for p in here.parents):
-                    dirnames[:] = []
-                    continue
-                if root == t.work_dir.parent and here == root.resolve():
-                    dirnames[:] = [d for d in dirnames if (root / d).resolve() == t.work_dir.resolve()]
-                found.update(str(Path(dirpath) / f) for f in filenames)
-        return found
-
     def bystander_problems(self) -> list[str]:
-        problems: list[str] = []
+        problems = server_problems(self.target, self.outside_before)
         if not self.target.is_alive():
-            return [f"the server died; log tail:\n{self.target.log_tail(20)}"]
-        ready = send_raw("127.0.0.1", self.target.port, BadRequest("GET", "/readiness", None, ()))
-        if ready.status != 200:
-            problems.append(f"readiness -> {ready.status} {ready.error or ready.body[:100]!r}")
+            return problems
         get = self.driver.get(self.done_id)
         if get.status != 200 or get.body != self.done_snapshot:
             problems.append(f"finished bystander {self.done_id} changed: {get.status} {json.dumps(get.body)[:300]}")
@@ -92,9 +77,6 @@ class Arena:
             problems.append(f"held bystander {self.held_id} is no longer in progress: {held.status} {held.body}")
         if not self.held_thread.is_alive() or self.held_call.ended != "in_flight":
             problems.append(f"the held bystander's live stream ended early: {self.held_call.ended} {self.held_call.error}")
-        new = self.outside_files() - self.outside_before
-        if new:
-            problems.append(f"files created outside the state dir: {sorted(new)[:10]}")
         return problems
 
 
@@ -102,14 +84,7 @@ class Arena:
 def arena(conformance_settings):
     if "responses" not in conformance_settings.target.profiles:
         pytest.skip("target does not claim the responses profile")
-    work = conformance_settings.run_dir / f"adversarial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    target = Target(conformance_settings.target.spec_for({"resilient_background": True}), work / "target")
-    target.start()
-    try:
-        secret = "SECRET-" + uuid.uuid4().hex
-        for path in (work / "secret", work / "secret.json", work / "target" / "secret", work / "target" / "secret.json",
-                     target.state_dir / "secret.json"):
-            path.write_text(json.dumps({"id": "resp_secret", "secret": secret}))
+    with adversarial_target(conformance_settings, {"resilient_background": True}, "adversarial", "resp_secret") as (target, _work, secret):
         recorder = Recorder(lambda: 0.0, lambda: 0)
         driver = ResponsesDriver(target.base_url, recorder, timeout_s=WAIT_S)
         done = driver.create({"input": script_input({"deltas": 2, "tag": "adv_done"}), "background": True, "store": True, "stream": True})
@@ -131,7 +106,7 @@ def arena(conformance_settings):
         get = driver.get(done_id)
         arena = Arena(target, driver, recorder, secret, done_id, get.body, [f.data for f in done.frames], other_cursor,
                       "adv_held", held_id, held_call, thread)
-        arena.outside_before = arena.outside_files()
+        arena.outside_before = outside_files(target)
         yield arena
         # the held bystander finishes normally once released, its live stream gap-free
         target.markers.release("adv_held")
@@ -143,37 +118,13 @@ def arena(conformance_settings):
         final = driver.get(held_id).body
         text = "".join(p.get("text", "") for item in final.get("output", []) for p in item.get("content", []))
         assert final.get("status") == "completed" and text == "a1:d0 a1:d1 a1:d2 ", final
-    finally:
-        target.close()
 
 
 @pytest.mark.parametrize("klass", CLASSES)
 def test_adversarial_responses(klass: str, arena: Arena, conformance_settings) -> None:
-    explore = conformance_settings.explore
-    seen: list[str] = []
-
-    @settings(max_examples=explore or DEFAULT_EXAMPLES, deadline=None, derandomize=not explore, database=None,
-              suppress_health_check=list(HealthCheck), print_blob=True)
-    @given(strategy_for(klass, arena.done_id, arena.other_cursor))
-    def probe(request: BadRequest) -> None:
-        seen.append(request.note)
-        answer = send_raw("127.0.0.1", arena.target.port, request)
-        problems = answer_problems(request, answer)
-        if arena.secret.encode() in answer.body:
-            problems.append("the answer carries the content of a file outside the state dir")
-        if not arena.target.is_alive():
-            problems.append(f"the server died; log tail:\n{arena.target.log_tail(20)}")
-        assert not problems, f"{klass}: {request.describe()} -> {answer.status} ({answer.elapsed_s:.2f}s):\n  - " + "\n  - ".join(problems)
-
     known = KNOWN_REFERENCE_BUGS.get(klass) if conformance_settings.target.name == "reference" else None
-    try:
-        probe()
-    except AssertionError as exc:
-        if known and "(a 5xx for bad input)" in str(exc):
-            pytest.xfail(f"known reference_impl bug: {known}: {str(exc).splitlines()[0]}")
-        raise
-    if known:
-        pytest.fail(f"stale known bug: {klass} no longer fails against the reference ({known}); "
-                    "remove it from KNOWN_REFERENCE_BUGS")
+    sent = run_class(klass, strategy_for(klass, arena.done_id, arena.other_cursor),
+                     lambda request: probe_problems(arena.target, request, arena.secret),
+                     explore=conformance_settings.explore, default_examples=DEFAULT_EXAMPLES, known_bug=known)
     problems = arena.bystander_problems()
-    assert not problems, f"after {len(seen)} {klass} request(s):\n  - " + "\n  - ".join(problems)
+    assert not problems, f"after {sent} {klass} request(s):\n  - " + "\n  - ".join(problems)

@@ -138,3 +138,22 @@ def test_server_keeps_serving_after_the_fuzzing(api: InvApi) -> None:
     for raw in (b"{", b"null", b"\x00" * 100, b'{"input": {"conformance": {"deltas": 1e999}}}'):
         check_answer(api.http.post("/invocations", content=raw), (200, 400))
     still_serving(api)
+
+
+@pytest.mark.parametrize("digits", [31, 400, 5000])
+@pytest.mark.parametrize("where", ["query", "header"])
+def test_a_cursor_of_any_length_past_the_last_id_is_served_empty(api: InvApi, finished: str, digits: int, where: str) -> None:
+    """Regression (found by conformance/suites/test_adversarial_invocations.py, bad_cursors): a
+    well-formed cursor longer than int() converts (4300 digits) answered 400 "the number is too
+    long"; documented (§7.2): a cursor past the last id is served with no events."""
+    cursor = "9" * digits
+    if where == "query":
+        r = api.http.get(f"/invocations/{finished}", params={"last_event_id": cursor})
+    else:
+        r = api.http.get(f"/invocations/{finished}", headers={"last-event-id": cursor})
+    check_answer(r, (200,))
+    assert r.headers["content-type"].startswith("text/event-stream") and r.content == b"", r.content[:200]
+    # leading zeros do not make a short cursor long
+    every = [f.id for f in parse_frames(api.http.get(f"/invocations/{finished}").content)[0]]
+    padded = parse_frames(api.http.get(f"/invocations/{finished}", params={"last_event_id": "0" * 40 + "3"}).content)[0]
+    assert [f.id for f in padded] == [i for i in every if i > 3] != []
