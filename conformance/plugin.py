@@ -366,8 +366,11 @@ def spawn_target(request: pytest.FixtureRequest, conformance_settings: Settings)
 
         factory = OneLifetimeTarget
 
-    def spawn(server: dict[str, Any] | None = None) -> Target:
-        target = factory(conformance_settings.target.spec_for(server or {}), base / f"target-{len(targets)}")
+    def spawn(server: dict[str, Any] | None = None, *, worker: str | None = None, share_state_with: Target | None = None) -> Target:
+        """``worker``: start it as that named worker (target file ``workers:``); ``share_state_with``:
+        on that target's state and marker dirs (several workers of one store)."""
+        shared = {"state_dir": share_state_with.state_dir, "marker_dir": share_state_with.marker_dir} if share_state_with else {}
+        target = factory(conformance_settings.target.spec_for(server or {}, worker), base / f"target-{len(targets)}", **shared)
         targets.append(target)
         target.start()
         return target

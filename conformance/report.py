@@ -113,34 +113,19 @@ def store_of(target: Any) -> dict[str, Any]:
     With ``--store NAME[:OPTIONS]``: ``name`` is that spec (a password inside a URL option is
     masked) and ``info`` is what the target's ``store.describe`` printed (``{"name", "durable",
     "shared", "withdraws"}`` for the reference server).  Without ``--store``: ``name`` is the
-    ``store.default`` the target file declares, else ``None`` (the bundled reference target
-    declares none: its server picks ``file`` by itself), and ``info`` is ``{}``, because
-    ``describe`` only runs for a store selected with ``--store``.
+    ``store.default`` the target file declares (``file`` for the bundled reference target), else
+    ``None``, and ``info`` is ``{}``, because ``describe`` only runs for a store selected with
+    ``--store``.
     """
     spec = getattr(target, "store", None)
     if spec:
         return {"name": _mask_password(spec), "info": dict(getattr(target, "store_info", None) or {})}
-    return {"name": _declared_default_store(getattr(target, "source", None)), "info": {}}
+    return {"name": getattr(target, "store_default", None), "info": {}}
 
 
 def _mask_password(spec: str) -> str:
     """``postgres:dsn=postgresql://u:secret@h/db`` -> ``postgres:dsn=postgresql://u:***@h/db``."""
     return re.sub(r"(://[^:/@\s]+):[^@/\s]*@", r"\1:***@", spec)
-
-
-def _declared_default_store(source: str | None) -> str | None:
-    """``store.default`` of the target file (validated as a string by the target schema)."""
-    import yaml
-
-    if not source:
-        return None
-    try:
-        data = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    store = data.get("store") if isinstance(data, dict) else None
-    default = store.get("default") if isinstance(store, dict) else None
-    return default if isinstance(default, str) and default else None
 
 
 # -- several reports side by side (`conformance report`) ----------------------------------

@@ -65,6 +65,13 @@ TARGET_SCHEMA: dict[str, Any] = {
             "required": ["args"],
             "properties": {"args": _STRINGS, "default": {"type": "string"}, "describe": {"type": "string", "minLength": 1}},
         },
+        # several workers on one shared store (claim `multi_worker`): args with a {worker} placeholder
+        "workers": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["args", "lease_ttl_s"],
+            "properties": {"args": _STRINGS, "lease_ttl_s": {"type": "number", "exclusiveMinimum": 0}},
+        },
     },
 }
 
@@ -96,9 +103,12 @@ class TargetConfig:
     cell_timeout_s: float
     store_args: tuple[str, ...] = ()  # how to select a store: args with a {store} placeholder
     store: str | None = None  # the store selected with --store, if any
+    store_default: str | None = None  # the store the target uses without --store (`store.default`)
     store_describe: str | None = None  # command printing the selected store's capabilities as JSON
     store_info: dict[str, Any] = field(default_factory=dict)  # what store_describe printed
     withdrawn: frozenset[str] = frozenset()  # claims the selected store withdraws (e.g. durable_store)
+    worker_args: tuple[str, ...] = ()  # how to start one of several workers: args with {worker}
+    lease_ttl_s: float | None = None  # the workers' lease ttl: a dead worker's tasks move after it
 
     def with_store(self, store: str) -> "TargetConfig":
         """This target running with store provider ``store`` (``NAME[:OPTIONS]``)."""
@@ -117,9 +127,14 @@ class TargetConfig:
             raise TargetConfigError(f"--store {store}: store.describe printed a bad 'withdraws': {withdraws!r}")
         return dataclasses.replace(self, store=store, store_info=info, withdrawn=frozenset(withdraws))
 
-    def spec_for(self, server: dict[str, Any]) -> TargetSpec:
-        """The harness spec for a row's server modes (each true mode adds its args/env)."""
+    def spec_for(self, server: dict[str, Any], worker: str | None = None) -> TargetSpec:
+        """The harness spec for a row's server modes (each true mode adds its args/env); with
+        ``worker``, the spec of that named worker of several sharing one store."""
         args: list[str] = [a.replace("{store}", self.store) for a in self.store_args] if self.store else []
+        if worker is not None:
+            if not self.worker_args:
+                raise TargetConfigError(f"target {self.name} ({self.source}) declares no `workers:` (several workers)")
+            args.extend(a.replace("{worker}", worker) for a in self.worker_args)
         env = dict(self.env)
         for mode, wanted in sorted(server.items()):
             if wanted and mode in self.modes:
@@ -216,6 +231,11 @@ def load_target(path: str | Path | None = None) -> TargetConfig:
             f"{file}:{_line_of(root, ['modes'])}: modes: {', '.join(unknown_modes)} "
             "defined but not listed in claims (a mode the target can start in is a claim)"
         )
+    if ("multi_worker" in data.get("claims", [])) != ("workers" in data):
+        raise TargetConfigError(
+            f"{file}:{_line_of(root, ['workers' if 'workers' in data else 'claims'])}: the claim multi_worker and "
+            "`workers: {args, lease_ttl_s}` go together (how to start a worker is part of claiming it)"
+        )
     baseline = data.get("baseline")
     baseline_path = (file.parent / baseline).resolve() if baseline else None
     if baseline_path is not None and not baseline_path.is_file():
@@ -237,6 +257,9 @@ def load_target(path: str | Path | None = None) -> TargetConfig:
         cell_timeout_s=float(data.get("cell_timeout_s", 30.0)),
         store_args=tuple(data.get("store", {}).get("args", ())),
         store_describe=data.get("store", {}).get("describe"),
+        store_default=data.get("store", {}).get("default"),
+        worker_args=tuple(data.get("workers", {}).get("args", ())),
+        lease_ttl_s=float(data["workers"]["lease_ttl_s"]) if "workers" in data else None,
     )
 
 

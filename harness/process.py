@@ -179,12 +179,22 @@ def _owner_text(port: int, exclude: set[int] | None = None) -> str:
 class Target:
     """One server under test: spawn, readiness, signals, restarts on the same port and dirs."""
 
-    def __init__(self, spec: TargetSpec, work_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: TargetSpec,
+        work_dir: Path,
+        port: int | None = None,
+        *,
+        state_dir: Path | None = None,
+        marker_dir: Path | None = None,
+    ) -> None:
+        """``state_dir``/``marker_dir`` default to ``<work_dir>/state`` and ``<work_dir>/markers``;
+        pass another target's to run several servers on one state (e.g. workers of one store)."""
         self.spec = spec
         self.t0 = time.monotonic()
         self.work_dir = Path(work_dir).resolve()
-        self.state_dir = self.work_dir / "state"
-        self.marker_dir = self.work_dir / "markers"
+        self.state_dir = Path(state_dir).resolve() if state_dir is not None else self.work_dir / "state"
+        self.marker_dir = Path(marker_dir).resolve() if marker_dir is not None else self.work_dir / "markers"
         self.log_dir = self.work_dir / "logs"
         for d in (self.state_dir, self.marker_dir, self.log_dir):
             d.mkdir(parents=True, exist_ok=True)

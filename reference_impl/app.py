@@ -53,7 +53,10 @@ def build_app(runtime: Runtime) -> Starlette:
 
         runtime.loop = asyncio.get_running_loop()
         await runtime.recover()  # before readiness: the server does not listen before this ends
-        await inv_runtime.recover()
+        if runtime.leases is None:
+            await inv_runtime.recover()
+        else:  # leases cover the responses profile only: never take another worker's invocations
+            log.warning("leases on: invocations are not recovered (several workers: responses profile only)")
         runtime.ready = True
         if runtime._exit_requested:
             runtime.request_shutdown()

@@ -59,6 +59,22 @@ def _retention(text: str) -> int:
     return value
 
 
+def _lease_ttl(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid lease ttl {text!r} (seconds, a number)") from None
+    if not math.isfinite(value) or not 0.1 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"lease ttl must be between 0.1 and 3600 seconds, got {text!r}")
+    return value
+
+
+def _worker_id(text: str) -> str:
+    if not 1 <= len(text) <= 64 or not all(c.isalnum() or c in "-_." for c in text):
+        raise argparse.ArgumentTypeError(f"worker id must be 1-64 characters of [A-Za-z0-9._-], got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Reference server of the stream-and-task conformance kit (responses profile).")
     p.add_argument("--port", type=_port, required=True)
@@ -69,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shutdown-grace", type=_grace, default=2.0, help="seconds handlers may run on after SIGTERM")
     p.add_argument("--marker-dir", default=None, help="marker directory (default: $CONFORMANCE_MARKER_DIR)")
     p.add_argument("--resilient-invocations", action="store_true", help="recover invocations from their last checkpoint after a crash")
+    p.add_argument("--worker-id", type=_worker_id, default=None, help="this worker's name in leases (default: worker-<pid>)")
+    p.add_argument("--lease-ttl", type=_lease_ttl, default=None, metavar="SECONDS", help="lease task records so several workers can share one store")
     p.add_argument("--event-retention", type=_retention, default=0, metavar="N", help="replayable events per invocation (0: all)")
     return p
 
@@ -96,6 +114,8 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         marker_dir=marker_dir,
         resilient_invocations=args.resilient_invocations,
         event_retention=args.event_retention,
+        worker_id=args.worker_id or f"worker-{os.getpid()}",
+        lease_ttl=args.lease_ttl,
     )
 
 

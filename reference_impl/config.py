@@ -16,3 +16,5 @@ class ServerConfig:
     marker_dir: str | None = None
     resilient_invocations: bool = False
     event_retention: int = 0
+    worker_id: str = "worker"  # the lease owner name (stable across restarts: own tasks reclaimed at once)
+    lease_ttl: float | None = None  # leases on task records (several workers on one shared store)

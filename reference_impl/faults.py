@@ -4,6 +4,11 @@
 response record raises :class:`StoreTransientError` and deletes ``<path>`` (one shot; the
 deletion is the evidence that the fault really fired). Used to prove that a transient store
 error during the startup recovery check never drops a task.
+
+``REFERENCE_IMPL_FAULT_LEASE=<name>``: break one promise of the leases (``--lease-ttl``), so the
+kit's own tests can show that the multi-worker suite catches it: ``steal`` (claim tasks whose
+lease is still live), ``no_reclaim`` (never claim another worker's expired task), ``no_tail`` (a
+replay of a response running on another worker ends at the last persisted event).
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from .stores import KIND_RESPONSE, RecordStore, StoreProvider, StoreTransientErr
 from .stores.base import Record
 
 ENV_TRANSIENT_GET = "REFERENCE_IMPL_FAULT_TRANSIENT_GET"
+ENV_LEASE = "REFERENCE_IMPL_FAULT_LEASE"
+LEASE_FAULTS = ("steal", "no_reclaim", "no_tail")
 log = logging.getLogger("reference_impl.faults")
 
 
@@ -52,3 +59,13 @@ def apply_faults(store: StoreProvider) -> StoreProvider:
     if arm:
         store.records = _TransientGetOnce(store.records, arm)
     return store
+
+
+def lease_fault() -> str | None:
+    """The lease fault named by ``$REFERENCE_IMPL_FAULT_LEASE`` (None: leases keep their promises)."""
+    name = os.environ.get(ENV_LEASE) or None
+    if name is not None and name not in LEASE_FAULTS:
+        raise ValueError(f"${ENV_LEASE}={name!r}: unknown lease fault (known: {', '.join(LEASE_FAULTS)})")
+    if name:
+        log.warning("fault: leases break their promise %r", name)
+    return name

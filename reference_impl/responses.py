@@ -206,11 +206,14 @@ async def cancel_response(request: Request) -> Response:
         article = "an" if status == "incomplete" else "a"
         raise _bad(None, f"Cannot cancel {article} {status} response.", "invalid_request_error")
     run = rt.runs.get(rid)
-    if run is None:
+    if run is None and rt.leases is None:
         return JSONResponse(rt.cancel_orphan(rid, env))
-    run.stop("cancel")
     try:
-        await asyncio.wait_for(asyncio.shield(run.done.wait()), timeout=CANCEL_WAIT_S)
+        if run is None:  # several workers: the owner (or nobody) runs it; see Runtime.request_cancel
+            await rt.request_cancel(rid, timeout=CANCEL_WAIT_S + 2 * rt.leases.ttl)
+        else:
+            run.stop("cancel")
+            await asyncio.wait_for(asyncio.shield(run.done.wait()), timeout=CANCEL_WAIT_S)
     except asyncio.TimeoutError:
         raise ApiError(500, "The response did not stop in time.", code="server_error", type_="server_error") from None
     env = rt.visible(rid)

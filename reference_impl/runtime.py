@@ -11,7 +11,12 @@ stop reason               effect
 ``shutdown``, resilient    nothing persisted: the task stays unfinished for the next lifetime
 ``shutdown``, stored       ``failed`` / ``server_error`` (grace exhausted) + ``response.failed``
 ``shutdown``, store=false  ``response.failed`` on the open connection only
+``lease_lost``             nothing: another worker owns the task now (see leases.py)
 ========================  =================================================================
+
+With ``--lease-ttl`` several workers share one store: every write for a task first checks that
+this worker still holds its lease, a lease loop renews the leases of the local runs and claims
+tasks whose lease expired, and a replay of a response running on another worker tails the store.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from typing import Any
 
 from . import script as script_mod
 from .config import ServerConfig
+from .faults import lease_fault
+from .leases import LeaseKeeper, LeaseLost
 from .retry import get_with_retry
 from .stores import KIND_RESPONSE, KIND_TASK, StoreError, StoreProvider, StoreTransientError
 
@@ -37,6 +44,7 @@ DISPOSITION_REINVOKE = "reinvoke"
 DISPOSITION_MARK_FAILED = "mark_failed"
 GRACE_EXHAUSTED_MESSAGE = "The server shut down before the response finished (shutdown grace exhausted)."
 CRASH_MESSAGE = "The server stopped before the response finished (crash recovery)."
+TAIL_POLL_S = 0.05  # how often a replay of a response running on another worker reads the store
 
 
 def new_response_id() -> str:
@@ -125,8 +133,15 @@ class Run:
             "previous_response_id": req["previous_response_id"],
         }
 
+    def _fence(self) -> None:
+        """With leases: refuse to write for a task this worker may no longer hold."""
+        leases = self.rt.leases
+        if leases is not None and self.store and not leases.holds(self.task_record):
+            raise LeaseLost(f"{self.id}: lease not held by {leases.worker_id}")
+
     def _persist_snapshot(self) -> None:
         if self.store:
+            self._fence()
             env = {"response": self.snapshot, "background": self.background, "stream": self.stream}
             self.rt.store.records.put(KIND_RESPONSE, self.id, env)
 
@@ -134,6 +149,7 @@ class Run:
         """Build the next event and make it durable (store=true); not yet visible."""
         event = {"type": type_, "sequence_number": self.next_seq, **fields}
         if self.store:
+            self._fence()
             self.rt.store.events.append(self.id, event)
         self.next_seq += 1
         return event
@@ -230,6 +246,7 @@ class Run:
         if not (self.checkpointing and self.store and self.task_record is not None):
             return
         done_items = [i for i in self.items if i.get("status") == "completed"]
+        self._fence()
         self.task_record["checkpoint"] = {"output": copy.deepcopy(done_items), "next_delta": next_delta}
         self.rt.store.records.put(KIND_TASK, self.id, self.task_record)
 
@@ -273,6 +290,7 @@ class Run:
     def _drop(self) -> None:
         """Nothing was ever created: forget the task (there is nothing to show or recover)."""
         if self.store:
+            self._fence()
             self.rt.store.records.delete(KIND_TASK, self.id)
 
     # ------------------------------------------------------------------ lifecycle
@@ -281,7 +299,7 @@ class Run:
         self.task.add_done_callback(self._task_done)
 
     def stop(self, reason: str) -> bool:
-        """Stop the handler (reason: cancel | disconnect | shutdown). False if already ended."""
+        """Stop the handler (reason: cancel | disconnect | shutdown | lease_lost). False if already ended."""
         if self.closed or self.terminal_status:
             return False
         if self.stop_reason is None or reason != "shutdown":
@@ -297,6 +315,9 @@ class Run:
                 self.fail("server_error", "The handler ended without a terminal event.")
         except asyncio.CancelledError:
             self._stopped()
+        except LeaseLost as exc:
+            self.stop_reason = "lease_lost"
+            log.warning("%s: stopped, %s", self.id, exc)
         except script_mod.HandlerFailure as exc:
             self._guarded(self.fail, exc.code, exc.message)
         except Exception:
@@ -308,6 +329,9 @@ class Run:
     def _guarded(self, fn: Any, *args: Any) -> None:
         try:
             fn(*args)
+        except LeaseLost as exc:
+            self.stop_reason = "lease_lost"
+            log.warning("%s: end not recorded here, %s", self.id, exc)
         except Exception:
             log.exception("could not record the end of %s", self.id)
 
@@ -315,7 +339,9 @@ class Run:
         if self.terminal_status:
             return
         reason = self.stop_reason or "shutdown"
-        if reason in ("cancel", "disconnect"):
+        if reason == "lease_lost":
+            log.warning("%s: another worker holds the task now; this attempt writes nothing more", self.id)
+        elif reason in ("cancel", "disconnect"):
             self._guarded(self._cancelled)
         elif self.resilient:
             log.info("%s left in_progress for the next lifetime (attempt %d)", self.id, self.attempt)
@@ -353,6 +379,8 @@ class Runtime:
         self._wind_down_task: asyncio.Task[None] | None = None
         self.wound_down = asyncio.Event()
         self.participants: list[Any] = []  # other profiles' runtimes: wind_down(grace) on shutdown
+        self.leases = LeaseKeeper(config.worker_id, config.lease_ttl, lease_fault()) if config.lease_ttl else None
+        self._lease_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ creation
     def disposition(self, request: dict[str, Any]) -> str:
@@ -373,6 +401,8 @@ class Runtime:
                 "checkpoint": None,
                 "accepted_at": _now(),
             }
+            if self.leases is not None:
+                task_record = self.leases.stamp(task_record)
             self.store.records.put(KIND_TASK, rid, task_record)  # before the handler starts
         run = Run(
             self,
@@ -398,19 +428,33 @@ class Runtime:
         return env
 
     async def replay(self, rid: str, after: int | None) -> AsyncIterator[dict[str, Any]]:
-        """Persisted events with sequence_number > after, then the live tail to the terminal."""
-        persisted = self.store.events.read(rid, after)
-        run = self.runs.get(rid)  # same tick as the read: nothing can slip in between
-        cursor = -1 if after is None else after
-        for event in persisted:
-            yield event
-            cursor = event["sequence_number"]
-            if event["type"] in TERMINAL_EVENTS:
+        """Persisted events with sequence_number > after, then the live tail to the terminal.
+
+        The live tail is this process's run; with leases, a response that runs on another worker
+        (or is claimed back and forth) is tailed from the store until its terminal event."""
+        cursor = after
+        while True:
+            persisted = self.store.events.read(rid, cursor)
+            run = self.runs.get(rid)  # same tick as the read: nothing can slip in between
+            for event in persisted:
+                yield event
+                cursor = event["sequence_number"]
+                if event["type"] in TERMINAL_EVENTS:
+                    return
+            if run is not None:
+                async for event in run.subscribe(after=-1 if cursor is None else cursor):
+                    yield event
+                    cursor = event["sequence_number"]
+                    if event["type"] in TERMINAL_EVENTS:
+                        return
+            if self.leases is None or self.shutting_down or self.leases.fault == "no_tail":
                 return
-        if run is None:
-            return
-        async for event in run.subscribe(after=cursor):
-            yield event
+            if not persisted and run is None and self.store.records.get(KIND_TASK, rid) is None:
+                # Nobody will write more (finished or dropped): one last read closes the race.
+                for event in self.store.events.read(rid, cursor):
+                    yield event
+                return
+            await asyncio.sleep(TAIL_POLL_S)  # polling interval of the store tail, not synchronisation
 
     def cancel_orphan(self, rid: str, env: dict[str, Any]) -> dict[str, Any]:
         """Cancel a stored in-flight background response that has no live run here."""
@@ -471,11 +515,77 @@ class Runtime:
         if not self.shutting_down:
             self.request_shutdown()
         await asyncio.wait_for(self.wound_down.wait(), timeout=self.config.shutdown_grace + 2)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
         self.store.close()
+
+    # ------------------------------------------------------------------ leases (several workers)
+    async def _lease_loop(self) -> None:
+        """Every ttl/3: renew the leases of local runs, then claim tasks whose lease expired."""
+        assert self.leases is not None
+        while True:
+            await asyncio.sleep(self.leases.interval)  # the lease period, not synchronisation
+            try:
+                self._renew_leases()
+                if not self.shutting_down:
+                    await self._scan()
+            except StoreError as exc:
+                log.warning("leases: store unavailable (%s); retrying next period", exc)
+            except Exception:
+                log.exception("leases: renewal/scan failed; retrying next period")
+
+    def _renew_leases(self) -> None:
+        assert self.leases is not None
+        for run in list(self.runs.values()):
+            if run.task_record is None or run.closed or run.terminal_status:
+                continue
+            renewed = self.leases.renew(self.store.records, run.task_record)
+            if renewed is None:
+                log.warning("leases: %s is no longer ours; stopping the local attempt", run.id)
+                run.stop("lease_lost")
+                continue
+            run.task_record = renewed
+            if renewed.get("cancel_requested"):
+                run.stop("cancel")
+
+    async def request_cancel(self, rid: str, timeout: float) -> dict[str, Any] | None:
+        """Cancel a response that has no run here, with leases: the owner stops it at its next
+        renewal (or, if nobody holds it, this worker cancels it at once). Returns the stored
+        envelope once the response is terminal (None if it is gone); asyncio.TimeoutError if the
+        owner did not stop it within ``timeout``."""
+        assert self.leases is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            env = self.visible(rid)
+            if env is None or env["response"].get("status") in TERMINAL_STATUSES:
+                return env
+            task = self.store.records.get(KIND_TASK, rid)
+            if task is not None and rid not in self.runs:
+                if self.leases.claimable(task):
+                    if self.leases.claim(self.store.records, task) is not None:
+                        self.cancel_orphan(rid, env)
+                        return self.visible(rid)
+                elif not task.get("cancel_requested"):
+                    self.store.records.compare_and_set(KIND_TASK, rid, task, dict(task, cancel_requested=True))
+            run = self.runs.get(rid)  # claimed by this worker in the meantime
+            if run is not None:
+                run.stop("cancel")
+                await asyncio.wait_for(asyncio.shield(run.done.wait()), timeout=max(0.0, deadline - time.monotonic()))
+                continue
+            await asyncio.sleep(TAIL_POLL_S)  # polling interval of the store, not synchronisation
+        raise asyncio.TimeoutError(f"{rid}: not terminal {timeout:.3g}s after the cancel request")
 
     # ------------------------------------------------------------------ recovery
     async def recover(self) -> None:
-        """The startup recovery scan (runs before readiness turns 200)."""
+        """The startup recovery scan (runs before readiness turns 200); with leases, it also
+        starts the lease loop that keeps scanning while the server runs."""
+        await self._scan()
+        if self.leases is not None and self._lease_task is None:
+            self._lease_task = asyncio.create_task(self._lease_loop(), name="leases")
+
+    async def _scan(self) -> None:
+        """Recover every unfinished task nobody alive holds (without leases: every one)."""
         try:
             tasks = self.store.records.list_unfinished()
         except StoreError as exc:
@@ -485,6 +595,16 @@ class Runtime:
             rid = task.get("id")
             if not isinstance(rid, str) or task.get("profile", "responses") != "responses":
                 continue  # another profile's task (invocations recover their own)
+            if rid in self.runs:
+                continue
+            if self.leases is not None:
+                if not self.leases.claimable(task):
+                    continue  # another worker is alive and renewing it
+                claimed = self.leases.claim(self.store.records, task)
+                if claimed is None:
+                    continue  # another worker claimed it first
+                task = claimed
+                log.info("leases: %s claimed by %s", rid, self.leases.worker_id)
             try:
                 await self._recover_one(rid, task)
             except StoreTransientError as exc:
@@ -514,6 +634,11 @@ class Runtime:
             return
         last_seq = events[-1]["sequence_number"] if events else None
         next_seq = 0 if last_seq is None else last_seq + 1
+        if task.get("cancel_requested"):
+            # A client asked for the cancel while the owner was dying: honour it, do not re-run.
+            self.cancel_orphan(rid, env)
+            log.info("recovery: %s cancelled (cancel requested before the owner stopped)", rid)
+            return
         if task.get("disposition") == DISPOSITION_REINVOKE:
             task["attempt"] = int(task.get("attempt", 1)) + 1
             self.store.records.put(KIND_TASK, rid, task)  # the attempt is durable before the handler runs

@@ -57,7 +57,7 @@ def serve(config: ServerConfig) -> int:
     server = ReferenceServer(uv_config, runtime)
     log.info(
         "starting on http://%s:%d state_dir=%s store=%s resilient_background=%s resilient_invocations=%s "
-        "event_retention=%d grace=%.3gs",
+        "event_retention=%d grace=%.3gs worker=%s lease_ttl=%s",
         config.host,
         config.port,
         config.state_dir,
@@ -66,6 +66,8 @@ def serve(config: ServerConfig) -> int:
         config.resilient_invocations,
         config.event_retention,
         config.shutdown_grace,
+        config.worker_id,
+        config.lease_ttl,
     )
     server.run()
     if not server.started:

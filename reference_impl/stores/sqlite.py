@@ -178,7 +178,7 @@ class SqliteStoreProvider(StoreProvider):
     """Records and events in one WAL-mode SQLite database with synchronous=FULL."""
 
     name = "sqlite"
-    capabilities = StoreCapabilities(durable=True, shared=False)
+    capabilities = StoreCapabilities(durable=True, shared=True)
     options = ("path",)
 
     def __init__(self, state_dir: str | os.PathLike[str], path: str | None = None) -> None:

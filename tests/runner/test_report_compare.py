@@ -83,8 +83,7 @@ def test_json_report_records_the_store_given_with_store_option():
 
 
 def test_json_report_without_store_records_the_declared_default_or_null(tmp_path):
-    # the bundled reference target declares no store.default: its server picks `file` itself
-    assert store_of(load_target()) == {"name": None, "info": {}}
+    assert store_of(load_target()) == {"name": "file", "info": {}}  # the bundled target declares `file`
     target_file = tmp_path / "target.yaml"
     target_file.write_text(
         'command: "{python} -m reference_impl --port {port} --state-dir {state_dir}"\n'

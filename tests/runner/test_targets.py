@@ -83,3 +83,26 @@ def test_store_selection(tmp_path):
         load_target(p).with_store("sqlite")
     with pytest.raises(TargetConfigError, match="expected NAME"):
         load_target(None).with_store(":x")
+
+
+def test_workers_render_the_worker_name_and_go_with_the_claim(tmp_path):
+    cfg = load_target(None)
+    assert "multi_worker" in cfg.claims and cfg.lease_ttl_s == 1.0
+    args = cfg.spec_for({}, worker="w7").extra_args
+    assert args[args.index("--worker-id") + 1] == "w7"
+    claim_only = write(tmp_path, "command: python\nprofiles: [responses]\nclaims: [multi_worker]\n")
+    with pytest.raises(TargetConfigError) as e:
+        load_target(claim_only)
+    assert f"{claim_only}:3:" in str(e.value) and "workers" in str(e.value)
+    workers_only = write(tmp_path, "command: python\nprofiles: [responses]\nworkers: {args: [-w, '{worker}'], lease_ttl_s: 2}\n", "w.yaml")
+    with pytest.raises(TargetConfigError) as e:
+        load_target(workers_only)
+    assert f"{workers_only}:3:" in str(e.value) and "multi_worker" in str(e.value)
+    no_ttl = write(tmp_path, "command: python\nprofiles: [responses]\nclaims: [multi_worker]\nworkers: {args: []}\n", "n.yaml")
+    with pytest.raises(TargetConfigError) as e:
+        load_target(no_ttl)
+    assert "lease_ttl_s" in str(e.value)
+    plain = load_target(write(tmp_path, "command: python\nprofiles: [responses]\n", "p.yaml"))
+    with pytest.raises(TargetConfigError) as e:
+        plain.spec_for({}, worker="w1")
+    assert "declares no `workers:`" in str(e.value)
