@@ -254,6 +254,7 @@ class CellRun:
     def _deliver_fault(self, rid: str) -> None:
         fault = self.cell.fault
         observed = self._trigger(rid)
+        self._at_trigger(rid)
         record = FaultRecord(
             kind=fault.kind,
             trigger=fault.describe().split("@", 1)[-1],
@@ -275,6 +276,9 @@ class CellRun:
                     record.restarted_as = self.target.restart().index
         else:
             self._client_fault(kind, rid)
+
+    def _at_trigger(self, rid: str) -> None:
+        """What a cell does at its trigger, before the fault itself (responses: nothing)."""
 
     def live_cursor_max(self) -> int | None:
         """The highest cursor seen on the live stream (responses: ``sequence_number``)."""
@@ -462,6 +466,9 @@ def _incarnation_record(inc: Any) -> IncarnationRecord:
 TRANSCRIPT_KEYS = frozenset({"cursor", "entry_modes", "resume", "readers", "output", "output_text"})
 """Invocations expectations judged against the full transcript (a ``replay`` after the end)."""
 
+QUEUE_FAULTS = frozenset({"queue", "sigterm", "sigkill", "sigterm_then_sigkill"})
+"""Paths a ``queue`` expectation runs on: no fault after the queue, or one process fault."""
+
 
 class InvocationsRun(CellRun):
     """One execution of one invocations-profile cell.
@@ -472,7 +479,10 @@ class InvocationsRun(CellRun):
     more, ``reader``), polling asks for ``Accept: application/json``, the terminal statuses are
     the invocation ones, replay is the GET without a cursor and resume sends ``Last-Event-ID``
     or ``?last_event_id=``.  Faults: the process faults, ``disconnect`` (drop the live GET),
-    ``cancel`` and ``steer`` (POST another input on the same session at the trigger).
+    ``cancel``, ``steer`` (POST another input on the same session at the trigger) and ``queue``
+    (release the first turn once the ``queue`` expectation's inputs are POSTed).  A ``queue``
+    expectation POSTs its inputs at the trigger, before the path's fault, and afterwards
+    releases them one at a time (``_drive_queue``).
     """
 
     def __init__(self, cell: Cell, config: TargetConfig, work_dir: Path) -> None:
@@ -556,6 +566,7 @@ class InvocationsRun(CellRun):
 
     def _run(self) -> None:
         fault = self.cell.fault
+        queued = self._queue_inputs()
         self.target.start()
         if fault.kind == "none" or fault.at == "terminal":
             self.markers.release(self.tag)
@@ -575,10 +586,117 @@ class InvocationsRun(CellRun):
             self._open_stream(rid, "reader", {"reader": n})
         if fault.kind != "none":
             self._deliver_fault(rid)
+        if queued:
+            self._drive_queue()
         self._follow(rid)
         self._probe(rid)
 
     # -- faults ------------------------------------------------------------------------
+    def _queue_inputs(self) -> int:
+        """How many inputs the ``queue`` expectation POSTs (0 without one); a cell that cannot
+        queue deterministically is not testable (the parser does not know this key's rules)."""
+        fault, spec = self.cell.fault, self.cell.expect.get("queue")
+        if spec is None:
+            if fault.kind == "queue":
+                raise NotTestable(f"path {self.cell.path} queues inputs: the cell must say how many with a "
+                                  "queue expectation ({inputs: N})")
+            return 0
+        n = spec.get("inputs") if isinstance(spec, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise NotTestable(f"queue needs inputs: N >= 1, got {spec!r}")
+        if fault.kind not in QUEUE_FAULTS or fault.at != "held":
+            raise NotTestable(
+                f"a queue is POSTed while the first turn is held: it needs a path '{'|'.join(sorted(QUEUE_FAULTS))}' "
+                f"at held (path {self.cell.path} is {fault.describe()})"
+            )
+        if self.cell.script.get("hold_at") is None:
+            raise NotTestable("a queue needs hold_at: the first turn and each queued input hold, so that "
+                              "what is queued stays queued until it is observed and released")
+        return n
+
+    def _at_trigger(self, rid: str) -> None:
+        if self.cell.expect.get("queue") is not None:
+            self._post_queue()
+
+    def _post_queue(self) -> None:
+        """The first turn is held: POST the queued inputs on its session, all of them before
+        anything is released (tags ``<tag>-q1``, ``<tag>-q2``, ..., the row's script), open
+        their live streams, and snapshot every input once all are acknowledged (``moment:
+        queued``).  Each one answers at once; none can start while the first turn is held."""
+        session = self.history.session_id
+        if session is None:
+            raise NotTestable("the create answer named no session_id to queue inputs on")
+        for k in range(1, self._queue_inputs() + 1):
+            tag = f"{self.tag}-q{k}"
+            record = SteeredInput(index=k, tag=tag, script={**self.cell.script, "tag": tag})
+            self.history.steered.append(record)
+            call = self.idriver.create({"input": inv_script_input(record.script), "session_id": session}, name="steer")
+            call.params["steer"] = k
+            record.invocation_id = inv_id_of(call)
+            record.post_status = status_of(call)
+            if record.invocation_id is None:
+                raise NotTestable(f"queued input {k} was refused: {call.status} {(call.body_text or '')[:200]}")
+        for record in self.history.steered:
+            assert record.invocation_id is not None
+            self._open_stream(record.invocation_id, "steer_live", {"steer": record.index})
+        self._observe_queue("queued")
+
+    def _observe_queue(self, moment: str, holding: int | None = None) -> None:
+        """Snapshot the first input (``steer`` 0) and every queued input, labelled with the
+        moment (``holding`` = k while queued input k holds) and how many ``start`` markers that
+        input had just before."""
+        rid = self.history.response_id
+        entries = [(0, rid, self.tag)] + [(r.index, r.invocation_id, r.tag) for r in self.history.steered]
+        for index, inv_id, tag in entries:
+            if inv_id is None:
+                continue
+            starts = sum(1 for line in self.markers.lines(tag) if START_RE.match(line))
+            snap = self.idriver.snapshot(inv_id, name="steer_get")
+            snap.params.update(steer=index, moment=moment, starts=starts)
+            if holding is not None:
+                snap.params["holding"] = holding
+            if index > 0:
+                self.history.steered[index - 1].observations.append(
+                    f"{moment}: status {status_of(snap)!r}, {starts} start marker(s)"
+                )
+
+    def _drive_queue(self) -> None:
+        """After the fault (and restart), the queued inputs run one at a time: wait until input k
+        holds, snapshot every input (``moment: "input k held h"``), release input k, go on.  If
+        an input behind k starts while k has not held, that is the moment to observe (FIFO is
+        broken): snapshot it, release everything and let the checks say what happened."""
+        records = self.history.steered
+        for n, record in enumerate(records):
+            behind = records[n + 1 :]
+
+            def ready() -> tuple[str, Any] | None:
+                held = next((line for line in self.markers.lines(record.tag) if re.match(HELD_RE, line)), None)
+                if held is not None:
+                    return ("held", held)
+                for other in behind:
+                    if any(START_RE.match(line) for line in self.markers.lines(other.tag)):
+                        return ("jumped", other)
+                if not self.target.is_alive():
+                    return ("died", None)
+                return None
+
+            def last_seen() -> str:
+                return "; ".join(f"input {r.index}: {self.markers.lines(r.tag)[-3:] or 'no marker'}" for r in records)
+
+            kind, what = self.await_(
+                ready, f"queued input {record.index} ({record.invocation_id}) to hold ('held N' in {record.tag}.log)", last_seen
+            )
+            if kind == "died":
+                raise CellTimeout(f"the server exited while waiting for queued input {record.index} to hold; "
+                                  f"last seen: {last_seen()}\n--- server log tail ---\n{self.target.log_tail(20)}")
+            if kind == "jumped":
+                self._observe_queue(f"input {what.index} started before input {record.index} held", holding=record.index)
+                for other in records[n:]:
+                    self.markers.release(other.tag)
+                return
+            self._observe_queue(f"input {record.index} {what}", holding=record.index)
+            self.markers.release(record.tag)
+
     def _catch_up_live(self, held_line: str) -> None:
         """Deltas 0..k were emitted before ``held k``: wait until the live stream shows delta k."""
         k = int(held_line.split()[1])
@@ -609,17 +727,18 @@ class InvocationsRun(CellRun):
             self.markers.release(self.tag)
         elif kind == "steer":
             self._steer(rid)
+        elif kind == "queue":
+            self.markers.release(self.tag)  # the inputs are queued: the first turn goes on to its next checkpoint
         else:
             raise NotTestable(f"fault {kind!r} is not supported by the invocations executor")
 
     def _steer(self, rid: str) -> None:
         """A chain of ``steering.inputs`` steered inputs on the first input's session: input k is
-        POSTed while the turn before it (the first input, then input k-1) is held, so it
-        supersedes that turn at once; each superseded turn is released only after its handler
-        wrote ``interrupted`` (else it would run through); input k+1 is POSTed only once input k
-        holds, and at that moment the turn before input k is probed (``steer_get``): one turn
-        at a time means it is already terminal.  The last input is released up front and runs
-        to completion."""
+        POSTed while the turn before it (the first input, then input k-1) is held; once the POST
+        is answered that turn is released, and it winds down at its next checkpoint boundary (or
+        runs to its end); input k+1 is POSTed only once input k holds, and at that moment the
+        turn before input k is probed (``steer_get``): one turn at a time means it is already
+        terminal.  The last input is released up front and runs to completion."""
         session = self.history.session_id
         if session is None:
             raise NotTestable("the create answer named no session_id to steer")
@@ -640,8 +759,7 @@ class InvocationsRun(CellRun):
             if record.invocation_id is None:
                 raise NotTestable(f"steered input {k} was refused: {call.status} {(call.body_text or '')[:200]}")
             self._open_stream(record.invocation_id, "steer_live", {"steer": k})
-            self._await_interrupted(previous_tag, previous_name)
-            self.markers.release(previous_tag)
+            self.markers.release(previous_tag)  # the steer is acknowledged: let the held step finish
             if k < count:
                 line = self.markers.wait_for(tag, HELD_RE, timeout_s=self.timeout, alive=self.target.is_alive)
                 snap = self.idriver.snapshot(previous_id, name="steer_get")
@@ -650,12 +768,6 @@ class InvocationsRun(CellRun):
                     f"when input {k} was '{line}': {previous_name} had status {status_of(snap)!r}"
                 )
             previous_tag, previous_id, previous_name = tag, record.invocation_id, f"steered input {k}"
-
-    def _await_interrupted(self, tag: str, name: str) -> None:
-        try:
-            self.markers.wait_for(tag, r"^interrupted$", timeout_s=self.timeout, alive=self.target.is_alive)
-        except MarkerTimeout:
-            self.history.notes.append(f"observation: {name} was not stopped within {self.timeout:.0f}s of the steer")
 
     # -- following and probing -----------------------------------------------------------
     def _poll_terminal(self, rid: str, labels: dict[str, Any] | None = None) -> str | None:

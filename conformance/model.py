@@ -21,6 +21,7 @@ FAULT_KINDS = (
     "crash_twice",  # SIGKILL, restart, SIGKILL again during recovery, restart
     "pause",  # SIGSTOP then SIGCONT
     "steer",  # invocations: POST another input on the same session while the first turn runs
+    "queue",  # invocations: POST the ``queue`` expectation's inputs on the session, then release
 )
 PROCESS_FAULTS = frozenset({"sigterm", "sigkill", "sigterm_then_sigkill", "crash_twice"})
 """Faults after which the executor restarts the target (unless the path says restart: false)."""
@@ -44,18 +45,19 @@ EXPECTATION_KEYS = (
     "entry_modes",  # [fresh, recovered, ...]: invocation.started entry modes of the transcript, attempts 1..n
     "resume",  # {from: seen | [cursor ...], via: header | query | both}: resumes return exactly the rest
     "readers",  # N >= 2: N live readers opened at once agree on ids, payloads and order
-    "steering",  # true | {inputs: N}: first superseded, steered inputs completed (resumed, attempt 1), FIFO
+    "steering",  # true | {inputs: N}: a chain of steers; each turn winds down at its next checkpoint
+    "queue",  # {inputs: N}: N inputs queued together while the first turn is held: FIFO, each run exactly once
 )
 """The expectation vocabulary.  Every key but ``status`` counts toward the depth gate."""
 
 PROFILE_KEYS: dict[str, frozenset[str]] = {
-    "responses": frozenset(EXPECTATION_KEYS) - {"cursor", "entry_modes", "resume", "readers", "steering"},
+    "responses": frozenset(EXPECTATION_KEYS) - {"cursor", "entry_modes", "resume", "readers", "steering", "queue"},
     "invocations": frozenset(EXPECTATION_KEYS) - {"replay", "stream", "persisted"},
 }
 """Expectation keys that apply to each profile; the parser rejects the others."""
 
 PROFILE_FAULTS: dict[str, frozenset[str]] = {
-    "responses": frozenset(FAULT_KINDS) - {"steer"},
+    "responses": frozenset(FAULT_KINDS) - {"steer", "queue"},
     "invocations": frozenset(FAULT_KINDS) - {"pause"},
 }
 """Fault kinds each profile's executor delivers."""

@@ -172,12 +172,9 @@ async def run_script(run: RunContext, raw: dict[str, Any] | None, marker_dir: st
             for _ in range(3):
                 await asyncio.sleep(0)
             markers.write(f"held {k}")
-            holding = getattr(run, "holding", None)  # optional: a framework that stops held turns at once
-            if holding is not None:
-                holding(True)
+            # A hold stands for a step the handler is in the middle of: only cancel and shutdown
+            # end it early. A steer does not (it winds the turn down at its next checkpoint).
             await markers.wait_release()
-            if holding is not None:
-                holding(False)
             markers.write("released")
 
         if script.hold_at == -1:

@@ -4,14 +4,17 @@ An :class:`Invocation` is one accepted turn. It owns its event ids: every event 
 the invocation's durable event log (``store.events``, ``sequence_number`` == event id, ids from
 1, no gap, no reuse, across lifetimes) *before* any reader can see it, so an id means the same
 event forever. A :class:`Session` runs its turns one at a time: a turn posted while another runs
-is ``queued``; the running turn is stopped at its next checkpoint boundary (at once if held) and
-ends ``superseded``; queued turns then run FIFO with ``entry_mode: resumed``.
+is ``queued``; the running turn winds down at its next checkpoint boundary and ends
+``superseded`` (a turn with no boundary left before its end completes); queued turns then run
+FIFO with ``entry_mode: resumed``. A steer never stops a turn in the middle of a step: a held
+handler stays held until it is released, then runs on to that boundary.
 
 Storage reuses the responses profile's record kinds, told apart by ``"profile": "invocations"``:
 
 * ``task/<inv id>``: the unfinished invocation (script, session, status ``queued`` or
   ``in_progress``, queue order, attempt, entry mode, last checkpoint, resilient flag fixed at
-  accept time). Written before the POST is answered; deleted once a terminal is persisted.
+  accept time, ``supersede_requested`` once a turn is queued behind it). Written before the POST
+  is answered; deleted once a terminal is persisted.
 * ``response/<inv id>``: ``{"profile": "invocations", "snapshot": {...}}``, the JSON snapshot,
   rewritten when an attempt starts and when a terminal is persisted.
 
@@ -21,7 +24,8 @@ Terminal order: terminal event appended (the log is the authority), snapshot, ta
 stop reason                        effect
 =================================  ==========================================================
 ``cancel``                         ``cancelled`` + ``invocation.cancelled``
-``supersede`` (steering)           ``superseded`` + ``invocation.superseded``
+``supersede`` (steering, at the    ``superseded`` + ``invocation.superseded``
+next checkpoint boundary)
 ``shutdown``, all deltas emitted   ``completed`` (its final output was already produced)
 ``shutdown``, resilient            nothing persisted: the next lifetime recovers the run
 ``shutdown``, not resilient        ``interrupted`` + ``invocation.interrupted``
@@ -120,8 +124,7 @@ class Invocation:
         self.done = asyncio.Event()
         self.handle: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
-        self.supersede_requested = False
-        self.held = False
+        self.supersede_requested = bool(task.get("supersede_requested", False))
 
     # ------------------------------------------------------------------ views
     @property
@@ -202,18 +205,13 @@ class Invocation:
         self._next_delta = index + 1
 
     def checkpoint(self, next_delta: int) -> None:
-        """Persist the checkpoint, then emit ``invocation.checkpoint``; a pending supersede stops here."""
+        """Persist the checkpoint, then emit ``invocation.checkpoint``; a pending supersede stops here,
+        unless this checkpoint covers the last delta (the final output exists: the turn completes)."""
         self.task["checkpoint"] = {"next_delta": next_delta, "output": self.output}
         self.irt.store.records.put(KIND_TASK, self.id, self.task)
         self._emit("invocation.checkpoint", index=next_delta - 1)
-        if self.supersede_requested:
+        if self.supersede_requested and not self._final_output_produced():
             self.stop("supersede")  # delivered at the handler's next await: no delta after this point
-
-    def holding(self, held: bool) -> None:
-        """Called by the handler when it blocks at / leaves ``hold_at``: a held turn is superseded at once."""
-        self.held = held
-        if held and self.supersede_requested:
-            self.stop("supersede")
 
     def complete(self) -> None:
         self._terminal("completed", "invocation.completed", output=self.output)
@@ -265,11 +263,16 @@ class Invocation:
         self.handle.cancel()
         return True
 
-    def request_supersede(self) -> None:
-        """A newer turn is queued behind this one: stop at the next checkpoint boundary, or now if held."""
-        self.supersede_requested = True
-        if self.held:
-            self.stop("supersede")
+    def set_supersede(self, requested: bool) -> None:
+        """A newer turn is queued behind this one (or no longer is): wind down at the next checkpoint
+        boundary. Never stops the handler here, held or not. The flag is persisted in the task
+        record before the POST that queued the newer turn is answered, so that recovery knows this
+        turn had been asked to stop (a turn queued *before* it started never asks it to stop)."""
+        changed = self.supersede_requested != requested
+        self.supersede_requested = requested
+        if changed and not (self.terminal or self.closed):
+            self.task["supersede_requested"] = requested
+            self.irt.store.records.put(KIND_TASK, self.id, self.task)
 
     async def _drive(self) -> None:
         try:
@@ -407,7 +410,7 @@ class InvocationRuntime:
             inv.persist_snapshot()
             session.queue.append(inv)
             if session.active is not None:
-                session.active.request_supersede()
+                session.active.set_supersede(True)
         else:
             session.active = inv
             inv.start_attempt(1, ENTRY_FRESH, persist=False)
@@ -443,9 +446,12 @@ class InvocationRuntime:
         if session.active is inv:
             session.active = None
         elif inv in session.queue:
-            session.queue.remove(inv)  # a queued turn was cancelled
-            if not session.queue and session.active is not None:
-                session.active.supersede_requested = False  # nothing is waiting to replace it any more
+            session.queue.remove(inv)  # a queued turn was cancelled (or closed by a drain)
+            if not session.queue and session.active is not None and not self.rt.shutting_down:
+                try:
+                    session.active.set_supersede(False)  # nothing is waiting to replace it any more
+                except StoreError:
+                    log.exception("could not clear the supersede request of %s", session.active.id)
         self._pump(session)
 
     def _pump(self, session: Session) -> None:
@@ -562,9 +568,11 @@ class InvocationRuntime:
         for item in running:
             if not item.task.get("resilient"):
                 self._settle(item, "invocation.interrupted")  # orphan of a non-resilient lifetime
-            elif queued or rerun is not None:
+            elif (item.task.get("supersede_requested") and queued) or rerun is not None:
                 self._settle(item, "invocation.superseded")  # it had been asked to stop for a queued turn
             else:
+                # Not asked to stop (the queued turns, if any, were queued before it started), or
+                # the turn that asked was cancelled before the crash could clear the flag: re-run.
                 rerun = item
         for item in queued:
             last_id = item.events[-1]["sequence_number"] if item.events else 0

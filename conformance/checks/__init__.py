@@ -13,7 +13,7 @@ from typing import Any, Callable
 from conformance.history import History, Violation
 from conformance.model import Cell
 
-from .invocations import check_cursor, check_entry_modes, check_readers, check_resume, check_steering
+from .invocations import check_cursor, check_entry_modes, check_queue, check_readers, check_resume, check_steering
 from .http import check_content_type, check_error, check_http
 from .output import check_attempts, check_output, check_output_text, predict_output
 from .persisted import check_persisted
@@ -40,6 +40,7 @@ CHECKS: dict[str, Checker] = {
     "resume": check_resume,
     "readers": check_readers,
     "steering": check_steering,
+    "queue": check_queue,
 }
 
 ALWAYS: list[Checker] = [check_evidence, check_notes]
@@ -100,6 +101,7 @@ __all__ = [
     "check_readers",
     "check_resume",
     "check_steering",
+    "check_queue",
     "check_error",
     "check_evidence",
     "check_exit",

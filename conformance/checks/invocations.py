@@ -1,5 +1,5 @@
-"""Invocations-profile expectations: ``cursor``, ``entry_modes``, ``resume``, ``readers`` and
-``steering`` (pure, History -> Violations).
+"""Invocations-profile expectations: ``cursor``, ``entry_modes``, ``resume``, ``readers``,
+``steering`` and ``queue`` (pure, History -> Violations).
 
 Rules (the invocations wire): the cursor is the frame's ``id:`` line, a positive integer,
 strictly increasing per invocation, never reused, durable (the same id means the same event
@@ -7,6 +7,11 @@ forever: across readers, restarts and recovery); ``data.event_id`` equals it; a 
 ``N`` holds only ids > N; exactly one terminal event per invocation, last;
 ``invocation.started`` carries ``attempt``, ``entry_mode`` (fresh | recovered | resumed) and
 ``from``.  The full transcript is the ``replay`` call (a GET without a cursor after the end).
+Steering: a POST on a busy session is queued; the running turn winds down at its next checkpoint
+boundary (never in the middle of a step, so a held turn goes on until released) and ends
+``superseded``, or completes when no boundary is left before its last delta; queued inputs run
+FIFO, one at a time, each exactly once as attempt 1 with ``entry_mode: resumed``, also when the
+server crashes while they wait.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from conformance.history import HttpCall, History, SSEFrame, SteeredInput, Viola
 from conformance.model import Cell
 
 from ._util import as_int, call_summary, excerpt, is_comment_frame, quoted
-from .output import markers_excerpt, predict_output, script_deltas
+from .output import markers_excerpt, piece, predict_output
 
 TERMINAL_EVENTS = frozenset(
     {
@@ -435,14 +440,101 @@ def check_readers(history: History, expected: Any, cell: Cell) -> list[Violation
 # steering
 # --------------------------------------------------------------------------------------
 
+TERMINAL_STATUSES = frozenset(t.split(".", 1)[1] for t in TERMINAL_EVENTS)
+
+
+def steer_stop(script: dict[str, Any]) -> int | None:
+    """Where a turn steered while it is held at ``hold_at`` winds down: the first checkpoint
+    boundary after the hold that is not its last delta (``checkpoint i`` with ``(i + 1) %
+    checkpoint_every == 0``); None when no such boundary is left, and the turn completes.  A
+    boundary at the hold itself was passed before the steer arrived."""
+    deltas = as_int(script.get("deltas", 3))
+    every = as_int(script.get("checkpoint_every"))
+    hold = as_int(script.get("hold_at"))
+    if deltas is None or every is None or every < 1 or hold is None:
+        return None
+    for i in range(hold + 1, deltas - 1):
+        if (i + 1) % every == 0:
+            return i
+    return None
+
+
+def wind_down_problems(who: str, markers: list[str], final: dict[str, Any] | None, frames: list[SSEFrame] | None,
+                       script: dict[str, Any], *, judge_status: bool = True) -> list[str]:
+    """A turn steered while held (one attempt, no fault): its held step goes on until released
+    (``released`` right after ``held``: a steer never stops a held turn), then it winds down at
+    ``steer_stop`` (markers end ``checkpoint i``, ``interrupted``; no ``done``; status
+    ``superseded``; output and transcript stop at delta i, its checkpoint, then
+    ``invocation.superseded``), or, with no boundary left, completes (``done``, no
+    ``interrupted``, status ``completed``)."""
+    stop = steer_stop(script)
+    problems: list[str] = []
+    status = final.get("status") if isinstance(final, dict) else None
+    if stop is not None:
+        rule = f"wind down at its next checkpoint boundary after the steer (checkpoint {stop}) and end superseded"
+        want = "superseded"
+    else:
+        rule = "run to its end (no checkpoint boundary left before its last delta) and end completed"
+        want = "completed"
+    if judge_status and status != want:
+        problems.append(f"{who}: steered while held, expected it to {rule}, observed status {status!r}")
+    held = next((n for n, line in enumerate(markers) if line.startswith("held ")), None)
+    if held is None:
+        problems.append(f"{who}: expected a `held` marker (it was steered while held), observed none")
+    else:
+        after = markers[held + 1 : held + 2]
+        if after != ["released"]:
+            problems.append(
+                f"{who}: expected its held step to go on until released ('released' right after "
+                f"{markers[held]!r}), observed {after or 'nothing'}: a steer must not stop a held turn, "
+                "it winds down at its next checkpoint"
+            )
+    if stop is not None:
+        if markers[-2:] != [f"checkpoint {stop}", "interrupted"] or "done" in markers:
+            problems.append(
+                f"{who}: expected its markers to end 'checkpoint {stop}', 'interrupted' (stopped at the "
+                f"boundary, no delta after it, never done), observed ...{markers[-4:]}"
+            )
+        want_text = "".join(piece(1, i) for i in range(stop + 1))
+        if isinstance(final, dict) and final.get("output") != want_text:
+            problems.append(f"{who}: expected output {quoted(want_text)} (up to its boundary), observed {quoted(str(final.get('output')))}")
+    elif "interrupted" in markers or markers[-1:] != ["done"]:
+        problems.append(f"{who}: expected it to run to its end (marker 'done' last, never 'interrupted'), observed ...{markers[-4:]}")
+    if frames:
+        if stop is not None:
+            indices = [payload(f).get("index") for f in frames if f.type == "invocation.delta"]
+            tail = frames[-2:]
+            if indices[-1:] != [stop] or len(tail) < 2 or tail[0].type != "invocation.checkpoint" or payload(tail[0]).get("index") != stop:
+                problems.append(
+                    f"{who}: expected its transcript to end with delta {stop}, invocation.checkpoint {{index: {stop}}}, "
+                    f"then the terminal, observed ...{labels(frames[-3:])} (last delta {indices[-1:] or 'none'})"
+                )
+    return problems
+
+
+def _predicted_end(script: dict[str, Any], last: bool) -> str:
+    return "completed" if last or steer_stop(script) is None else "superseded"
+
+
+def _live_prefix_problems(history: History, who: str, k: int, frames: list[SSEFrame]) -> list[str]:
+    problems: list[str] = []
+    for live in history.calls_named("steer_live"):
+        if live.params.get("steer") != k or live.status != 200:
+            continue
+        got = events(live)
+        head = frames[: len(got)]
+        if [f.event_id for f in got] != [f.event_id for f in head] or not all(_same(a, b) for a, b in zip(got, head)):
+            problems.append(f"{who}: its live stream {labels(got, 12)} is not a prefix of its transcript {labels(frames, 12)}")
+    return problems
+
 
 def _steered_problems(history: History, record: SteeredInput, session: str | None, last: bool) -> list[str]:
     """One steered input: queued on POST, same session, exactly one handler start, one
     ``invocation.started`` (attempt 1, entry_mode resumed); the last input completed with the
-    output its markers predict, every earlier one superseded (``interrupted``, no ``done``)."""
+    output its markers predict, every earlier one wound down by the next steer (``wind_down``)."""
     problems: list[str] = []
     k = record.index
-    want = "completed" if last else "superseded"
+    want = _predicted_end(record.script, last)
     if record.invocation_id is None:
         return [f"steered input {k}: no invocation id (POST refused)"]
     if record.post_status != "queued":
@@ -460,22 +552,17 @@ def _steered_problems(history: History, record: SteeredInput, session: str | Non
     starts = [m for m in record.markers if m.startswith("start ")]
     if len(starts) != 1:
         problems.append(f"steered input {k}: expected exactly one handler start, observed {len(starts)} ({markers_excerpt(record.markers)})")
-    if not last and ("interrupted" not in record.markers or "done" in record.markers):
-        problems.append(f"steered input {k}: expected its handler interrupted by the next steer and never done ({markers_excerpt(record.markers)})")
     full = transcript(history, "steer_replay", steer=k)
-    if full is None:
+    frames = events(full) if full is not None else None
+    if not last:
+        problems += wind_down_problems(f"steered input {k}", record.markers, final, frames, record.script,
+                                       judge_status=False)  # the status is judged above
+    if full is None or frames is None:
         problems.append(f"steered input {k}: no 200 transcript (steer_replay)")
         return problems
-    frames = events(full)
     problems += [f"steered input {k}: {p}" for p in id_problems(frames, None, record.invocation_id)]
     problems += [f"steered input {k}: {p}" for p in terminal_problems(frames, f"invocation.{want}", must_end=True)]
-    for live in history.calls_named("steer_live"):
-        if live.params.get("steer") != k or live.status != 200:
-            continue
-        got = events(live)
-        head = frames[: len(got)]
-        if [f.event_id for f in got] != [f.event_id for f in head] or not all(_same(a, b) for a, b in zip(got, head)):
-            problems.append(f"steered input {k}: its live stream {labels(got, 12)} is not a prefix of its transcript {labels(frames, 12)}")
+    problems += _live_prefix_problems(history, f"steered input {k}", k, frames)
     started = started_frames(frames)
     if len(started) != 1 or payload(started[0]).get("entry_mode") != "resumed" or payload(started[0]).get("attempt") != 1:
         problems.append(
@@ -491,11 +578,13 @@ def _steered_problems(history: History, record: SteeredInput, session: str | Non
 
 
 def check_steering(history: History, expected: Any, cell: Cell) -> list[Violation]:
-    """The first input ends ``superseded`` (terminal ``invocation.superseded``, handler
-    ``interrupted``, no ``done``); each steered input was queued, ran exactly once as attempt 1
-    with ``entry_mode: resumed`` on the same session; the last completed with the output its
-    markers predict, each earlier one was superseded by the next; one turn at a time: when
-    steered input k held, the turn before it was already terminal."""
+    """A chain of steers.  The first input, steered while held, winds down (``wind_down``): its
+    held step goes on until released, then it ends ``superseded`` at its next checkpoint
+    boundary, or ``completed`` when none is left before its last delta; each steered input was
+    queued, ran exactly once as attempt 1 with ``entry_mode: resumed`` on the same session; the
+    last completed with the output its markers predict, each earlier one wound down the same way
+    when the next was steered; one turn at a time: when steered input k held, the turn before it
+    was already terminal."""
     spec = expected if isinstance(expected, dict) else {}
     want = as_int(spec.get("inputs", 1)) or 1
     violations: list[Violation] = []
@@ -504,26 +593,194 @@ def check_steering(history: History, expected: Any, cell: Cell) -> list[Violatio
         violations.append(Violation("steering", message, evidence=evidence))
 
     final = history.final if isinstance(history.final, dict) else None
-    if final is None or final.get("status") != "superseded":
-        fail(f"expected the first input superseded, observed {excerpt(final.get('status') if final else None)}")
     full = transcript(history)
+    end = _predicted_end(history.script, last=False)
     if full is not None:
-        for p in terminal_problems(events(full), "invocation.superseded", must_end=True):
+        for p in terminal_problems(events(full), f"invocation.{end}", must_end=True):
             fail(f"first input transcript: {p}", labels(events(full)))
-    if "interrupted" not in history.markers or "done" in history.markers:
-        fail("expected the first input's handler interrupted and never done", markers_excerpt(history.markers))
+    for p in wind_down_problems("the first input", history.markers, final, events(full) if full else None, history.script):
+        fail(p, markers_excerpt(history.markers))
     if len(history.steered) != want:
         fail(f"expected {want} steered input(s), observed {len(history.steered)}")
     for n, record in enumerate(history.steered):
         for p in _steered_problems(history, record, history.session_id, last=n == len(history.steered) - 1):
             fail(p, markers_excerpt(record.markers))
     for record in history.steered[:-1]:
-        if not any(o.endswith(("status 'superseded'", "status 'completed'", "status 'failed'",
-                               "status 'cancelled'", "status 'interrupted'")) for o in record.observations):
+        if not any(o.endswith(tuple(f"status {s!r}" for s in sorted(TERMINAL_STATUSES))) for o in record.observations):
             fail(
                 f"one turn at a time: expected the turn before steered input {record.index} terminal once "
                 f"input {record.index} ran, observed {record.observations or 'no observation'}"
             )
+    return violations
+
+
+# --------------------------------------------------------------------------------------
+# queue
+# --------------------------------------------------------------------------------------
+
+
+def queue_observations(history: History, moment: str | None = None, holding: int | None = None) -> dict[int, HttpCall]:
+    """The ``steer_get`` snapshots the executor took at one moment of a queue (``moment``, or
+    while queued input ``holding`` held), by input index (0 = the first input)."""
+    out: dict[int, HttpCall] = {}
+    for call in history.calls_named("steer_get"):
+        params = call.params if isinstance(call.params, dict) else {}
+        index = params.get("steer")
+        if not isinstance(index, int) or isinstance(index, bool):
+            continue
+        if moment is not None and params.get("moment") == moment and "holding" not in params:
+            out[index] = call
+        elif holding is not None and params.get("holding") == holding:
+            out[index] = call
+    return out
+
+
+def _observed(call: HttpCall) -> tuple[str | None, Any]:
+    params = call.params if isinstance(call.params, dict) else {}
+    status = call.body.get("status") if isinstance(call.body, dict) else None
+    return (status if isinstance(status, str) else None), params.get("starts")
+
+
+def _queued_run_problems(history: History, record: SteeredInput, session: str | None) -> list[str]:
+    """One queued input ran exactly once: one ``start`` marker (attempt 1, its id, from 0), one
+    ``done``, no ``interrupted``; its transcript has ids 1..n without gap, exactly one
+    ``invocation.started`` (attempt 1, ``entry_mode: resumed``, from 0) and exactly one terminal,
+    ``invocation.completed``, last, carrying the output its markers predict, which the final
+    snapshot (``completed``, attempt 1, resumed, same session) shows too; its live stream is a
+    prefix of the transcript."""
+    k = record.index
+    who = f"queued input {k}"
+    problems: list[str] = []
+    iid = record.invocation_id
+    if iid is None:
+        return [f"{who}: the POST was refused (no invocation id): the input was never acknowledged"]
+    starts = [m for m in record.markers if m.startswith("start ")]
+    if starts != [f"start attempt=1 id={iid} from=0"]:
+        problems.append(
+            f"{who}: expected its handler to run exactly once (one marker 'start attempt=1 id={iid} from=0'), "
+            f"observed {len(starts)} start marker(s): {starts[:4]}"
+            + (" (delivered more than once)" if len(starts) > 1 else " (lost: never delivered)" if not starts else "")
+        )
+    if record.markers.count("done") != 1 or "interrupted" in record.markers:
+        problems.append(f"{who}: expected one 'done' and no 'interrupted' marker, observed ...{record.markers[-4:]}")
+    final = record.final if isinstance(record.final, dict) else None
+    if final is None:
+        problems.append(f"{who}: no final snapshot (lost?)")
+    else:
+        got = {x: final.get(x) for x in ("status", "attempt", "entry_mode")}
+        if got != {"status": "completed", "attempt": 1, "entry_mode": "resumed"}:
+            problems.append(f"{who}: expected its final snapshot completed, attempt 1, entry_mode resumed; observed {got}")
+        if session is not None and final.get("session_id") != session:
+            problems.append(f"{who}: expected session_id {session!r}, observed {final.get('session_id')!r}")
+    full = transcript(history, "steer_replay", steer=k)
+    if full is None:
+        problems.append(f"{who}: no 200 transcript (steer_replay)")
+        return problems
+    frames = events(full)
+    problems += [f"{who}: {p}" for p in id_problems(frames, None, iid)]
+    if frames and frames[0].event_id != 1:
+        problems.append(f"{who}: expected its ids to start at 1, observed {label(frames[0])} first")
+    problems += [f"{who}: {p}" for p in terminal_problems(frames, "invocation.completed", must_end=True)]
+    started = started_frames(frames)
+    shape = [{x: payload(f).get(x) for x in ("attempt", "entry_mode", "from")} for f in started]
+    if shape != [{"attempt": 1, "entry_mode": "resumed", "from": 0}]:
+        problems.append(
+            f"{who}: expected exactly one invocation.started {{attempt: 1, entry_mode: resumed, from: 0}}, observed "
+            + (", ".join(f"{label(f)} {excerpt(x, 80)}" for f, x in zip(started, shape)) or "none")
+        )
+    deltas = as_int(record.script.get("deltas"))
+    if deltas is not None and starts and final is not None:
+        predicted = predict_output(record.markers, deltas).text
+        completed = [f for f in frames if f.type == "invocation.completed"]
+        if final.get("output") != predicted:
+            problems.append(f"{who}: expected output {quoted(predicted)}, observed {quoted(str(final.get('output')))}")
+        if completed and payload(completed[-1]).get("output") != predicted:
+            problems.append(f"{who}: expected {label(completed[-1])} to carry output {quoted(predicted)}, observed "
+                            f"{quoted(str(payload(completed[-1]).get('output')))}")
+    problems += _live_prefix_problems(history, who, k, frames)
+    return problems
+
+
+def check_queue(history: History, expected: Any, cell: Cell) -> list[Violation]:
+    """``inputs`` inputs were POSTed on the first input's session while it was held, each
+    acknowledged (200, its own invocation id, status ``queued``) and still waiting together (each
+    snapshot ``queued``, no handler start) once all were POSTed, while the first turn was still
+    ``in_progress``.  Then, whatever the path's fault: each ran exactly once (``_queued_run``),
+    FIFO and one at a time (when queued input k held, the first input and every input before k
+    were terminal, every input after k was ``queued`` and had never started).  Without a process
+    fault the first input wound down by the steering rule (``wind_down``); with one, its end is
+    what the cell's ``status`` and ``cursor`` say, and it never ran again (one ``start``)."""
+    spec = expected if isinstance(expected, dict) else {}
+    want = as_int(spec.get("inputs"))
+    if want is None or want < 1:
+        return [Violation("queue", f"expected queue.inputs to be an integer >= 1, got {excerpt(expected, 80)}")]
+    violations: list[Violation] = []
+
+    def fail(message: str, evidence: str | None = None) -> None:
+        violations.append(Violation("queue", message, evidence=evidence))
+
+    records = history.steered
+    if [r.index for r in records] != list(range(1, want + 1)):
+        fail(f"expected {want} queued input(s) POSTed on the first input's session, observed {len(records)} "
+             f"(indices {[r.index for r in records]})")
+    session = history.session_id
+    for r in records:
+        if r.invocation_id is not None and r.post_status != "queued":
+            fail(f"queued input {r.index}: expected its POST to answer status queued (the session was busy), "
+                 f"observed {r.post_status!r}")
+    together = queue_observations(history, moment="queued")
+    first_status, _ = _observed(together[0]) if 0 in together else (None, None)
+    if 0 not in together:
+        fail("no snapshot of the first input once the queue was POSTed")
+    elif first_status != "in_progress":
+        fail(f"expected the first input still in_progress (held) while the inputs were queued, observed {first_status!r}")
+    for r in records:
+        call = together.get(r.index)
+        if call is None:
+            fail(f"queued input {r.index}: no snapshot once all {want} inputs were POSTed")
+            continue
+        status, starts = _observed(call)
+        if status != "queued" or starts != 0:
+            fail(f"queued input {r.index}: expected it waiting (status queued, no handler start) once all {want} "
+                 f"inputs were POSTed, observed status {status!r} and {starts!r} start marker(s)", call_summary(call))
+    for r in records:
+        for p in _queued_run_problems(history, r, session):
+            fail(p, markers_excerpt(r.markers))
+    for r in records:
+        k = r.index
+        seen = queue_observations(history, holding=k)
+        if not seen:
+            fail(f"FIFO: no snapshot while queued input {k} held (it never held)")
+            continue
+        for j in [0] + [x.index for x in records]:
+            if j == k:
+                continue
+            who = "the first input" if j == 0 else f"queued input {j}"
+            call = seen.get(j)
+            if call is None:
+                fail(f"FIFO: no snapshot of {who} while queued input {k} held")
+                continue
+            status, starts = _observed(call)
+            moment = call.params.get("moment") if isinstance(call.params, dict) else None
+            if j < k and status not in TERMINAL_STATUSES:
+                fail(f"one at a time: at {moment!r}, {who} (ahead of input {k}) had status {status!r}; "
+                     "expected it terminal", call_summary(call))
+            if j > k and (status != "queued" or starts != 0):
+                fail(f"FIFO: at {moment!r}, {who} (behind input {k}) had status {status!r} and {starts!r} "
+                     "start marker(s); expected it still queued, never started", call_summary(call))
+    from .process import process_faults
+
+    if not process_faults(history):
+        full = transcript(history)
+        frames = events(full) if full is not None else None
+        final = history.final if isinstance(history.final, dict) else None
+        for p in wind_down_problems("the first input", history.markers, final, frames, history.script):
+            fail(p, markers_excerpt(history.markers))
+    else:
+        starts = [m for m in history.markers if m.startswith("start ")]
+        if len(starts) != 1 or "done" in history.markers or "released" in history.markers:
+            fail("the first input: expected it never to run again or past its hold after the fault (one 'start', "
+                 f"no 'released', no 'done'), observed {markers_excerpt(history.markers)}")
     return violations
 
 
@@ -539,6 +796,9 @@ __all__ = [
     "check_entry_modes",
     "check_readers",
     "check_resume",
+    "check_queue",
     "check_steering",
     "final_text",
+    "steer_stop",
+    "wind_down_problems",
 ]

@@ -160,42 +160,136 @@ def inv_history(run: Run, *, readers: int = 1, resumes: Any = "seen", fault: str
                    faults=faults, final=copy.deepcopy(run.final), final_source="get", session_id=SID)
 
 
-def steer_history(inputs: int = 1) -> History:
-    """First input held at 3 and superseded by steered input 1; each steered input k < inputs
-    holds at 3 and is superseded by input k+1; the last completes."""
-    e = Emitter()
-    e.emit("invocation.started", attempt=1, entry_mode="fresh", **{"from": 0})
+STEER_SCRIPT = {"deltas": 6, "checkpoint_every": 2, "hold_at": 2}
+
+
+def wound_down(iid: str, entry_mode: str, tag: str) -> Run:
+    """A turn of STEER_SCRIPT steered while held at 2: released, it winds down at the boundary
+    of d3 (its next checkpoint) and ends superseded."""
+    e = Emitter(iid)
+    e.emit("invocation.started", attempt=1, entry_mode=entry_mode, **{"from": 0})
+    markers = [f"start attempt=1 id={iid} from=0"]
     for i in range(4):
         e.emit("invocation.delta", index=i, text=text(1, [i]))
+        markers.append(f"delta {i}")
+        if i % 2 == 1:
+            e.emit("invocation.checkpoint", index=i)
+            markers.append(f"checkpoint {i}")
+        if i == 2:
+            markers += ["held 2", "released"]
     e.emit("invocation.superseded")
-    markers = [f"start attempt=1 id={IID} from=0"] + [f"delta {i}" for i in range(4)] + ["held 3", "interrupted"]
-    final = {"invocation_id": IID, "session_id": SID, "status": "superseded", "output": text(1, range(4)),
-             "attempt": 1, "entry_mode": "fresh", "error": None, "last_event_id": e.n}
-    run = Run(e.frames, markers, final, {"deltas": 6, "hold_at": 3, "tag": "t1"}, live_upto=len(e.frames))
+    markers.append("interrupted")
+    final = {"invocation_id": iid, "session_id": SID, "status": "superseded", "output": text(1, range(4)),
+             "attempt": 1, "entry_mode": entry_mode, "error": None, "last_event_id": e.n}
+    return Run(e.frames, markers, final, {**STEER_SCRIPT, "tag": tag}, live_upto=len(e.frames), iid=iid)
+
+
+def held_then_done(iid: str, entry_mode: str, tag: str, deltas: int = 6, hold_at: int = 2, every: int | None = 2) -> Run:
+    """A turn that holds at ``hold_at``, is released and runs to its end (checkpoints every ``every``)."""
+    e = Emitter(iid)
+    e.emit("invocation.started", attempt=1, entry_mode=entry_mode, **{"from": 0})
+    markers = [f"start attempt=1 id={iid} from=0"]
+    for i in range(deltas):
+        e.emit("invocation.delta", index=i, text=text(1, [i]))
+        markers.append(f"delta {i}")
+        if every and ((i + 1) % every == 0 or i == deltas - 1):
+            e.emit("invocation.checkpoint", index=i)
+            markers.append(f"checkpoint {i}")
+        if i == hold_at:
+            markers += [f"held {hold_at}", "released"]
+    out = text(1, range(deltas))
+    e.emit("invocation.completed", output=out)
+    markers.append("done")
+    final = {"invocation_id": iid, "session_id": SID, "status": "completed", "output": out, "attempt": 1,
+             "entry_mode": entry_mode, "error": None, "last_event_id": e.n}
+    script = {"deltas": deltas, "hold_at": hold_at, "tag": tag}
+    if every:
+        script["checkpoint_every"] = every
+    return Run(e.frames, markers, final, script, live_upto=len(e.frames), iid=iid)
+
+
+def steer_history(inputs: int = 1) -> History:
+    """A chain of steers on STEER_SCRIPT: the first input, held at 2, is steered by input 1,
+    released, and winds down at the boundary of d3 (superseded); each steered input k < inputs
+    does the same when input k+1 is steered; the last completes."""
+    run = wound_down(IID, "fresh", "t1")
     history = inv_history(run, resumes=[])
-    history.faults.append(FaultRecord(kind="steer", trigger="held", observed="held 3", t=1.05, incarnation=0))
+    history.faults.append(FaultRecord(kind="steer", trigger="held", observed="held 2", t=1.05, incarnation=0))
     for k in range(1, inputs + 1):
         sid = f"inv_{k:032d}"
         last = k == inputs
-        if last:
-            srun = normal(iid=sid, entry_mode="resumed", tag=f"t1-s{k}")
-        else:
-            se = Emitter(sid)
-            se.emit("invocation.started", attempt=1, entry_mode="resumed", **{"from": 0})
-            for i in range(4):
-                se.emit("invocation.delta", index=i, text=text(1, [i]))
-            se.emit("invocation.superseded")
-            smarkers = [f"start attempt=1 id={sid} from=0"] + [f"delta {i}" for i in range(4)] + ["held 3", "interrupted"]
-            sfinal = dict(final, invocation_id=sid, entry_mode="resumed", last_event_id=se.n)
-            srun = Run(se.frames, smarkers, sfinal, {}, live_upto=len(se.frames), iid=sid)
-        record = SteeredInput(index=k, tag=f"t1-s{k}", script={"deltas": 6, "hold_at": 3, "tag": f"t1-s{k}"},
+        srun = normal(iid=sid, entry_mode="resumed", tag=f"t1-s{k}") if last else wound_down(sid, "resumed", f"t1-s{k}")
+        record = SteeredInput(index=k, tag=f"t1-s{k}", script={**STEER_SCRIPT, "tag": f"t1-s{k}"},
                               invocation_id=sid, post_status="queued", markers=srun.markers, final=srun.final)
+        if last:
+            record.script = {"deltas": 6, "tag": f"t1-s{k}"}
         if not last:
-            record.observations.append(f"when input {k} was 'held 3': the first input had status 'superseded'")
+            record.observations.append(f"when input {k} was 'held 2': the first input had status 'superseded'")
         history.steered.append(record)
         history.calls.append(jcall("steer", 200, {"invocation_id": sid, "session_id": SID, "status": "queued"}, method="POST", params={"steer": k}))
         history.calls.append(sse("steer_live", srun.frames, params={"steer": k}, iid=sid))
         history.calls.append(sse("steer_replay", srun.frames, params={"steer": k, "cursor_label": "start"}, iid=sid))
+    return history
+
+
+def snap_call(iid: str, status: str, index: int, moment: str, starts: int, holding: int | None = None) -> HttpCall:
+    params: dict[str, Any] = {"steer": index, "moment": moment, "starts": starts}
+    if holding is not None:
+        params["holding"] = holding
+    call = jcall("steer_get", 200, {"invocation_id": iid, "session_id": SID, "status": status}, params=params)
+    call.url = f"/invocations/{iid}"
+    return call
+
+
+def queue_history(inputs: int = 2, fault: str | None = None) -> History:
+    """``inputs`` inputs queued together on STEER_SCRIPT's session while the first input is held
+    at 2.  ``fault=None`` (path ``queue``): the first is released and winds down at the boundary
+    of d3, superseded.  ``fault="sigkill"``: killed while held; the next lifetime ends it
+    (superseded, resilient) without re-running it.  Then the queued inputs run one at a time,
+    FIFO, each holding at 2 until released, each completing once (attempt 1, resumed)."""
+    if fault is None:
+        run = wound_down(IID, "fresh", "t1")
+        history = inv_history(run, resumes=[])
+        history.faults.append(FaultRecord(kind="queue", trigger="held", observed="held 2", t=1.05, incarnation=0))
+    else:
+        e = Emitter()
+        e.emit("invocation.started", attempt=1, entry_mode="fresh", **{"from": 0})
+        for i in range(3):
+            e.emit("invocation.delta", index=i, text=text(1, [i]))
+            if i == 1:
+                e.emit("invocation.checkpoint", index=i)
+        live_upto = len(e.frames)
+        e.incarnation, e.t = 1, e.t + 2
+        e.emit("invocation.superseded")
+        markers = [f"start attempt=1 id={IID} from=0", "delta 0", "delta 1", "checkpoint 1", "delta 2", "held 2"]
+        final = {"invocation_id": IID, "session_id": SID, "status": "superseded", "output": text(1, range(3)),
+                 "attempt": 1, "entry_mode": "fresh", "error": None, "last_event_id": e.n}
+        run = Run(e.frames, markers, final, {**STEER_SCRIPT, "tag": "t1"}, live_upto=live_upto, crashed=True)
+        history = inv_history(run, resumes=[], fault=fault)
+    ids = [f"inv_{k:032d}" for k in range(1, inputs + 1)]
+    runs = [held_then_done(ids[k - 1], "resumed", f"t1-q{k}") for k in range(1, inputs + 1)]
+    for k, srun in enumerate(runs, start=1):
+        record = SteeredInput(index=k, tag=f"t1-q{k}", script={**STEER_SCRIPT, "tag": f"t1-q{k}"},
+                              invocation_id=ids[k - 1], post_status="queued", markers=srun.markers, final=srun.final)
+        history.steered.append(record)
+        history.calls.append(jcall("steer", 200, {"invocation_id": ids[k - 1], "session_id": SID, "status": "queued"},
+                                   method="POST", params={"steer": k}))
+    for k, srun in enumerate(runs, start=1):
+        history.calls.append(sse("steer_live", [] if fault else srun.frames, params={"steer": k},
+                                 ended="broken" if fault else "complete", iid=ids[k - 1]))
+    history.calls.append(snap_call(IID, "in_progress", 0, "queued", 1))
+    for k in range(1, inputs + 1):
+        history.calls.append(snap_call(ids[k - 1], "queued", k, "queued", 0))
+    for holding in range(1, inputs + 1):
+        moment = f"input {holding} held 2"
+        history.calls.append(snap_call(IID, "superseded", 0, moment, 1, holding))
+        for k in range(1, inputs + 1):
+            status = "completed" if k < holding else "in_progress" if k == holding else "queued"
+            history.calls.append(snap_call(ids[k - 1], status, k, moment, int(k <= holding), holding))
+    for k, srun in enumerate(runs, start=1):
+        history.calls.append(jcall("steer_get", 200, srun.final, params={"steer": k}))
+        history.calls.append(sse("steer_replay", srun.frames, params={"steer": k, "cursor_label": "start"},
+                                 incarnation=1 if fault else 0, iid=ids[k - 1]))
     return history
 
 

@@ -128,7 +128,7 @@ rows:
     title: t
     server: {resilient_invocations: true}
     cells:
-      A: {status: interrupted, cursor: {terminal: invocation.completed}, http: {live: 200}}
+      A: {status: interrupted, cursor: {terminal: invocation.completed}, http: {live: 200}, queue: {inputs: 2}}
 """
     with pytest.raises(ContractError) as info:
         parse_contract(head + rows, "responses/t.yaml")
@@ -137,3 +137,97 @@ rows:
     assert "status 'interrupted' is not a responses status" in text
     assert "call 'live' is not made by the responses executor" in text
     assert "server mode 'resilient_invocations' does not apply to profile responses" in text
+    assert "expectation 'queue' does not apply to profile responses" in text
+
+
+QUEUE_HEAD = HEAD.replace("S: {fault: steer, at: held}", "Q: {fault: queue, at: held}")
+
+
+def test_queue_path_and_expectation():
+    rows = """  - id: R1
+    title: t
+    requires: [steering, checkpoints]
+    script: {checkpoint_every: 2, hold_at: 2}
+    cells:
+      A: {not_applicable: n/a}
+      C: {status: interrupted, attempts: 1, exit: killed, queue: {inputs: 2}}
+      Q: {status: superseded, queue: {inputs: 3}}
+"""
+    cells = {c.path: c for c in parse(rows, QUEUE_HEAD).cells}
+    assert cells["Q"].fault.kind == "queue" and cells["Q"].fault.at == "held"
+    assert cells["C"].expect["queue"] == {"inputs": 2} and cells["Q"].expect["queue"] == {"inputs": 3}
+    assert cells["Q"].requires == ("checkpoints", "steering")
+
+
+@pytest.mark.parametrize(
+    ("cell", "fragment"),
+    [
+        ("{status: superseded, queue: {inputs: 0}}", "below the minimum 1"),
+        ("{status: superseded, queue: {}}", "missing required key 'inputs'"),
+        ("{status: superseded, queue: {inputs: 2, order: fifo}}", "unknown queue expectation 'order'"),
+        ("{status: superseded, queue: 2}", "expected a mapping, got an integer 2"),
+    ],
+)
+def test_queue_expectation_shape(cell, fragment):
+    rows = f"""\
+  - id: R1
+    title: t
+    cells:
+      A: {{not_applicable: n/a}}
+      C: {{not_applicable: n/a}}
+      Q: {cell}
+"""
+    text = "\n".join(errors(rows, QUEUE_HEAD))
+    assert fragment in text, text
+
+
+def test_queue_fault_is_invocations_only():
+    responses_head = QUEUE_HEAD.replace("invocations/t", "responses/t").replace("profile: invocations", "profile: responses")
+    rows = """  - id: R1
+    title: t
+    cells:
+      A: {status: completed, output: full}
+      C: {not_applicable: n/a}
+      Q: {not_applicable: n/a}
+"""
+    with pytest.raises(ContractError) as info:
+        parse_contract(responses_head + rows, "responses/t.yaml")
+    assert any("fault 'queue' does not apply to profile responses" in str(e) for e in info.value.errors)
+
+
+@pytest.mark.parametrize(
+    ("path", "cell", "why"),
+    [
+        ("A: {fault: none}", "{status: superseded, attempts: 1, queue: {inputs: 2}}", "a queue is POSTed while the first turn is held"),
+        ("Q: {fault: queue, at: created}", "{status: superseded, attempts: 1, queue: {inputs: 2}}", "a queue is POSTed while the first turn is held"),
+        ("Q: {fault: queue, at: held}", "{status: superseded, attempts: 1, cursor: {terminal: invocation.superseded}}", "must say how many with a queue expectation"),
+    ],
+)
+def test_executor_refuses_a_queue_it_cannot_run_deterministically(tmp_path, path, cell, why):
+    """The parser does not know the queue's rules; the executor refuses such a cell before it
+    starts the server, and the note fails the cell (never a vacuous pass)."""
+    from conformance.checks import run_checks
+    from conformance.executor import run_cell
+    from conformance.targets import load_target
+
+    head = f"""\
+contract: invocations/t
+profile: invocations
+defaults:
+  script: {{deltas: 6, hold_at: 2}}
+paths:
+  {path}
+rows:
+"""
+    pid = path.split(":")[0]
+    table = parse(f"""\
+  - id: R1
+    title: t
+    cells:
+      {pid}: {cell}
+""", head)
+    (only,) = table.cells
+    history = run_cell(only, load_target(), tmp_path)
+    assert any(n.startswith("not testable:") and why in n for n in history.notes), history.notes
+    assert not history.incarnations  # refused before the server was started
+    assert any(v.check == "notes" for v in run_checks(history, only))

@@ -109,3 +109,21 @@ def test_schema_vocabulary_matches_the_model():
     assert list(defs["server"]["properties"]) == list(SERVER_MODES)
     assert defs["requires"]["items"]["enum"] == list(CAPABILITIES)
     assert defs["level"]["enum"] == list(LEVELS)
+
+
+def test_queue_table_queues_while_held_and_proves_every_crash(tables):
+    """Every cell of invocations/queue POSTs its inputs while the first turn is held mid-group (so
+    they stay queued until the fault), and every crash cell pins the exit mode and attempts."""
+    table = next(t for t in tables if t.name == "invocations/queue")
+    assert list(table.paths) == ["Q", "B", "C", "K"]
+    assert table.row_ids == ["QN", "QR"] and not table.not_applicable
+    for cell in table.cells:
+        assert cell.expect["queue"] == {"inputs": 2}, cell.id
+        assert cell.fault.at == "held" and cell.fault.kind in ("queue", "sigterm", "sigkill", "sigterm_then_sigkill"), cell.id
+        assert cell.script["hold_at"] == 2 and cell.script["checkpoint_every"] == 2, cell.id
+        assert {"steering", "checkpoints"} <= set(cell.requires), cell.id
+        if cell.fault.kind != "queue":
+            assert {"exit", "attempts", "cursor", "output_text"} <= set(cell.expect), cell.id
+            want = "superseded" if cell.server.get("resilient_invocations") else "interrupted"
+            assert cell.expect["status"] == want and cell.expect["cursor"] == {"terminal": f"invocation.{want}"}, cell.id
+

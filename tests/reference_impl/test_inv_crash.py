@@ -161,34 +161,113 @@ def test_plain_sigkill_next_lifetime_marks_interrupted_without_rerun(make) -> No
 
 
 # ---------------------------------------------------------------- crash while inputs are queued
-@pytest.mark.parametrize(("mode", "first_ends"), [(RESILIENT, "superseded"), (PLAIN, "interrupted")], ids=["resilient", "plain"])
-def test_sigkill_with_queued_inputs_redelivers_each_exactly_once(make, mode: tuple, first_ends: str) -> None:
-    target: Target = make(*mode)
-    t1, t2, t3 = new_tag("q1"), new_tag("q2"), new_tag("q3")
-    with InvApi(target.base_url) as api:
-        # The first turn's next checkpoint boundary is a minute away: both inputs stay queued.
-        first = api.create({"deltas": 2, "checkpoint_every": 2, "delay_ms": 60000, "tag": t1})
-        target.markers.wait_for(t1, r"^delta 0$")
-        second = api.create({"deltas": 2, "hold_at": 0, "tag": t2}, session_id=first["session_id"])
-        third = api.create({"deltas": 2, "tag": t3}, session_id=first["session_id"])
-        assert second["status"] == third["status"] == "queued"
-        assert target.kill().exit_mode == "killed"
-        target.restart()
-        target.markers.wait_for(t2, r"^held 0$")  # FIFO: the second runs first ...
-        assert target.markers.lines(t3) == []  # ... and alone
-        target.markers.release(t2)
-        finals = [api.wait_status(x["invocation_id"]) for x in (second, third)]
-        snap1 = api.snapshot(first["invocation_id"])
-        frames1 = api.stream(first["invocation_id"])
+# The first turn is held mid-group (hold_at 2, checkpoint_every 2): a steer winds it down only at
+# its next checkpoint, which it cannot reach while held, so both inputs stay queued, together,
+# until the crash. Nothing here waits on time.
+def queue_two(api: InvApi, target: Target, t1: str, t2: str, t3: str) -> tuple[dict, dict, dict]:
+    first = api.create(hold_script(t1, 2))
+    target.markers.wait_for(t1, r"^held 2$")
+    second = api.create({"deltas": 2, "hold_at": 0, "tag": t2}, session_id=first["session_id"])
+    third = api.create({"deltas": 2, "tag": t3}, session_id=first["session_id"])
+    assert second["status"] == third["status"] == "queued"
+    for inv in (second, third):
+        assert api.snapshot(inv["invocation_id"])["status"] == "queued"
+    assert target.markers.lines(t2) == target.markers.lines(t3) == []
+    return first, second, third
+
+
+def check_redelivered(api: InvApi, target: Target, first: dict, queued: tuple[dict, dict], tags: tuple[str, str, str],
+                      first_ends: str) -> None:
+    t1, t2, t3 = tags
+    second, third = queued
+    target.markers.wait_for(t2, r"^held 0$")  # FIFO: the second runs first ...
+    assert target.markers.lines(t3) == []  # ... and alone
+    assert api.snapshot(third["invocation_id"])["status"] == "queued"
+    target.markers.release(t2)
+    finals = [api.wait_status(x["invocation_id"]) for x in queued]
+    snap1 = api.snapshot(first["invocation_id"])
+    frames1 = api.stream(first["invocation_id"])
     assert snap1["status"] == first_ends and frames1[-1].type == f"invocation.{first_ends}"
+    assert snap1["output"] == text(1, 0, 3)  # what it had produced before the fault
     check_frames(frames1, first["invocation_id"])
-    for final in finals:
+    assert [f.id for f in frames1] == list(range(1, len(frames1) + 1))
+    for final, inv in zip(finals, queued):
         assert (final["status"], final["attempt"], final["entry_mode"]) == ("completed", 1, "resumed")
         assert final["output"] == text(1, 0, 2)
+        full = api.stream(inv["invocation_id"])
+        assert [f.id for f in full] == list(range(1, len(full) + 1))
+        assert [f.type for f in full].count("invocation.started") == 1 and full[-1].type == "invocation.completed"
     assert starts(target.markers.lines(t1)) == [f"start attempt=1 id={first['invocation_id']} from=0"]
     for tag, inv in ((t2, second), (t3, third)):
         assert starts(target.markers.lines(tag)) == [f"start attempt=1 id={inv['invocation_id']} from=0"]
     assert not list((target.state_dir / "tasks").iterdir())
+
+
+@pytest.mark.parametrize(("mode", "first_ends"), [(RESILIENT, "superseded"), (PLAIN, "interrupted")], ids=["resilient", "plain"])
+def test_sigkill_with_queued_inputs_redelivers_each_exactly_once(make, mode: tuple, first_ends: str) -> None:
+    target: Target = make(*mode)
+    tags = (new_tag("q1"), new_tag("q2"), new_tag("q3"))
+    with InvApi(target.base_url) as api:
+        first, second, third = queue_two(api, target, *tags)
+        assert target.kill().exit_mode == "killed"
+        target.markers.release(tags[0])  # released, the first turn is still not re-run
+        target.restart()
+        check_redelivered(api, target, first, (second, third), tags, first_ends)
+    assert target.markers.lines(tags[0])[-1] == "held 2"  # SIGKILL: the handler never heard of it
+    assert len(target.incarnations) == 2
+
+
+@pytest.mark.parametrize(("mode", "first_ends"), [(RESILIENT, "superseded"), (PLAIN, "interrupted")], ids=["resilient", "plain"])
+def test_sigterm_with_queued_inputs_redelivers_each_exactly_once(make, mode: tuple, first_ends: str) -> None:
+    target: Target = make(*mode)
+    tags = (new_tag("tq1"), new_tag("tq2"), new_tag("tq3"))
+    with InvApi(target.base_url) as api:
+        first, second, third = queue_two(api, target, *tags)
+        inc = target.terminate(grace_s=TERM_WAIT_S)
+        assert (inc.exit_mode, inc.exit_code) == ("graceful", 0)
+        assert target.markers.lines(tags[0])[-1] == "interrupted"  # stopped after the grace
+        assert target.markers.lines(tags[1]) == target.markers.lines(tags[2]) == []  # not started in a drain
+        for inv in (second, third):
+            task = json.loads((target.state_dir / "tasks" / f"{inv['invocation_id']}.json").read_text())
+            assert task["status"] == "queued"
+        target.markers.release(tags[0])
+        target.restart()
+        check_redelivered(api, target, first, (second, third), tags, first_ends)
+    assert len(target.incarnations) == 2
+
+
+@pytest.mark.parametrize("mode", [RESILIENT, PLAIN], ids=["resilient", "plain"])
+def test_second_crash_while_a_redelivered_input_runs(make, mode: tuple) -> None:
+    """Input 2 was queued before input 1 started, so input 1 was never asked to stop: a crash while
+    input 1 runs recovers it (resilient: attempt 2 from its checkpoint) or interrupts it (plain),
+    and input 2 still runs exactly once after it."""
+    target: Target = make(*mode)
+    t1, t2, t3 = new_tag("c1"), new_tag("c2"), new_tag("c3")
+    with InvApi(target.base_url) as api:
+        first = api.create(hold_script(t1, 2))
+        target.markers.wait_for(t1, r"^held 2$")
+        second = api.create({"deltas": 4, "checkpoint_every": 2, "hold_at": 2, "tag": t2}, session_id=first["session_id"])
+        third = api.create({"deltas": 2, "tag": t3}, session_id=first["session_id"])
+        assert target.kill().exit_mode == "killed"
+        target.restart()
+        target.markers.wait_for(t2, r"^held 2$")
+        assert target.markers.lines(t3) == []
+        assert target.kill().exit_mode == "killed"
+        target.markers.release(t2)
+        target.restart()
+        final2 = api.wait_status(second["invocation_id"])
+        final3 = api.wait_status(third["invocation_id"])
+    sid = second["invocation_id"]
+    if mode == RESILIENT:
+        assert (final2["status"], final2["attempt"], final2["entry_mode"]) == ("completed", 2, "recovered")
+        assert final2["output"] == text(1, 0, 2) + text(2, 2, 4)
+        assert starts(target.markers.lines(t2)) == [f"start attempt=1 id={sid} from=0", f"start attempt=2 id={sid} from=2"]
+    else:
+        assert (final2["status"], final2["output"]) == ("interrupted", text(1, 0, 3))
+        assert starts(target.markers.lines(t2)) == [f"start attempt=1 id={sid} from=0"]
+    assert (final3["status"], final3["attempt"], final3["entry_mode"]) == ("completed", 1, "resumed")
+    assert starts(target.markers.lines(t3)) == [f"start attempt=1 id={third['invocation_id']} from=0"]
+    assert len(target.incarnations) == 3
 
 
 def test_torn_last_line_is_ignored_after_a_finished_run(make) -> None:
@@ -205,23 +284,3 @@ def test_torn_last_line_is_ignored_after_a_finished_run(make) -> None:
             f.write(b'{"type":"invocation.delta","ev')
         target.restart()
         assert api.stream(inv) == full and api.snapshot(inv)["status"] == "completed"
-
-
-def test_plain_sigterm_keeps_queued_inputs_for_the_next_lifetime(make) -> None:
-    target: Target = make(*PLAIN)
-    t1, t2 = new_tag("tq1"), new_tag("tq2")
-    with InvApi(target.base_url) as api:
-        first = api.create({"deltas": 2, "checkpoint_every": 2, "delay_ms": 60000, "tag": t1})
-        target.markers.wait_for(t1, r"^delta 0$")
-        queued = api.create({"deltas": 2, "tag": t2}, session_id=first["session_id"])
-        assert queued["status"] == "queued"
-        inc = target.terminate(grace_s=TERM_WAIT_S)
-        assert (inc.exit_mode, inc.exit_code) == ("graceful", 0)
-        assert target.markers.lines(t1)[-1] == "interrupted" and target.markers.lines(t2) == []  # not started in a drain
-        task = json.loads((target.state_dir / "tasks" / f"{queued['invocation_id']}.json").read_text())
-        assert task["status"] == "queued"
-        target.restart()
-        assert api.snapshot(first["invocation_id"])["status"] == "interrupted"
-        final = api.wait_status(queued["invocation_id"])
-    assert (final["status"], final["attempt"], final["entry_mode"], final["output"]) == ("completed", 1, "resumed", text(1, 0, 2))
-    assert starts(target.markers.lines(t2)) == [f"start attempt=1 id={queued['invocation_id']} from=0"]

@@ -189,18 +189,25 @@ def test_retention_410_never_silent(target_factory) -> None:
 
 
 # ---------------------------------------------------------------- steering
-def test_steering_supersedes_a_held_turn_and_runs_the_queued_one(api: InvApi, inv_server: Target) -> None:
+# A steer never stops a turn in the middle of a step: a held turn stays held until released, then
+# runs on to its next checkpoint boundary (a non-final one) and ends superseded there. Every test
+# steers while the turn is held, so what is queued stays queued until the test releases it.
+def test_steering_winds_a_held_turn_down_at_its_next_checkpoint(api: InvApi, inv_server: Target) -> None:
     markers = inv_server.markers
     t1, t2 = new_tag("steer1"), new_tag("steer2")
-    first = api.create({"deltas": 4, "hold_at": 1, "tag": t1})
-    markers.wait_for(t1, r"^held 1$")
+    first = api.create({"deltas": 6, "checkpoint_every": 2, "hold_at": 2, "tag": t1})  # held mid-group
+    markers.wait_for(t1, r"^held 2$")
     second = api.create({"deltas": 2, "tag": t2}, session_id=first["session_id"])
     assert second["status"] == "queued" and second["session_id"] == first["session_id"]
+    assert api.snapshot(second["invocation_id"])["status"] == "queued"
+    markers.release(t1)
     f1 = api.stream(first["invocation_id"])
-    assert f1[-1].type == "invocation.superseded" and [f.type for f in f1].count("invocation.delta") == 2
-    assert markers.lines(t1)[-1] == "interrupted"
+    assert [f.type for f in f1][-3:] == ["invocation.delta", "invocation.checkpoint", "invocation.superseded"]
+    assert f1[-2].data["index"] == 3  # the boundary after the hold; no delta after it
+    # held, then released, then on to the boundary: the steer did not stop the held step
+    assert markers.lines(t1)[-5:] == ["held 2", "released", "delta 3", "checkpoint 3", "interrupted"]
     snap1 = api.snapshot(first["invocation_id"])
-    assert snap1["status"] == "superseded" and snap1["output"] == text(1, 0, 2)
+    assert snap1["status"] == "superseded" and snap1["output"] == text(1, 0, 4)
     f2 = api.stream(second["invocation_id"])
     assert f2[0].data == {
         "type": "invocation.started", "event_id": 1, "invocation_id": second["invocation_id"],
@@ -212,27 +219,44 @@ def test_steering_supersedes_a_held_turn_and_runs_the_queued_one(api: InvApi, in
     assert starts(markers.lines(t2)) == [f"start attempt=1 id={second['invocation_id']} from=0"]
 
 
-def test_steering_stops_at_the_checkpoint_boundary_then_queued_turns_run_fifo(api: InvApi, inv_server: Target) -> None:
+@pytest.mark.parametrize(
+    "script", [{"deltas": 2, "hold_at": 0}, {"deltas": 4, "checkpoint_every": 2, "hold_at": 1}],
+    ids=["no-checkpoints", "only-the-final-boundary-left"],
+)
+def test_a_turn_with_no_boundary_left_completes_before_the_queue(api: InvApi, inv_server: Target, script: dict) -> None:
+    markers = inv_server.markers
+    t1, t2 = new_tag("nob1"), new_tag("nob2")
+    first = api.create({**script, "tag": t1})
+    markers.wait_for(t1, rf"^held {script['hold_at']}$")
+    second = api.create({"deltas": 1, "tag": t2}, session_id=first["session_id"])
+    assert second["status"] == "queued"
+    markers.release(t1)
+    done = api.wait_status(first["invocation_id"])
+    assert (done["status"], done["output"]) == ("completed", text(1, 0, script["deltas"]))
+    assert markers.lines(t1)[-1] == "done" and "interrupted" not in markers.lines(t1)
+    final = api.wait_status(second["invocation_id"])
+    assert (final["status"], final["entry_mode"]) == ("completed", "resumed")
+
+
+def test_queued_turns_run_fifo_one_at_a_time(api: InvApi, inv_server: Target) -> None:
     markers = inv_server.markers
     t1, t2, t3 = new_tag("fifo1"), new_tag("fifo2"), new_tag("fifo3")
-    # Delta 1 (the first checkpoint boundary) comes 1 s after delta 0: both POSTs land before it.
-    first = api.create({"deltas": 6, "checkpoint_every": 2, "delay_ms": 1000, "tag": t1})
+    first = api.create({"deltas": 6, "checkpoint_every": 2, "hold_at": 2, "tag": t1})
     sid = first["session_id"]
-    markers.wait_for(t1, r"^delta 0$")
+    markers.wait_for(t1, r"^held 2$")
     second = api.create({"deltas": 1, "hold_at": 0, "tag": t2}, session_id=sid)
     third = api.create({"deltas": 1, "tag": t3}, session_id=sid)
     assert (second["status"], third["status"]) == ("queued", "queued")
-    assert api.snapshot(third["invocation_id"])["status"] == "queued"
-    f1 = api.stream(first["invocation_id"])
-    assert [f.type for f in f1][-3:] == ["invocation.delta", "invocation.checkpoint", "invocation.superseded"]
-    assert f1[-2].data["index"] == 1  # stopped at the boundary: no delta after the checkpoint
-    assert markers.lines(t1)[-2:] == ["checkpoint 1", "interrupted"]
+    markers.release(t1)
     markers.wait_for(t2, r"^held 0$")
-    assert not markers.lines(t3)  # one at a time: the third waits for the second
+    assert api.snapshot(first["invocation_id"])["status"] == "superseded"  # ended before the next started
+    assert not markers.lines(t3)  # one at a time: the third waits for the second ...
     assert api.snapshot(third["invocation_id"])["status"] == "queued"
+    assert markers.lines(t1)[-2:] == ["checkpoint 3", "interrupted"]
     markers.release(t2)
     for inv in (second, third):
         final = api.wait_status(inv["invocation_id"])
+        # ... and the second, queued before the third, is not superseded by it
         assert (final["status"], final["entry_mode"], final["attempt"]) == ("completed", "resumed", 1)
     assert len(starts(markers.lines(t2))) == len(starts(markers.lines(t3))) == 1
 
@@ -240,25 +264,14 @@ def test_steering_stops_at_the_checkpoint_boundary_then_queued_turns_run_fifo(ap
 def test_cancel_a_queued_turn(api: InvApi, inv_server: Target) -> None:
     markers = inv_server.markers
     t1, t2 = new_tag("cq1"), new_tag("cq2")
-    first = api.create({"deltas": 2, "checkpoint_every": 2, "delay_ms": 1000, "tag": t1})
-    markers.wait_for(t1, r"^delta 0$")
+    first = api.create({"deltas": 4, "checkpoint_every": 2, "hold_at": 0, "tag": t1})
+    markers.wait_for(t1, r"^held 0$")
     queued = api.create({"deltas": 1, "tag": t2}, session_id=first["session_id"])
     r = api.cancel(queued["invocation_id"])
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     assert [f.type for f in api.stream(queued["invocation_id"])] == ["invocation.cancelled"]
-    # The queue is empty again: nothing supersedes the running turn any more.
+    # The queue is empty again: nothing supersedes the running turn at its boundary any more.
+    markers.release(t1)
     assert api.wait_status(first["invocation_id"])["status"] == "completed"
+    assert "checkpoint 1" in markers.lines(t1) and "interrupted" not in markers.lines(t1)
     assert markers.lines(t2) == []  # never started
-
-
-def test_a_turn_without_a_boundary_runs_to_its_end_before_the_queue(api: InvApi, inv_server: Target) -> None:
-    markers = inv_server.markers
-    t1, t2 = new_tag("nob1"), new_tag("nob2")
-    first = api.create({"deltas": 2, "delay_ms": 300, "tag": t1})  # no checkpoint_every, never held
-    markers.wait_for(t1, r"^delta 0$")
-    second = api.create({"deltas": 1, "tag": t2}, session_id=first["session_id"])
-    assert second["status"] == "queued"
-    assert api.wait_status(first["invocation_id"])["status"] == "completed"
-    assert "interrupted" not in markers.lines(t1)
-    final = api.wait_status(second["invocation_id"])
-    assert (final["status"], final["entry_mode"]) == ("completed", "resumed")
