@@ -43,6 +43,7 @@ from .errors import (
 )
 from .logs import mentions, tail_text
 from .markers import Markers
+from .ports import PortReservation, reserve_port
 
 PLACEHOLDERS = ("port", "state_dir", "marker_dir", "work_dir", "python")
 """Names a command template may use as ``{name}``."""
@@ -198,7 +199,9 @@ class Target:
         self.log_dir = self.work_dir / "logs"
         for d in (self.state_dir, self.marker_dir, self.log_dir):
             d.mkdir(parents=True, exist_ok=True)
-        self.port = int(port) if port is not None else pick_free_port()
+        # A port of our own, reserved (across processes) until close(): see harness/ports.py.
+        self._port_reservation: PortReservation | None = None if port is not None else reserve_port()
+        self.port = int(port) if port is not None else self._port_reservation.port  # type: ignore[union-attr]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.incarnations: list[Incarnation] = []
         self.markers = Markers(self.marker_dir, log_tail=lambda: self.log_tail())
@@ -344,6 +347,8 @@ class Target:
                 if self._client is not None:
                     self._client.close()
                     self._client = None
+                if self._port_reservation is not None:
+                    self._port_reservation.release()
 
     def __enter__(self) -> Target:
         return self
