@@ -31,6 +31,7 @@ import yaml
 from .errors import ContractError, ContractNotFoundError
 from .history import CALL_NAMES, INVOCATION_CALL_NAMES
 from .model import (
+    QUEUE_FAULTS,
     EXPECTATION_KEYS,
     FAULT_KINDS,
     PROFILE_FAULTS,
@@ -536,6 +537,12 @@ def _check_runnable_invocations(
         problems.add(here, f"path {path_id} steers: the cell must judge it with a 'steering' expectation")
     if fault.kind == "steer" and fault.at != "held":
         problems.add(here, f"path {path_id}: a steer is only deterministic at 'held' (the first turn must still run)")
+    if fault.kind == "queue" and "queue" not in expect:
+        problems.add(here, f"path {path_id} queues inputs: the cell must say how many with a queue expectation ({{inputs: N}})")
+    if "queue" in expect and (fault.kind not in QUEUE_FAULTS or fault.at != "held"):
+        problems.add(here + ("queue",), f"a queue is POSTed while the first turn is held: it needs a path "
+                                        f"'{'|'.join(sorted(QUEUE_FAULTS))}' at held (path {path_id} is '{fault.kind}' "
+                                        f"at '{fault.at}')")
     if "resume" in called and "resume" not in expect:
         problems.add(here, "expectations name the 'resume' call: add a resume expectation saying from which cursors")
     if script.get("checkpoint_every") is not None and "checkpoints" not in requires:

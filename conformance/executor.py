@@ -44,7 +44,7 @@ from .history import (
     IncarnationRecord,
     SteeredInput,
 )
-from .model import PROCESS_FAULTS, Cell
+from .model import PROCESS_FAULTS, QUEUE_FAULTS, Cell
 from .targets import TargetConfig
 
 START_RE = re.compile(r"^start attempt=(\d+) id=(\S+)")
@@ -466,8 +466,6 @@ def _incarnation_record(inc: Any) -> IncarnationRecord:
 TRANSCRIPT_KEYS = frozenset({"cursor", "entry_modes", "resume", "readers", "output", "output_text"})
 """Invocations expectations judged against the full transcript (a ``replay`` after the end)."""
 
-QUEUE_FAULTS = frozenset({"queue", "sigterm", "sigkill", "sigterm_then_sigkill"})
-"""Paths a ``queue`` expectation runs on: no fault after the queue, or one process fault."""
 
 
 class InvocationsRun(CellRun):

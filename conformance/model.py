@@ -156,3 +156,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+QUEUE_FAULTS = frozenset({"queue", "sigterm", "sigkill", "sigterm_then_sigkill"})
+"""Paths a ``queue`` expectation runs on: no fault after the queue, or one process fault."""

@@ -203,31 +203,52 @@ def test_queue_fault_is_invocations_only():
         ("Q: {fault: queue, at: held}", "{status: superseded, attempts: 1, cursor: {terminal: invocation.superseded}}", "must say how many with a queue expectation"),
     ],
 )
-def test_executor_refuses_a_queue_it_cannot_run_deterministically(tmp_path, path, cell, why):
-    """The parser does not know the queue's rules; the executor refuses such a cell before it
-    starts the server, and the note fails the cell (never a vacuous pass)."""
-    from conformance.checks import run_checks
-    from conformance.executor import run_cell
-    from conformance.targets import load_target
-
+def test_parser_refuses_a_queue_it_cannot_run_deterministically(path, cell, why):
+    """A queue cell that could not be run deterministically fails the contract at load time
+    (file:line), not the cell at run time."""
     head = f"""\
 contract: invocations/t
 profile: invocations
 defaults:
+  requires: [steering]
   script: {{deltas: 6, hold_at: 2}}
 paths:
   {path}
 rows:
 """
     pid = path.split(":")[0]
-    table = parse(f"""\
+    text = "\n".join(errors(f"""\
   - id: R1
     title: t
     cells:
       {pid}: {cell}
-""", head)
-    (only,) = table.cells
-    history = run_cell(only, load_target(), tmp_path)
-    assert any(n.startswith("not testable:") and why in n for n in history.notes), history.notes
+""", head))
+    assert why in text and "invocations/t.yaml:" in text, text
+
+
+def test_executor_still_refuses_a_queue_cell_built_around_the_parser(tmp_path):
+    """Defence in depth: a Cell made in code (not parsed) with a queue on a path that cannot
+    hold is refused before the server starts, and the note fails the cell."""
+    import dataclasses
+
+    from conformance.checks import run_checks
+    from conformance.executor import run_cell
+    from conformance.model import FaultSpec
+    from conformance.targets import load_target
+
+    table = parse("""\
+  - id: R1
+    title: t
+    requires: [steering, checkpoints]
+    script: {checkpoint_every: 2, hold_at: 2}
+    cells:
+      A: {not_applicable: n/a}
+      C: {not_applicable: n/a}
+      Q: {status: superseded, queue: {inputs: 2}}
+""", QUEUE_HEAD)
+    (good,) = table.cells
+    bad = dataclasses.replace(good, fault=FaultSpec(kind="none"))
+    history = run_cell(bad, load_target(), tmp_path)
+    assert any(n.startswith("not testable:") and "a queue is POSTed while the first turn is held" in n for n in history.notes), history.notes
     assert not history.incarnations  # refused before the server was started
-    assert any(v.check == "notes" for v in run_checks(history, only))
+    assert any(v.check == "notes" for v in run_checks(history, bad))
