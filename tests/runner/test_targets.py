@@ -87,7 +87,7 @@ def test_store_selection(tmp_path):
 
 def test_workers_render_the_worker_name_and_go_with_the_claim(tmp_path):
     cfg = load_target(None)
-    assert "multi_worker" in cfg.claims and cfg.lease_ttl_s == 1.0
+    assert "multi_worker" in cfg.claims and cfg.lease_ttl_s == 2.0
     args = cfg.spec_for({}, worker="w7").extra_args
     assert args[args.index("--worker-id") + 1] == "w7"
     claim_only = write(tmp_path, "command: python\nprofiles: [responses]\nclaims: [multi_worker]\n")
