@@ -17,6 +17,10 @@ from typing import Any
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"})
 """Statuses after which a response never changes again (responses profile)."""
 
+TERMINAL_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete", "response.cancelled"})
+"""Event types that end a responses-profile lifecycle (B26; ``response.cancelled`` as the
+resilience helpers treat it)."""
+
 
 @dataclass
 class SSEFrame:
@@ -128,6 +132,9 @@ INVOCATION_CALL_NAMES = (
 
 INVOCATION_TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted", "superseded"})
 """Statuses after which an invocation never changes again (invocations profile)."""
+
+INVOCATION_TERMINAL_EVENTS = frozenset(f"invocation.{status}" for status in INVOCATION_TERMINAL_STATUSES)
+"""Event types that end an invocation's transcript (exactly one, last)."""
 
 
 @dataclass

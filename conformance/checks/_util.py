@@ -5,13 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from conformance.history import HttpCall, SSEFrame
-
-TERMINAL_EVENTS = frozenset(
-    {"response.completed", "response.failed", "response.incomplete", "response.cancelled"}
-)
-"""Event types that end a responses-profile lifecycle (B26; ``response.cancelled`` as the
-resilience helpers treat it)."""
+from conformance.history import TERMINAL_EVENTS, HttpCall, SSEFrame  # noqa: F401 (TERMINAL_EVENTS re-exported)
 
 EXCERPT_LEN = 300
 

@@ -18,21 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from conformance.history import INVOCATION_TERMINAL_EVENTS as TERMINAL_EVENTS
+from conformance.history import INVOCATION_TERMINAL_STATUSES as TERMINAL_STATUSES
 from conformance.history import HttpCall, History, SSEFrame, SteeredInput, Violation
 from conformance.model import Cell
 
 from ._util import as_int, call_summary, excerpt, is_comment_frame, quoted
 from .output import markers_excerpt, piece, predict_output
 
-TERMINAL_EVENTS = frozenset(
-    {
-        "invocation.completed",
-        "invocation.failed",
-        "invocation.cancelled",
-        "invocation.interrupted",
-        "invocation.superseded",
-    }
-)
 ENTRY_MODES = ("fresh", "recovered", "resumed")
 STREAM_CALLS = ("live", "reader", "replay", "resume")
 """Calls whose frames belong to the (first) invocation."""
@@ -439,9 +432,6 @@ def check_readers(history: History, expected: Any, cell: Cell) -> list[Violation
 # --------------------------------------------------------------------------------------
 # steering
 # --------------------------------------------------------------------------------------
-
-TERMINAL_STATUSES = frozenset(t.split(".", 1)[1] for t in TERMINAL_EVENTS)
-
 
 def steer_stop(script: dict[str, Any]) -> int | None:
     """Where a turn steered while it is held at ``hold_at`` winds down: the first checkpoint

@@ -11,23 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from conformance.history import INVOCATION_TERMINAL_EVENTS as TERMINAL_EVENTS
+from conformance.history import INVOCATION_TERMINAL_STATUSES as TERMINAL_STATUSES
 from conformance.history import HttpCall, SSEFrame
 
 from .base import Recorder, StreamControl, Transport, status_of  # noqa: F401 (status_of re-exported)
-
-TERMINAL_EVENTS = frozenset(
-    {
-        "invocation.completed",
-        "invocation.failed",
-        "invocation.cancelled",
-        "invocation.interrupted",
-        "invocation.superseded",
-    }
-)
-"""Event types that end an invocation's transcript (exactly one, last)."""
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "interrupted", "superseded"})
-"""Statuses after which an invocation never changes again."""
 
 STATUSES = ("queued", "in_progress") + tuple(sorted(TERMINAL_STATUSES))
 

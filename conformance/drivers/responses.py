@@ -9,13 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conformance.history import TERMINAL_STATUSES, HttpCall, SSEFrame
+from conformance.history import TERMINAL_EVENTS, TERMINAL_STATUSES, HttpCall, SSEFrame
 
 from .base import Recorder, StreamControl, Transport, status_of  # noqa: F401 (status_of re-exported)
-
-TERMINAL_EVENTS = frozenset(
-    {"response.completed", "response.failed", "response.incomplete", "response.cancelled"}
-)
 
 
 def script_input(script: dict[str, Any]) -> str:

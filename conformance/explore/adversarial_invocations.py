@@ -33,6 +33,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from conformance.drivers.sse import iter_frames, iter_lines
+from conformance.history import INVOCATION_TERMINAL_EVENTS
 
 from .adversarial import (
     BOM,
@@ -60,8 +61,7 @@ from .adversarial import (
     with_content_type,
 )
 
-TERMINAL_EVENTS = frozenset({"invocation.completed", "invocation.failed", "invocation.cancelled",
-                             "invocation.interrupted", "invocation.superseded"})
+TERMINAL_EVENTS = INVOCATION_TERMINAL_EVENTS
 CREATE_KEYS = ("invocation_id", "session_id", "status")
 SNAPSHOT_KEYS = ("invocation_id", "session_id", "status", "output", "attempt", "entry_mode", "error", "last_event_id")
 CREATE_FIELDS = ("input", "session_id")

@@ -31,15 +31,9 @@ from collections.abc import Callable
 
 from conformance.checks._util import TERMINAL_EVENTS, as_int, excerpt, output_text
 from conformance.checks.output import predict_output
-from conformance.history import TERMINAL_STATUSES, HttpCall, SSEFrame
+from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_STATUSES, HttpCall, SSEFrame
 
-INVOCATION_TERMINALS = {
-    "invocation.completed": "completed",
-    "invocation.failed": "failed",
-    "invocation.cancelled": "cancelled",
-    "invocation.interrupted": "interrupted",
-    "invocation.superseded": "superseded",
-}
+INVOCATION_TERMINALS = {event: event.split(".", 1)[1] for event in INVOCATION_TERMINAL_EVENTS}
 
 
 def _id_cursor(frame: SSEFrame) -> int | None:
