@@ -31,6 +31,7 @@ import yaml
 from .errors import ContractError, ContractNotFoundError
 from .history import CALL_NAMES, INVOCATION_CALL_NAMES
 from .model import (
+    calls_named,
     QUEUE_FAULTS,
     EXPECTATION_KEYS,
     FAULT_KINDS,
@@ -391,15 +392,6 @@ def _check_cursor(cursor: Any) -> str | None:
     )
 
 
-def _calls_named(expect: dict[str, Any]) -> set[str]:
-    names: set[str] = set()
-    for key in ("http", "content_type", "error"):
-        value = expect.get(key)
-        if isinstance(value, dict):
-            names.update(value)
-    return names
-
-
 def _check_runnable(
     problems: _Problems,
     here: tuple,
@@ -433,7 +425,7 @@ def _check_runnable(
         problems.add(here + ("stream",), f"{where}'stream' expectations need stream=true (there is no live stream)")
     if "exit" in expect and fault.kind not in PROCESS_FAULTS:
         problems.add(here + ("exit",), f"{where}'exit' needs a process fault, path {path_id} is '{fault.kind}'")
-    called = _calls_named(expect)
+    called = calls_named(expect)
     for name in sorted(called & {"cancel", "cancel_again"}):
         if fault.kind != "cancel":
             problems.add(here, f"{where}expectations name the '{name}' call, which only a cancel path makes "
@@ -525,7 +517,7 @@ def _check_runnable_invocations(
                            "the trigger would never fire")
     if "exit" in expect and fault.kind not in PROCESS_FAULTS:
         problems.add(here + ("exit",), f"'exit' needs a process fault, path {path_id} is '{fault.kind}'")
-    called = _calls_named(expect)
+    called = calls_named(expect)
     for name in sorted(called & {"cancel", "cancel_again"}):
         if fault.kind != "cancel":
             problems.add(here, f"expectations name the '{name}' call, which only a cancel path makes "

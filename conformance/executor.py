@@ -44,7 +44,7 @@ from .history import (
     IncarnationRecord,
     SteeredInput,
 )
-from .model import PROCESS_FAULTS, QUEUE_FAULTS, Cell
+from .model import PROCESS_FAULTS, QUEUE_FAULTS, Cell, calls_named
 from .targets import TargetConfig
 
 START_RE = re.compile(r"^start attempt=(\d+) id=(\S+)")
@@ -152,14 +152,24 @@ class CellRun:
         except HarnessError as exc:
             self.history.notes.append(f"executor error: harness: {exc}")
         finally:
-            self.control.drop()
+            streams = self._streams()
+            for _, control in streams:
+                control.drop()
             try:
                 self.target.close()
             finally:
-                if self.create_thread is not None:
-                    self.create_thread.join(timeout=5)
+                for thread, _ in streams:
+                    thread.join(timeout=5)
                 self._finish_history()
+                self._close_drivers()
         return self.history
+
+    def _streams(self) -> list[tuple[threading.Thread, StreamControl]]:
+        """The reader threads this run started, each with the control that drops its connection."""
+        return [(self.create_thread, self.control)] if self.create_thread is not None else []
+
+    def _close_drivers(self) -> None:
+        """Release what the drivers hold (called last, after the history is finished)."""
 
     def _run(self) -> None:
         cell, fault = self.cell, self.cell.fault
@@ -539,28 +549,11 @@ class InvocationsRun(CellRun):
         call.params.update(labels)
 
     # -- the run -----------------------------------------------------------------------
-    def execute(self) -> History:
-        try:
-            self._run()
-        except CellTimeout as exc:
-            self.history.notes.append(f"executor error: {exc}")
-        except MarkerTimeout as exc:
-            self.history.notes.append(f"not testable: trigger never observed: {exc}")
-        except NotTestable as exc:
-            self.history.notes.append(f"not testable: {exc}")
-        except HarnessError as exc:
-            self.history.notes.append(f"executor error: harness: {exc}")
-        finally:
-            for _, control in self.streams:
-                control.drop()
-            try:
-                self.target.close()
-            finally:
-                for thread, _ in self.streams:
-                    thread.join(timeout=5)
-                self._finish_history()
-                self.idriver.close()
-        return self.history
+    def _streams(self) -> list[tuple[threading.Thread, StreamControl]]:
+        return list(self.streams)
+
+    def _close_drivers(self) -> None:
+        self.idriver.close()
 
     def _run(self) -> None:
         fault = self.cell.fault
@@ -815,7 +808,7 @@ class InvocationsRun(CellRun):
 
     def _probe(self, rid: str) -> None:
         expect = self.cell.expect
-        wants_transcript = bool(TRANSCRIPT_KEYS & set(expect)) or "replay" in _named_calls(expect)
+        wants_transcript = bool(TRANSCRIPT_KEYS & set(expect)) or "replay" in calls_named(expect)
         if wants_transcript:
             self.idriver.stream(rid, name="replay", label="start")
         for record in self.history.steered:
@@ -861,14 +854,6 @@ class InvocationsRun(CellRun):
     def _state_hits(self) -> list[str]:
         return []  # invocations are always persisted; no store=false row to prove empty
 
-
-def _named_calls(expect: dict[str, Any]) -> set[str]:
-    names: set[str] = set()
-    for key in ("http", "content_type", "error"):
-        value = expect.get(key)
-        if isinstance(value, dict):
-            names.update(value)
-    return names
 
 
 def run_cell(cell: Cell, config: TargetConfig, work_dir: Path) -> History:

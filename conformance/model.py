@@ -160,3 +160,13 @@ def _fmt(value: Any) -> str:
 
 QUEUE_FAULTS = frozenset({"queue", "sigterm", "sigkill", "sigterm_then_sigkill"})
 """Paths a ``queue`` expectation runs on: no fault after the queue, or one process fault."""
+
+
+def calls_named(expect: dict[str, Any]) -> set[str]:
+    """The call names a cell's per-call expectations (``http``, ``content_type``, ``error``) name."""
+    names: set[str] = set()
+    for key in ("http", "content_type", "error"):
+        value = expect.get(key)
+        if isinstance(value, dict):
+            names.update(value)
+    return names
