@@ -16,7 +16,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .errors import ApiError
+from .errors import ApiError, parse_json_body
+from .errors import bad_request as _bad
 from .sessions import TERMINAL_EVENTS, TERMINAL_STATUSES, Invocation, InvocationRuntime, wire
 from .sse import SSEResponse
 
@@ -36,10 +37,6 @@ def encode_frame(event: dict[str, Any]) -> bytes:
 
 def _irt(request: Request) -> InvocationRuntime:
     return request.app.state.invocations
-
-
-def _bad(param: str | None, message: str, code: str = "invalid_value") -> ApiError:
-    return ApiError(400, message, code=code, param=param)
 
 
 def _check_id(value: str) -> str:
@@ -85,13 +82,7 @@ def validate_create(body: Any) -> tuple[dict[str, Any] | None, str | None]:
 
 async def create_invocation(request: Request) -> Response:
     irt = _irt(request)
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-        # A lone UTF-16 surrogate ("\\ud800") parses but cannot be encoded back into an answer.
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except (ValueError, UnicodeDecodeError, UnicodeEncodeError, RecursionError):
-        raise _bad(None, "The request body is not valid JSON (or nests too deep, or holds a lone surrogate).", "invalid_json") from None
+    body = parse_json_body(await request.body())
     script, session_id = validate_create(body)
     if irt.rt.shutting_down:
         raise ApiError(503, "The server is shutting down.", code="server_shutting_down", type_="server_error")
@@ -172,7 +163,7 @@ async def _stream(stored: list[dict[str, Any]], live: Invocation | None, after: 
             return
     if live is None:
         return
-    async for event in live.subscribe(cursor):
+    async for event in live.feed.subscribe(cursor):
         yield event
 
 

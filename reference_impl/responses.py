@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .errors import ApiError, not_found
+from .errors import ApiError, not_found, parse_json_body
+from .errors import bad_request as _bad
 from .runtime import TERMINAL_STATUSES, Runtime
 from .script import ScriptShapeError, extract_script
 from .sse import SSEResponse, wait_or_disconnect
@@ -25,10 +25,6 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def _bad(param: str | None, message: str, code: str = "invalid_value") -> ApiError:
-    return ApiError(400, message, code=code, param=param)
-
-
 def _check_id(value: str, param: str = "response_id") -> str:
     if not RESPONSE_ID_RE.fullmatch(value):  # fullmatch: '$' would let a trailing newline in
         raise _bad(param, f"Invalid '{param}': '{value[:80]}'. Expected an id like 'resp_<letters and digits>'.")
@@ -39,14 +35,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip().lower() != "application/json":
         raise _bad(None, "The request body must be JSON sent with 'Content-Type: application/json'.", "invalid_content_type")
-    raw = await request.body()
-    try:
-        body = json.loads(raw)
-        # A lone UTF-16 surrogate ("\\ud800") parses but can never be encoded back: refuse it
-        # here rather than fail later while writing the response (500).
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except (ValueError, UnicodeDecodeError, UnicodeEncodeError, RecursionError):
-        raise _bad(None, "The request body is not valid JSON (or nests too deep, or holds a lone surrogate).", "invalid_json") from None
+    body = parse_json_body(await request.body())
     if not isinstance(body, dict):
         raise _bad(None, "The request body must be a JSON object.", "invalid_json")
     return body
@@ -153,7 +142,7 @@ async def create_response(request: Request) -> Response:
     run = rt.create_run(req, script)
     if req["stream"]:
         on_disconnect = None if req["background"] else (lambda: run.stop("disconnect"))
-        return SSEResponse(run.subscribe(), on_disconnect=on_disconnect)
+        return SSEResponse(run.feed.subscribe(), on_disconnect=on_disconnect)
     if req["background"]:
         await run.created.wait()  # a background client that leaves changes nothing (B18)
         if run.created_response is None:
