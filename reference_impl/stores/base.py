@@ -43,6 +43,7 @@ the runtime never treats that as "not found" (a recovery scan must not drop a ta
 from __future__ import annotations
 
 import abc
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +134,35 @@ class EventLog(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove the whole log; removing a missing log is not an error."""
+
+
+# -- helpers for providers that keep JSON text (sqlite, postgres, memory; use them in yours) -----
+MAX_KEY_LEN = 256
+
+
+def check_key(kind: str | None, key: str) -> None:
+    """Refuse an unknown record kind (None: an event-log key) or an empty/oversized key."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown record kind {kind!r}")
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
+        raise ValueError(f"invalid store key {key!r}")
+
+
+def dump_json(value: Record | Event, *, sort_keys: bool = True) -> str:
+    """Compact JSON; sorted keys by default (equal records give equal text). Events keep their
+    key order (``sort_keys=False``): a replay sends them as they were first sent."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys)
+
+
+def load_json_object(text: str, what: str) -> dict[str, Any]:
+    """Parse stored JSON text that must be an object; StoreCorruptError naming ``what`` if not."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise StoreCorruptError(f"unreadable {what}") from exc
+    if not isinstance(value, dict):
+        raise StoreCorruptError(f"{what} is not an object")
+    return value
 
 
 class StoreProvider:

@@ -15,21 +15,14 @@ import threading
 
 from .base import (
     KIND_TASK,
-    KINDS,
     Event,
     EventLog,
     Record,
     RecordStore,
     StoreCapabilities,
     StoreProvider,
+    check_key,
 )
-
-
-def _check(kind: str | None, key: str) -> None:
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"unknown record kind {kind!r}")
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"invalid store key {key!r}")
 
 
 def _clone(value: dict) -> dict:
@@ -43,23 +36,23 @@ class MemoryRecordStore(RecordStore):
         self._data: dict[tuple[str, str], Record] = {}
 
     def get(self, kind: str, key: str) -> Record | None:
-        _check(kind, key)
+        check_key(kind, key)
         with self._lock:
             rec = self._data.get((kind, key))
             return copy.deepcopy(rec) if rec is not None else None
 
     def put(self, kind: str, key: str, record: Record) -> None:
-        _check(kind, key)
+        check_key(kind, key)
         with self._lock:
             self._data[(kind, key)] = _clone(record)
 
     def delete(self, kind: str, key: str) -> None:
-        _check(kind, key)
+        check_key(kind, key)
         with self._lock:
             self._data.pop((kind, key), None)
 
     def compare_and_set(self, kind: str, key: str, expected: Record | None, new: Record | None) -> bool:
-        _check(kind, key)
+        check_key(kind, key)
         with self._lock:
             if self._data.get((kind, key)) != expected:
                 return False
@@ -80,7 +73,7 @@ class MemoryEventLog(EventLog):
         self._logs: dict[str, list[Event]] = {}
 
     def append(self, key: str, event: Event) -> None:
-        _check(None, key)
+        check_key(None, key)
         seq = event.get("sequence_number")
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise ValueError("event has no integer sequence_number")
@@ -91,19 +84,19 @@ class MemoryEventLog(EventLog):
             log.append(_clone(event))
 
     def read(self, key: str, after: int | None = None) -> list[Event]:
-        _check(None, key)
+        check_key(None, key)
         with self._lock:
             log = self._logs.get(key, [])
             return [copy.deepcopy(e) for e in log if after is None or e["sequence_number"] > after]
 
     def last_seq(self, key: str) -> int | None:
-        _check(None, key)
+        check_key(None, key)
         with self._lock:
             log = self._logs.get(key)
             return log[-1]["sequence_number"] if log else None
 
     def delete(self, key: str) -> None:
-        _check(None, key)
+        check_key(None, key)
         with self._lock:
             self._logs.pop(key, None)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Iterator
@@ -25,17 +24,18 @@ from typing import Any
 
 from .base import (
     KIND_TASK,
-    KINDS,
     Event,
     EventLog,
     Record,
     RecordStore,
     StoreCapabilities,
     StoreConfigError,
-    StoreCorruptError,
     StoreError,
     StoreProvider,
     StoreTransientError,
+    check_key,
+    dump_json,
+    load_json_object,
 )
 
 try:
@@ -51,23 +51,6 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS conformance_events (ns text NOT NULL, key text NOT NULL, seq bigint NOT NULL,"
     " body text NOT NULL, PRIMARY KEY (ns, key, seq))",
 ]
-
-
-def _check(kind: str | None, key: str) -> None:
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"unknown record kind {kind!r}")
-    if not isinstance(key, str) or not key or len(key) > 256:
-        raise ValueError(f"invalid store key {key!r}")
-
-
-def _load(text: str, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise StoreCorruptError(f"unreadable {what}") from exc
-    if not isinstance(value, dict):
-        raise StoreCorruptError(f"{what} is not an object")
-    return value
 
 
 class _Db:
@@ -120,16 +103,16 @@ class PostgresRecordStore(RecordStore):
         self._ns = ns
 
     def get(self, kind: str, key: str) -> Record | None:
-        _check(kind, key)
+        check_key(kind, key)
         with self._db.tx() as c:
             row = c.execute(
                 "SELECT body FROM conformance_records WHERE ns=%s AND kind=%s AND key=%s", (self._ns, kind, key)
             ).fetchone()
-        return _load(row[0], f"record {kind}/{key}") if row else None
+        return load_json_object(row[0], f"record {kind}/{key}") if row else None
 
     def put(self, kind: str, key: str, record: Record) -> None:
-        _check(kind, key)
-        body = json.dumps(record, separators=(",", ":"), sort_keys=True)
+        check_key(kind, key)
+        body = dump_json(record)
         with self._db.tx() as c:
             c.execute(
                 "INSERT INTO conformance_records (ns, kind, key, body) VALUES (%s, %s, %s, %s)"
@@ -138,13 +121,13 @@ class PostgresRecordStore(RecordStore):
             )
 
     def delete(self, kind: str, key: str) -> None:
-        _check(kind, key)
+        check_key(kind, key)
         with self._db.tx() as c:
             c.execute("DELETE FROM conformance_records WHERE ns=%s AND kind=%s AND key=%s", (self._ns, kind, key))
 
     def compare_and_set(self, kind: str, key: str, expected: Record | None, new: Record | None) -> bool:
-        _check(kind, key)
-        body = json.dumps(new, separators=(",", ":"), sort_keys=True) if new is not None else None
+        check_key(kind, key)
+        body = dump_json(new) if new is not None else None
         args = (self._ns, kind, key)
         with self._db.tx() as c:
             if expected is None:
@@ -160,7 +143,7 @@ class PostgresRecordStore(RecordStore):
             row = c.execute(
                 "SELECT body FROM conformance_records WHERE ns=%s AND kind=%s AND key=%s FOR UPDATE", args
             ).fetchone()
-            if row is None or _load(row[0], f"record {kind}/{key}") != expected:
+            if row is None or load_json_object(row[0], f"record {kind}/{key}") != expected:
                 return False
             if body is None:
                 c.execute("DELETE FROM conformance_records WHERE ns=%s AND kind=%s AND key=%s", args)
@@ -173,7 +156,7 @@ class PostgresRecordStore(RecordStore):
             rows = c.execute(
                 "SELECT key, body FROM conformance_records WHERE ns=%s AND kind=%s ORDER BY key", (self._ns, KIND_TASK)
             ).fetchall()
-        return [_load(body, f"record task/{key}") for key, body in rows]
+        return [load_json_object(body, f"record task/{key}") for key, body in rows]
 
 
 class PostgresEventLog(EventLog):
@@ -182,11 +165,11 @@ class PostgresEventLog(EventLog):
         self._ns = ns
 
     def append(self, key: str, event: Event) -> None:
-        _check(None, key)
+        check_key(None, key)
         seq = event.get("sequence_number")
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise ValueError("event has no integer sequence_number")
-        body = json.dumps(event, separators=(",", ":"))
+        body = dump_json(event, sort_keys=False)
         with self._db.tx() as c:
             c.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{self._ns}/{key}",))
             last = c.execute("SELECT max(seq) FROM conformance_events WHERE ns=%s AND key=%s", (self._ns, key)).fetchone()[0]
@@ -195,21 +178,21 @@ class PostgresEventLog(EventLog):
             c.execute("INSERT INTO conformance_events (ns, key, seq, body) VALUES (%s, %s, %s, %s)", (self._ns, key, seq, body))
 
     def read(self, key: str, after: int | None = None) -> list[Event]:
-        _check(None, key)
+        check_key(None, key)
         with self._db.tx() as c:
             rows = c.execute(
                 "SELECT seq, body FROM conformance_events WHERE ns=%s AND key=%s AND seq>%s ORDER BY seq",
                 (self._ns, key, -(2**62) if after is None else after),
             ).fetchall()
-        return [_load(body, f"event {key}/{seq}") for seq, body in rows]
+        return [load_json_object(body, f"event {key}/{seq}") for seq, body in rows]
 
     def last_seq(self, key: str) -> int | None:
-        _check(None, key)
+        check_key(None, key)
         with self._db.tx() as c:
             return c.execute("SELECT max(seq) FROM conformance_events WHERE ns=%s AND key=%s", (self._ns, key)).fetchone()[0]
 
     def delete(self, key: str) -> None:
-        _check(None, key)
+        check_key(None, key)
         with self._db.tx() as c:
             c.execute("DELETE FROM conformance_events WHERE ns=%s AND key=%s", (self._ns, key))
 

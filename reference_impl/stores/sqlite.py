@@ -11,7 +11,6 @@ open the same database (SQLite's own locking; ``busy_timeout`` 30 s).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import threading
@@ -20,44 +19,24 @@ from pathlib import Path
 
 from .base import (
     KIND_TASK,
-    KINDS,
     Event,
     EventLog,
     Record,
     RecordStore,
     StoreCapabilities,
     StoreConfigError,
-    StoreCorruptError,
     StoreError,
     StoreProvider,
     StoreTransientError,
+    check_key,
+    dump_json,
+    load_json_object,
 )
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, key));
 CREATE TABLE IF NOT EXISTS events (key TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY (key, seq));
 """
-
-
-def _check(kind: str | None, key: str) -> None:
-    if kind is not None and kind not in KINDS:
-        raise ValueError(f"unknown record kind {kind!r}")
-    if not isinstance(key, str) or not key or len(key) > 256:
-        raise ValueError(f"invalid store key {key!r}")
-
-
-def _dump(value: dict) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _load(text: str, what: str) -> dict:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise StoreCorruptError(f"unreadable {what}") from exc
-    if not isinstance(value, dict):
-        raise StoreCorruptError(f"{what} is not an object")
-    return value
 
 
 class _Db:
@@ -102,28 +81,28 @@ class SqliteRecordStore(RecordStore):
         self._db = db
 
     def get(self, kind: str, key: str) -> Record | None:
-        _check(kind, key)
+        check_key(kind, key)
         with self._db.tx(write=False) as c:
             row = c.execute("SELECT body FROM records WHERE kind=? AND key=?", (kind, key)).fetchone()
-        return _load(row[0], f"record {kind}/{key}") if row else None
+        return load_json_object(row[0], f"record {kind}/{key}") if row else None
 
     def put(self, kind: str, key: str, record: Record) -> None:
-        _check(kind, key)
-        body = _dump(record)
+        check_key(kind, key)
+        body = dump_json(record)
         with self._db.tx() as c:
             c.execute("INSERT OR REPLACE INTO records (kind, key, body) VALUES (?, ?, ?)", (kind, key, body))
 
     def delete(self, kind: str, key: str) -> None:
-        _check(kind, key)
+        check_key(kind, key)
         with self._db.tx() as c:
             c.execute("DELETE FROM records WHERE kind=? AND key=?", (kind, key))
 
     def compare_and_set(self, kind: str, key: str, expected: Record | None, new: Record | None) -> bool:
-        _check(kind, key)
-        body = _dump(new) if new is not None else None
+        check_key(kind, key)
+        body = dump_json(new) if new is not None else None
         with self._db.tx() as c:
             row = c.execute("SELECT body FROM records WHERE kind=? AND key=?", (kind, key)).fetchone()
-            current = _load(row[0], f"record {kind}/{key}") if row else None
+            current = load_json_object(row[0], f"record {kind}/{key}") if row else None
             if current != expected:
                 return False
             if body is None:
@@ -135,7 +114,7 @@ class SqliteRecordStore(RecordStore):
     def list_unfinished(self) -> list[Record]:
         with self._db.tx(write=False) as c:
             rows = c.execute("SELECT key, body FROM records WHERE kind=? ORDER BY key", (KIND_TASK,)).fetchall()
-        return [_load(body, f"record task/{key}") for key, body in rows]
+        return [load_json_object(body, f"record task/{key}") for key, body in rows]
 
 
 class SqliteEventLog(EventLog):
@@ -143,11 +122,11 @@ class SqliteEventLog(EventLog):
         self._db = db
 
     def append(self, key: str, event: Event) -> None:
-        _check(None, key)
+        check_key(None, key)
         seq = event.get("sequence_number")
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise ValueError("event has no integer sequence_number")
-        body = json.dumps(event, separators=(",", ":"))
+        body = dump_json(event, sort_keys=False)
         with self._db.tx() as c:
             last = c.execute("SELECT max(seq) FROM events WHERE key=?", (key,)).fetchone()[0]
             if last is not None and seq <= last:
@@ -155,21 +134,21 @@ class SqliteEventLog(EventLog):
             c.execute("INSERT INTO events (key, seq, body) VALUES (?, ?, ?)", (key, seq, body))
 
     def read(self, key: str, after: int | None = None) -> list[Event]:
-        _check(None, key)
+        check_key(None, key)
         with self._db.tx(write=False) as c:
             rows = c.execute(
                 "SELECT seq, body FROM events WHERE key=? AND seq>? ORDER BY seq",
                 (key, -(2**62) if after is None else after),
             ).fetchall()
-        return [_load(body, f"event {key}/{seq}") for seq, body in rows]
+        return [load_json_object(body, f"event {key}/{seq}") for seq, body in rows]
 
     def last_seq(self, key: str) -> int | None:
-        _check(None, key)
+        check_key(None, key)
         with self._db.tx(write=False) as c:
             return c.execute("SELECT max(seq) FROM events WHERE key=?", (key,)).fetchone()[0]
 
     def delete(self, key: str) -> None:
-        _check(None, key)
+        check_key(None, key)
         with self._db.tx() as c:
             c.execute("DELETE FROM events WHERE key=?", (key,))
 
