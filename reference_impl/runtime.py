@@ -32,6 +32,7 @@ from typing import Any
 from . import script as script_mod
 from .config import ServerConfig
 from .faults import lease_fault
+from .feed import LiveFeed
 from .leases import LeaseKeeper, LeaseLost
 from .retry import get_with_retry
 from .stores import KIND_RESPONSE, KIND_TASK, StoreError, StoreProvider, StoreTransientError
@@ -92,16 +93,14 @@ class Run:
         self._log_empty = log_empty
         self.created_at = created_at if created_at is not None else _now()
         self.snapshot = self._snapshot("in_progress", [])
-        self.events: list[dict[str, Any]] = []  # emitted in this lifetime, in order
+        self.feed = LiveFeed("sequence_number", TERMINAL_EVENTS)  # emitted in this lifetime, for live readers
         self.created = asyncio.Event()  # response.created persisted (or the run ended)
         self.done = asyncio.Event()  # the run ended (terminal or left for the next lifetime)
         self.created_response: dict[str, Any] | None = None
         self.final_response: dict[str, Any] | None = None
         self.terminal_status: str | None = None
-        self.closed = False
         self.stop_reason: str | None = None
         self.task: asyncio.Task[None] | None = None
-        self._changed = asyncio.Event()
         self._item: dict[str, Any] | None = None
         self._item_index = -1
         self._text = ""
@@ -154,32 +153,15 @@ class Run:
         self.next_seq += 1
         return event
 
-    def _publish(self, event: dict[str, Any]) -> None:
-        self.events.append(event)
-        self._notify()
-
     def _emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         event = self._append(type_, **fields)
-        self._publish(event)
+        self.feed.publish(event)
         return event
 
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-
-    async def subscribe(self, after: int | None = None) -> AsyncIterator[dict[str, Any]]:
-        """This lifetime's events with sequence_number > after, then live ones, until the run ends."""
-        cursor = -1 if after is None else after
-        idx = 0
-        while True:
-            while idx < len(self.events):
-                event = self.events[idx]
-                idx += 1
-                if event["sequence_number"] > cursor:
-                    yield event
-            if self.closed:
-                return
-            await self._changed.wait()
+    @property
+    def closed(self) -> bool:
+        """The run ended in this process (no more events from this attempt)."""
+        return self.feed.closed
 
     # ------------------------------------------------------------------ the handler's API
     def begin(self) -> None:
@@ -264,7 +246,7 @@ class Run:
         if self.store:
             self._persist_snapshot()
             self.rt.store.records.delete(KIND_TASK, self.id)
-        self._publish(event)
+        self.feed.publish(event)
 
     def fail(self, code: str, message: str) -> None:
         if self.terminal_status:
@@ -357,8 +339,7 @@ class Run:
     def _close(self) -> None:
         if self.closed:
             return
-        self.closed = True
-        self._notify()
+        self.feed.close()
         self.created.set()
         self.done.set()
         if self.rt.runs.get(self.id) is self:
@@ -442,7 +423,7 @@ class Runtime:
                 if event["type"] in TERMINAL_EVENTS:
                     return
             if run is not None:
-                async for event in run.subscribe(after=-1 if cursor is None else cursor):
+                async for event in run.feed.subscribe(after=-1 if cursor is None else cursor):
                     yield event
                     cursor = event["sequence_number"]
                     if event["type"] in TERMINAL_EVENTS:

@@ -39,11 +39,11 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import script as script_mod
+from .feed import LiveFeed
 from .markers import MarkerWriter
 from .retry import get_with_retry
 from .stores import KIND_RESPONSE, KIND_TASK, StoreError, StoreTransientError
@@ -118,9 +118,7 @@ class Invocation:
         self.start_delta = 0
         self._next_delta = 0
         self._began = False
-        self.events: list[dict[str, Any]] = []  # wire events emitted in this lifetime, in order
-        self._changed = asyncio.Event()
-        self.closed = False  # no more events in this lifetime
+        self.feed = LiveFeed("event_id", frozenset(TERMINAL_EVENTS))  # wire events of this lifetime
         self.done = asyncio.Event()
         self.handle: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
@@ -159,33 +157,15 @@ class Invocation:
         self.next_id = eid + 1
         return data
 
-    def _publish(self, data: dict[str, Any]) -> None:
-        self.events.append(data)
-        self._notify()
-
     def _emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         data = self._append(type_, **fields)
-        self._publish(data)
+        self.feed.publish(data)
         return data
 
-    def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
-
-    async def subscribe(self, after: int) -> AsyncIterator[dict[str, Any]]:
-        """This lifetime's events with id > after, then live ones, until the terminal (or close)."""
-        idx = 0
-        while True:
-            while idx < len(self.events):
-                event = self.events[idx]
-                idx += 1
-                if event["event_id"] > after:
-                    yield event
-                    if event["type"] in TERMINAL_EVENTS:
-                        return
-            if self.closed:
-                return
-            await self._changed.wait()
+    @property
+    def closed(self) -> bool:
+        """No more events in this lifetime."""
+        return self.feed.closed
 
     # ------------------------------------------------------------------ the handler's API (script.RunContext)
     def begin(self) -> None:
@@ -228,7 +208,7 @@ class Invocation:
         data = self._append(event_type, **fields)
         self.persist_snapshot()
         self.irt.store.records.delete(KIND_TASK, self.id)
-        self._publish(data)
+        self.feed.publish(data)
 
     def _final_output_produced(self) -> bool:
         if not self._began:
@@ -327,8 +307,7 @@ class Invocation:
         """No more events in this lifetime: readers end, the session moves on."""
         if self.closed:
             return
-        self.closed = True
-        self._notify()
+        self.feed.close()
         self.done.set()
         self.irt.ended(self)
 
