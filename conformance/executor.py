@@ -361,22 +361,35 @@ class CellRun:
         self.await_(lambda: not self.create_in_flight(), "the create call to end", self._last_seen)
 
     def _poll_terminal(self, rid: str) -> str | None:
-        """Poll GET until a terminal status; classify every answer, fail fast on the unexpected.
-
-        Returns the terminal status, or None when the response is (finally) not found.
-        """
+        """Poll GET until a terminal status; the terminal status, or None when the response is
+        (finally) not found. A 404 is waited out while a foreground create is still in flight or
+        after a foreground disconnect."""
         foreground = not self.cell.request.get("background", False)
         tolerate_404 = foreground and (self.cell.fault.kind == "disconnect")
+        return self._poll_status(
+            rid,
+            lambda: self.driver.get(rid, name="poll"),
+            TERMINAL_STATUSES,
+            on_404=lambda: "wait" if tolerate_404 or (foreground and self.create_in_flight()) else "end",
+        )
+
+    def _poll_status(
+        self, rid: str, get: Callable[[], HttpCall], terminal: frozenset[str], on_404: Callable[[], str]
+    ) -> str | None:
+        """Call ``get()`` until its status is in ``terminal`` (returned); classify every answer and
+        fail fast on the unexpected. ``on_404()`` says what a 404 means now: ``end`` (return
+        None), ``wait`` (poll on) or ``fail``. Bounded by the cell timeout."""
         deadline = time.monotonic() + self.timeout
         last: HttpCall | None = None
         while time.monotonic() < deadline:
-            last = self.driver.get(rid, name="poll")
+            last = get()
             status = status_of(last)
-            if last.status == 200 and status in TERMINAL_STATUSES:
+            if last.status == 200 and status in terminal:
                 return status
-            if last.status == 404 and not (foreground and self.create_in_flight()) and not tolerate_404:
+            verdict = on_404() if last.status == 404 else ("wait" if last.status == 200 else "fail")
+            if verdict == "end":
                 return None
-            if last.status not in (200, 404):
+            if verdict == "fail":
                 raise CellTimeout(
                     f"poll of {rid} got an unexpected answer: {last.status} {(last.body_text or last.error or '')[:300]}"
                 )
@@ -763,26 +776,13 @@ class InvocationsRun(CellRun):
     # -- following and probing -----------------------------------------------------------
     def _poll_terminal(self, rid: str, labels: dict[str, Any] | None = None) -> str | None:
         """Poll the JSON snapshot until a terminal status; anything but 200 fails at once."""
-        deadline = time.monotonic() + self.timeout
-        last: HttpCall | None = None
-        while time.monotonic() < deadline:
-            last = self.idriver.snapshot(rid, name="poll")
-            last.params.update(labels or {})
-            status = status_of(last)
-            if last.status == 200 and status in INVOCATION_TERMINAL_STATUSES:
-                return status
-            if last.status != 200:
-                raise CellTimeout(
-                    f"poll of {rid} got an unexpected answer: {last.status} "
-                    f"{(last.body_text or last.error or '')[:300]}"
-                )
-            with self.recorder.changed:
-                self.recorder.changed.wait(POLL_INTERVAL_S)
-        shown = f"{last.status} {(last.body_text or '')[:300]}" if last else "no answer"
-        raise CellTimeout(
-            f"timed out after {self.timeout:.0f}s waiting for a terminal status of {rid}; last poll: {shown}"
-            f"\n--- server log tail ---\n{self.target.log_tail(20)}"
-        )
+
+        def get() -> HttpCall:
+            call = self.idriver.snapshot(rid, name="poll")
+            call.params.update(labels or {})
+            return call
+
+        return self._poll_status(rid, get, INVOCATION_TERMINAL_STATUSES, on_404=lambda: "fail")
 
     def _follow(self, rid: str) -> None:
         if self.cell.fault.at != "terminal":
