@@ -453,14 +453,9 @@ def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]
     ``gap_free``, ``reset_event`` and ``keeps_live`` (see module docs / DESIGN)."""
     if expected is None or expected is True:
         expected = {}
+    violations = _option_problems("replay", expected, REPLAY_OPTIONS)
     if not isinstance(expected, dict):
-        return [Violation("replay", f"expected a mapping of replay options, got {excerpt(expected, 100)}")]
-    violations: list[Violation] = []
-    unknown = [k for k in expected if k not in REPLAY_OPTIONS]
-    if unknown:
-        violations.append(
-            Violation("replay", f"unknown replay option(s) {unknown} (known: {', '.join(REPLAY_OPTIONS)})")
-        )
+        return violations
     calls = history.calls_named("replay")
     if not calls:
         return violations + [Violation("replay", "expected a `replay` call; none was made")]
@@ -635,17 +630,22 @@ def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]
 # --------------------------------------------------------------------------------------
 
 
+def _option_problems(check: str, expected: Any, known: tuple[str, ...]) -> list[Violation]:
+    """An options expectation must be a mapping of known option names."""
+    if not isinstance(expected, dict):
+        return [Violation(check, f"expected a mapping of {check} options, got {excerpt(expected, 100)}")]
+    unknown = [k for k in expected if k not in known]
+    if unknown:
+        return [Violation(check, f"unknown {check} option(s) {unknown} (known: {', '.join(known)})")]
+    return []
+
+
 def check_stream(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """The create call's own frames: ``terminal`` (null: no terminal frame; T: exactly one,
     type T, last), ``order`` (B8), ``single_created``."""
+    violations = _option_problems("stream", expected, STREAM_OPTIONS)
     if not isinstance(expected, dict):
-        return [Violation("stream", f"expected a mapping of stream options, got {excerpt(expected, 100)}")]
-    violations: list[Violation] = []
-    unknown = [k for k in expected if k not in STREAM_OPTIONS]
-    if unknown:
-        violations.append(
-            Violation("stream", f"unknown stream option(s) {unknown} (known: {', '.join(STREAM_OPTIONS)})")
-        )
+        return violations
     creates = history.calls_named("create")
     if not creates:
         return violations + [Violation("stream", "expected a `create` call with a live stream; none was made")]
