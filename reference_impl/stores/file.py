@@ -66,6 +66,17 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def unlink_durably(path: Path) -> None:
+    """Remove ``path`` (missing is fine) and make the removal durable."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot delete {path}: {exc}") from exc
+    fsync_dir(path.parent)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -161,14 +172,7 @@ class FileRecordStore(RecordStore):
             self._delete(kind, key)
 
     def _delete(self, kind: str, key: str) -> None:
-        path = self._path(kind, key)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(f"cannot delete {path}: {exc}") from exc
-        fsync_dir(path.parent)
+        unlink_durably(self._path(kind, key))
 
     def list_unfinished(self) -> list[Record]:
         out: list[Record] = []
@@ -300,13 +304,7 @@ class FileEventLog(EventLog):
     def delete(self, key: str) -> None:
         path = self._path(key)
         self._last.pop(key, None)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreError(f"cannot delete {path}: {exc}") from exc
-        fsync_dir(self._dir)
+        unlink_durably(path)
 
 
 class FileStoreProvider(StoreProvider):
