@@ -423,13 +423,7 @@ def _check_runnable(
                            "non-stream create has already returned: nothing to disconnect")
     if "stream" in expect and not stream:
         problems.add(here + ("stream",), f"{where}'stream' expectations need stream=true (there is no live stream)")
-    if "exit" in expect and fault.kind not in PROCESS_FAULTS:
-        problems.add(here + ("exit",), f"{where}'exit' needs a process fault, path {path_id} is '{fault.kind}'")
-    called = calls_named(expect)
-    for name in sorted(called & {"cancel", "cancel_again"}):
-        if fault.kind != "cancel":
-            problems.add(here, f"{where}expectations name the '{name}' call, which only a cancel path makes "
-                               f"(path {path_id} is '{fault.kind}')")
+    _check_fault_calls(problems, here, where, path_id, fault, expect)
     replay = expect.get("replay")
     if isinstance(replay, dict):
         if replay.get("keeps_live") and (not stream or fault.kind == "none"):
@@ -502,6 +496,21 @@ def _check_resume_cursor(cursor: Any) -> str | None:
     )
 
 
+def _check_fault_calls(
+    problems: _Problems, here: tuple, where: str, path_id: str, fault: FaultSpec, expect: dict[str, Any]
+) -> set[str]:
+    """Both profiles: 'exit' needs a process fault, the cancel calls a cancel path. Returns the
+    call names the expectations name."""
+    if "exit" in expect and fault.kind not in PROCESS_FAULTS:
+        problems.add(here + ("exit",), f"{where}'exit' needs a process fault, path {path_id} is '{fault.kind}'")
+    called = calls_named(expect)
+    for name in sorted(called & {"cancel", "cancel_again"}):
+        if fault.kind != "cancel":
+            problems.add(here, f"{where}expectations name the '{name}' call, which only a cancel path makes "
+                               f"(path {path_id} is '{fault.kind}')")
+    return called
+
+
 def _check_runnable_invocations(
     problems: _Problems,
     here: tuple,
@@ -515,13 +524,7 @@ def _check_runnable_invocations(
     if fault.at == "held" and script.get("hold_at") is None:
         problems.add(here, f"path {path_id} triggers at 'held' but the script has no hold_at: "
                            "the trigger would never fire")
-    if "exit" in expect and fault.kind not in PROCESS_FAULTS:
-        problems.add(here + ("exit",), f"'exit' needs a process fault, path {path_id} is '{fault.kind}'")
-    called = calls_named(expect)
-    for name in sorted(called & {"cancel", "cancel_again"}):
-        if fault.kind != "cancel":
-            problems.add(here, f"expectations name the '{name}' call, which only a cancel path makes "
-                               f"(path {path_id} is '{fault.kind}')")
+    called = _check_fault_calls(problems, here, "", path_id, fault, expect)
     steer_calls = sorted(called & {"steer", "steer_live", "steer_get", "steer_replay"})
     if (steer_calls or "steering" in expect) and fault.kind != "steer":
         problems.add(here, f"steering expectations need a steer path (path {path_id} is '{fault.kind}')")
