@@ -29,7 +29,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from . import script as script_mod
+from .attempt import HandlerAttempt
 from .config import ServerConfig
 from .faults import lease_fault
 from .feed import LiveFeed
@@ -56,7 +56,7 @@ def _now() -> int:
     return int(time.time())
 
 
-class Run:
+class Run(HandlerAttempt):
     """One handler attempt for one response, in this process."""
 
     def __init__(
@@ -100,7 +100,6 @@ class Run:
         self.final_response: dict[str, Any] | None = None
         self.terminal_status: str | None = None
         self.stop_reason: str | None = None
-        self.task: asyncio.Task[None] | None = None
         self._item: dict[str, Any] | None = None
         self._item_index = -1
         self._text = ""
@@ -157,11 +156,6 @@ class Run:
         event = self._append(type_, **fields)
         self.feed.publish(event)
         return event
-
-    @property
-    def closed(self) -> bool:
-        """The run ended in this process (no more events from this attempt)."""
-        return self.feed.closed
 
     # ------------------------------------------------------------------ the handler's API
     def begin(self) -> None:
@@ -277,8 +271,14 @@ class Run:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self.task = asyncio.create_task(self._drive(), name=f"run-{self.id}")
-        self.task.add_done_callback(self._task_done)
+        self.launch(f"run-{self.id}")
+
+    def _script(self) -> tuple[dict[str, Any] | None, str | None]:
+        return self.script, self.rt.config.marker_dir
+
+    @property
+    def ended(self) -> bool:
+        return self.terminal_status is not None
 
     def stop(self, reason: str) -> bool:
         """Stop the handler (reason: cancel | disconnect | shutdown | lease_lost). False if already ended."""
@@ -286,36 +286,9 @@ class Run:
             return False
         if self.stop_reason is None or reason != "shutdown":
             self.stop_reason = reason  # a client cancel wins over a concurrent shutdown
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
+        if self.handle is not None and not self.handle.done():
+            self.handle.cancel()
         return True
-
-    async def _drive(self) -> None:
-        try:
-            await script_mod.run_script(self, self.script, self.rt.config.marker_dir)
-            if not self.terminal_status:
-                self.fail("server_error", "The handler ended without a terminal event.")
-        except asyncio.CancelledError:
-            self._stopped()
-        except LeaseLost as exc:
-            self.stop_reason = "lease_lost"
-            log.warning("%s: stopped, %s", self.id, exc)
-        except script_mod.HandlerFailure as exc:
-            self._guarded(self.fail, exc.code, exc.message)
-        except Exception:
-            log.exception("handler of %s crashed", self.id)
-            self._guarded(self.fail, "server_error", "The handler raised an unexpected error.")
-        finally:
-            self._close()
-
-    def _guarded(self, fn: Any, *args: Any) -> None:
-        try:
-            fn(*args)
-        except LeaseLost as exc:
-            self.stop_reason = "lease_lost"
-            log.warning("%s: end not recorded here, %s", self.id, exc)
-        except Exception:
-            log.exception("could not record the end of %s", self.id)
 
     def _stopped(self) -> None:
         if self.terminal_status:
@@ -330,13 +303,7 @@ class Run:
         else:
             self._guarded(self.fail, "server_error", GRACE_EXHAUSTED_MESSAGE)
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        # A task cancelled before its first step never entered _drive's try block.
-        if not self.closed:
-            self._stopped()
-            self._close()
-
-    def _close(self) -> None:
+    def close(self) -> None:
         if self.closed:
             return
         self.feed.close()

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import script as script_mod
+from .attempt import HandlerAttempt
 from .feed import LiveFeed
 from .markers import MarkerWriter
 from .retry import get_with_retry
@@ -98,7 +99,7 @@ def output_from_log(events: list[dict[str, Any]]) -> str:
     return "".join(texts[k] for k in sorted(texts))
 
 
-class Invocation:
+class Invocation(HandlerAttempt):
     """One accepted invocation in this process; also the handler's run context (script.RunContext)."""
 
     checkpointing = True  # invocations persist checkpoints in both modes
@@ -120,7 +121,6 @@ class Invocation:
         self._began = False
         self.feed = LiveFeed("event_id", frozenset(TERMINAL_EVENTS))  # wire events of this lifetime
         self.done = asyncio.Event()
-        self.handle: asyncio.Task[None] | None = None
         self.stop_reason: str | None = None
         self.supersede_requested = bool(task.get("supersede_requested", False))
 
@@ -161,11 +161,6 @@ class Invocation:
         data = self._append(type_, **fields)
         self.feed.publish(data)
         return data
-
-    @property
-    def closed(self) -> bool:
-        """No more events in this lifetime."""
-        return self.feed.closed
 
     # ------------------------------------------------------------------ the handler's API (script.RunContext)
     def begin(self) -> None:
@@ -231,8 +226,7 @@ class Invocation:
         if persist:
             self.irt.store.records.put(KIND_TASK, self.id, self.task)
         self.persist_snapshot()
-        self.handle = asyncio.create_task(self._drive(), name=f"invocation-{self.id}")
-        self.handle.add_done_callback(self._handle_done)
+        self.launch(f"invocation-{self.id}")
 
     def stop(self, reason: str) -> bool:
         """Stop the handler (cancel | supersede | shutdown); False if it is not running."""
@@ -254,26 +248,12 @@ class Invocation:
             self.task["supersede_requested"] = requested
             self.irt.store.records.put(KIND_TASK, self.id, self.task)
 
-    async def _drive(self) -> None:
-        try:
-            await script_mod.run_script(self, self.raw_script, self.irt.marker_dir)
-            if not self.terminal:
-                self.fail("server_error", "The handler ended without a terminal event.")
-        except asyncio.CancelledError:
-            self._stopped()
-        except script_mod.HandlerFailure as exc:
-            self._guarded(self.fail, exc.code, exc.message)
-        except Exception:
-            log.exception("handler of %s crashed", self.id)
-            self._guarded(self.fail, "server_error", "The handler raised an unexpected error.")
-        finally:
-            self.close()
+    def _script(self) -> tuple[dict[str, Any] | None, str | None]:
+        return self.raw_script, self.irt.marker_dir
 
-    def _guarded(self, fn: Any, *args: Any, **kw: Any) -> None:
-        try:
-            fn(*args, **kw)
-        except Exception:
-            log.exception("could not record the end of %s", self.id)
+    @property
+    def ended(self) -> bool:
+        return self.terminal
 
     def _stopped(self) -> None:
         if self.terminal:
@@ -291,12 +271,6 @@ class Invocation:
             log.info("%s left in_progress for the next lifetime (attempt %d)", self.id, self.attempt)
         else:
             self._guarded(self._terminal, "interrupted", "invocation.interrupted")
-
-    def _handle_done(self, task: asyncio.Task[None]) -> None:
-        # A task cancelled before its first step never entered _drive's try block.
-        if not self.closed:
-            self._stopped()
-            self.close()
 
     def cancel_queued(self) -> None:
         """Cancel a turn that never started (no handler, no markers)."""
