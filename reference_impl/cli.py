@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import sys
-from typing import NoReturn
+from typing import Any, Callable, NoReturn
 
 from .config import ServerConfig
 from .stores import StoreConfigError, check_spec
@@ -21,24 +21,27 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port {value} out of range 1..65535")
-    return value
+def _number(what: str, kind: type, low: float, high: float = math.inf) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` (int or float, finite) within ``[low, high]``, one clear line if not."""
+    unit = "an integer" if kind is int else "a number of seconds"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r} ({unit})") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            bounds = f">= {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+            raise argparse.ArgumentTypeError(f"{what} must be {bounds}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _grace(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid grace {text!r} (seconds, a number)") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"grace must be a finite number >= 0, got {text!r}")
-    return value
+_port = _number("port", int, 1, 65535)
+_grace = _number("grace", float, 0)
+_retention = _number("retention", int, 0)
+_lease_ttl = _number("lease ttl", float, 0.1, 3600)
 
 
 def _store(text: str) -> str:
@@ -47,26 +50,6 @@ def _store(text: str) -> str:
     except StoreConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def _retention(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid retention {text!r} (an integer >= 0)") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"retention must be >= 0, got {value}")
-    return value
-
-
-def _lease_ttl(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid lease ttl {text!r} (seconds, a number)") from None
-    if not math.isfinite(value) or not 0.1 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"lease ttl must be between 0.1 and 3600 seconds, got {text!r}")
-    return value
 
 
 def _worker_id(text: str) -> str:
