@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .cursors import cursor_value
 from .errors import ApiError, parse_json_body
 from .errors import bad_request as _bad
 from .sessions import TERMINAL_EVENTS, TERMINAL_STATUSES, Invocation, InvocationRuntime, wire
@@ -23,8 +24,6 @@ from .sse import SSEResponse
 
 INVOCATION_ID_RE = re.compile(r"inv_[A-Za-z0-9]{1,64}")  # fullmatch: "$" would let a trailing "\n" in
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
-CURSOR_RE = re.compile(r"[0-9]+")
-CURSOR_MAX_DIGITS = 30  # a longer cursor is past every event id
 CREATE_FIELDS = ("input", "session_id")
 CANCEL_WAIT_S = 10.0
 
@@ -106,12 +105,9 @@ def parse_cursor(request: Request) -> int | None:
     for value in (query, header):
         if value is None:
             continue
-        if not CURSOR_RE.fullmatch(value):
+        cursor = cursor_value(value)
+        if cursor is None:
             raise _bad("last_event_id", "Invalid 'last_event_id': expected a non-negative integer event id.")
-        # Any number of digits is a well-formed cursor; one too long for int() (4300 digits) is
-        # past every id, like any cursor beyond the last one: served, with no events.
-        digits = value.lstrip("0") or "0"
-        cursor = int(digits) if len(digits) <= CURSOR_MAX_DIGITS else 10**CURSOR_MAX_DIGITS
     return cursor
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .cursors import cursor_value
 from .errors import ApiError, not_found, parse_json_body
 from .errors import bad_request as _bad
 from .runtime import TERMINAL_STATUSES, Runtime
@@ -16,7 +17,6 @@ from .script import ScriptShapeError, extract_script
 from .sse import SSEResponse, wait_or_disconnect
 
 RESPONSE_ID_RE = re.compile(r"^resp_[A-Za-z0-9]{1,64}$")
-CURSOR_RE = re.compile(r"^[0-9]{1,18}$")
 CREATE_FIELDS = ("input", "model", "store", "background", "stream", "metadata", "previous_response_id")
 CANCEL_WAIT_S = 10.0
 
@@ -108,9 +108,10 @@ def _parse_bool_query(value: str | None, param: str) -> bool:
 def _parse_cursor(value: str | None) -> int | None:
     if value is None:
         return None
-    if not CURSOR_RE.match(value):
+    cursor = cursor_value(value)
+    if cursor is None:
         raise _bad("starting_after", "Invalid 'starting_after': expected a non-negative integer sequence number.")
-    return int(value)
+    return cursor
 
 
 def _visible_or_404(rt: Runtime, rid: str) -> dict[str, Any]:

@@ -157,7 +157,7 @@ class Api:
     def get(self, rid: str, **params: Any) -> httpx.Response:
         return self.http.get(f"/responses/{rid}", params=params)
 
-    def replay(self, rid: str, starting_after: int | None = None) -> SSE:
+    def replay(self, rid: str, starting_after: int | str | None = None) -> SSE:
         params: dict[str, Any] = {"stream": "true"}
         if starting_after is not None:
             params["starting_after"] = starting_after
