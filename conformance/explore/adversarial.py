@@ -190,12 +190,12 @@ def error_shape_problems(answer: Answer) -> list[str]:
     return problems
 
 
-def sse_problems(answer: Answer) -> list[str]:
-    """A 2xx event stream ends cleanly, each frame's data is JSON with an int sequence_number,
-    strictly increasing."""
+def sse_payloads(answer: Answer) -> tuple[list[dict[str, Any]], list[str]]:
+    """The frames' JSON payloads of a 2xx event stream, and what is wrong with it: it must end
+    cleanly, each frame's data is JSON with an int sequence_number, strictly increasing."""
     if not answer.complete:
-        return ["event stream did not end cleanly (partial SSE stream)"]
-    seqs: list[int] = []
+        return [], ["event stream did not end cleanly (partial SSE stream)"]
+    payloads: list[dict[str, Any]] = []
     for block in answer.body.decode("utf-8", "replace").replace("\r\n", "\n").split("\n\n"):
         data = "\n".join(line[5:].lstrip() for line in block.split("\n") if line.startswith("data:"))
         if not data:
@@ -203,14 +203,20 @@ def sse_problems(answer: Answer) -> list[str]:
         try:
             payload = json.loads(data)
         except ValueError:
-            return [f"frame data is not JSON: {data[:120]!r}"]
+            return payloads, [f"frame data is not JSON: {data[:120]!r}"]
         seq = payload.get("sequence_number") if isinstance(payload, dict) else None
         if not isinstance(seq, int) or isinstance(seq, bool):
-            return [f"frame without an integer sequence_number: {data[:120]!r}"]
-        seqs.append(seq)
+            return payloads, [f"frame without an integer sequence_number: {data[:120]!r}"]
+        payloads.append(payload)
+    seqs = [p["sequence_number"] for p in payloads]
     if any(b <= a for a, b in zip(seqs, seqs[1:])):
-        return [f"sequence numbers not strictly increasing: {seqs[:20]}"]
-    return []
+        return payloads, [f"sequence numbers not strictly increasing: {seqs[:20]}"]
+    return payloads, []
+
+
+def sse_problems(answer: Answer) -> list[str]:
+    """What is wrong with a 2xx event stream as such (see ``sse_payloads``)."""
+    return sse_payloads(answer)[1]
 
 
 OkJudge = Callable[[BadRequest, Answer], list[str]]
@@ -235,6 +241,28 @@ def json_ok_problems(answer: Answer) -> list[str]:
 def responses_ok_problems(request: BadRequest, answer: Answer) -> list[str]:
     """A 2xx answer on the responses wire: a clean event stream (``sse_problems``) or complete JSON."""
     return sse_problems(answer) if is_event_stream(answer) else json_ok_problems(answer)
+
+
+def responses_ok_judge(transcript: Sequence[dict[str, Any]]) -> OkJudge:
+    """``responses_ok_problems``, and a replay of the finished response whose event payloads are
+    ``transcript`` (the only stream the cursor strategies read), asked with a known cursor
+    (``request.after``), must hold exactly its events with a larger sequence_number."""
+
+    def judge(request: BadRequest, answer: Answer) -> list[str]:
+        if request.after is None or not is_event_stream(answer):
+            return responses_ok_problems(request, answer)
+        got, problems = sse_payloads(answer)
+        if problems:
+            return problems
+        want = [e for e in transcript if e["sequence_number"] > request.after]
+        if got != want:
+            shown = request.after if request.after < 10**18 else "past every event"
+            return [f"with starting_after={shown} the replay holds sequence numbers "
+                    f"{[e['sequence_number'] for e in got][:20]}, expected exactly the later events "
+                    f"{[e['sequence_number'] for e in want][:20]} with their recorded payloads"]
+        return []
+
+    return judge
 
 
 def answer_problems(request: BadRequest, answer: Answer, ok: OkJudge = responses_ok_problems) -> list[str]:
@@ -442,8 +470,11 @@ def cursor_requests(done_id: str, other_cursor: int) -> st.SearchStrategy[BadReq
     """Bad (and borderline) cursors on a finished replayable response ``done_id``."""
     bad = bad_cursor_texts.map(
         lambda c: BadRequest("GET", f"/responses/{done_id}?stream=true&starting_after={_q(c)}", None, (), "error", f"cursor {c[:20]!r}"))
-    ok = st.sampled_from([str(c) for c in LARGE_CURSORS] + [str(other_cursor), "0", "000001"]).map(
-        lambda c: BadRequest("GET", f"/responses/{done_id}?stream=true&starting_after={c}", None, (), "error_or_ok", f"cursor {c[:20]!r}")
+    # B4: any well-formed cursor is served (past the last event: an empty stream), also one taken
+    # from another response's stream, one with leading zeros, one longer than int() converts
+    ok = st.sampled_from([str(c) for c in LARGE_CURSORS] + [str(other_cursor), "0", "000001", "9" * 5000]).map(
+        lambda c: BadRequest("GET", f"/responses/{done_id}?stream=true&starting_after={c}", None, (), "ok",
+                             f"cursor {c[:20]!r}", after=min(int(c[:30]), 10**30))
     )
     return st.one_of(bad, ok)
 

@@ -24,6 +24,7 @@ from conformance.explore.adversarial import (
     adversarial_target,
     outside_files,
     probe_problems,
+    responses_ok_judge,
     run_class,
     server_problems,
     strategy_for,
@@ -123,8 +124,9 @@ def arena(conformance_settings):
 @pytest.mark.parametrize("klass", CLASSES)
 def test_adversarial_responses(klass: str, arena: Arena, conformance_settings) -> None:
     known = KNOWN_REFERENCE_BUGS.get(klass) if conformance_settings.target.name == "reference" else None
+    judge = responses_ok_judge([json.loads(data) for data in arena.done_frames])
     sent = run_class(klass, strategy_for(klass, arena.done_id, arena.other_cursor),
-                     lambda request: probe_problems(arena.target, request, arena.secret),
+                     lambda request: probe_problems(arena.target, request, arena.secret, judge),
                      explore=conformance_settings.explore, default_examples=DEFAULT_EXAMPLES, known_bug=known)
     problems = arena.bystander_problems()
     assert not problems, f"after {sent} {klass} request(s):\n  - " + "\n  - ".join(problems)

@@ -7,7 +7,7 @@ import json
 
 from hypothesis import given, settings
 
-from conformance.explore.adversarial import Answer, BadRequest, answer_problems, cursor_requests, send_raw
+from conformance.explore.adversarial import Answer, BadRequest, answer_problems, cursor_requests, responses_ok_judge, send_raw
 
 GOOD_ERROR = json.dumps({"error": {"type": "invalid_request_error", "code": "invalid_json", "message": "m", "param": None}}).encode()
 JSON = {"content-type": "application/json"}
@@ -42,6 +42,26 @@ def test_valid_or_protocol_answers_pass() -> None:
     assert answer_problems(MAYBE, ans(200, b'{"id": "x"}')) == []
     proto = BadRequest("GET", "/", None, (), "protocol")
     assert answer_problems(proto, ans(400, b"Invalid HTTP request received.", {"content-type": "text/plain"})) == []
+
+
+def _sse(*events: dict) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+def test_a_served_cursor_must_yield_exactly_the_later_events() -> None:
+    transcript = [{"type": "response.created", "sequence_number": 0}, {"type": "response.output_text.delta", "sequence_number": 1},
+                  {"type": "response.completed", "sequence_number": 2}]
+    judge = responses_ok_judge(transcript)
+    at = lambda after: BadRequest("GET", f"/responses/r?stream=true&starting_after={after}", None, (), "ok", after=after)  # noqa: E731
+    assert answer_problems(at(0), ans(200, _sse(*transcript[1:]), SSE), judge) == []
+    assert answer_problems(at(10**30), ans(200, b"", SSE), judge) == []
+    # the cursor ignored (every event from 0), one event dropped, a payload changed, a 400 for a served cursor
+    assert "expected exactly the later events [1, 2]" in answer_problems(at(0), ans(200, _sse(*transcript), SSE), judge)[0]
+    assert "expected exactly the later events [2]" in answer_problems(at(1), ans(200, b"", SSE), judge)[0]
+    changed = {**transcript[2], "type": "response.failed"}
+    assert "with their recorded payloads" in answer_problems(at(1), ans(200, _sse(changed), SSE), judge)[0]
+    assert "past every event" in answer_problems(at(10**30), ans(200, _sse(*transcript), SSE), judge)[0]
+    assert "expected a 2xx" in answer_problems(at(10**30), ans(400, GOOD_ERROR), judge)[0]
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,6 +11,7 @@ has no effect (no ``checkpoint`` marker is written, so the markers predict a re-
 - ``reuse-seq``: a recovered attempt numbers its events from the last persisted seq again
   (the first recovered event reuses a sequence number);
 - ``cursor-500``: a malformed ``starting_after`` raises, so the client gets a 500;
+- ``echo-cursor``: a replay ignores ``starting_after`` and serves every event from 0;
 - ``lose-last``: every event reaches clients before it is written; the newest event is only
   written when the next one comes, so a SIGKILL loses the last event clients saw.
 
@@ -268,7 +269,10 @@ class Handler(BaseHTTPRequestHandler):
             elif not (raw.isascii() and raw.isdigit()):
                 return self.send_json(*error(400, "invalid_value", "bad cursor", "starting_after"))
             else:
-                after = int(raw)
+                digits = raw.lstrip("0") or "0"  # any length is well formed: past every event
+                after = int(digits) if len(digits) <= 30 else 10**30
+            if self.app.bug == "echo-cursor":
+                after = -1  # the bug: the cursor is checked, then ignored
         if not (resp.request.get("background") and resp.request.get("stream")):
             return self.send_json(*error(400, "invalid_value", "needs background=true and stream=true", "stream"))
         self.stream(resp, after)
@@ -333,7 +337,7 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--state-dir", required=True)
     p.add_argument("--resilient-background", action="store_true")
-    p.add_argument("--bug", default="none", choices=["none", "reuse-seq", "cursor-500", "lose-last"])
+    p.add_argument("--bug", default="none", choices=["none", "reuse-seq", "cursor-500", "lose-last", "echo-cursor"])
     a = p.parse_args()
     marker_dir = os.environ.get("CONFORMANCE_MARKER_DIR")
     app = App(Path(a.state_dir), Path(marker_dir) if marker_dir else None, a.resilient_background, a.bug)
