@@ -407,12 +407,21 @@ class Runtime:
     def cancel_orphan(self, rid: str, env: dict[str, Any]) -> dict[str, Any]:
         """Cancel a stored in-flight background response that has no live run here."""
         snap = dict(env["response"], status="cancelled", output=[], completed_at=None)
+        self._end_orphan(rid, env, snap)
+        return snap
+
+    def _end_orphan(self, rid: str, env: dict[str, Any], snap: dict[str, Any]) -> None:
+        """Log ``snap`` as the terminal ``response.failed`` of a response no run owns, then make it
+        the snapshot and forget the task.  A log a crash left empty (the snapshot was saved, its
+        ``response.created`` not yet) first gets that ``response.created`` from the saved
+        snapshot, so that every replay still opens with exactly one (B8, B9)."""
         last = self.store.events.last_seq(rid)
-        event = {"type": "response.failed", "sequence_number": 0 if last is None else last + 1, "response": snap}
-        self.store.events.append(rid, event)
+        if last is None:
+            self.store.events.append(rid, {"type": "response.created", "sequence_number": 0, "response": env["response"]})
+            last = 0
+        self.store.events.append(rid, {"type": "response.failed", "sequence_number": last + 1, "response": snap})
         self.store.records.put(KIND_RESPONSE, rid, dict(env, response=snap))
         self.store.records.delete(KIND_TASK, rid)
-        return snap
 
     def delete(self, rid: str) -> None:
         """Forget a terminal stored response: snapshot first (GET 404 at once), then the rest."""
@@ -614,7 +623,5 @@ class Runtime:
             completed_at=None,
             error={"code": "server_error", "message": CRASH_MESSAGE},
         )
-        self.store.events.append(rid, {"type": "response.failed", "sequence_number": next_seq, "response": snap})
-        self.store.records.put(KIND_RESPONSE, rid, dict(env, response=snap))
-        self.store.records.delete(KIND_TASK, rid)
+        self._end_orphan(rid, env, snap)
         log.info("recovery: %s marked failed", rid)

@@ -189,6 +189,58 @@ def test_row2_sigkill_marks_failed_without_rerun(make_server) -> None:
     assert full.events[-1]["sequence_number"] == before[-1]["sequence_number"] + 1
 
 
+def _killed_row2_stream(make_server, tag: str) -> tuple[Target, str, list[dict]]:
+    """A stored background+stream response (row 2, not resilient) held at delta 1, SIGKILLed."""
+    target: Target = make_server(*PLAIN)
+    stack: list = []
+    with Api(target.base_url) as api:
+        reader = open_bg_stream(api, {"deltas": 4, "hold_at": 1, "tag": tag}, stack)
+        before = reader.read(stop=lambda e: e.get("delta") == "a1:d1 ")
+        target.markers.wait_for(tag, r"^held 1$")
+        assert target.kill().exit_mode == "killed"
+        for cm in stack:
+            cm.__exit__(None, None, None)
+    target.markers.release(tag)
+    return target, before[0]["response"]["id"], before
+
+
+def test_terminal_event_logged_before_its_snapshot_is_the_authority(make_server) -> None:
+    """Killed between the terminal event and its snapshot: the next lifetime takes the status from
+    the log (never re-runs or marks failed what had ended), and forgets the task."""
+    tag = new_tag("repair")
+    target, rid, before = _killed_row2_stream(make_server, tag)
+    log_file = target.state_dir / "streams" / f"{rid}.jsonl"
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    done = dict(lines[0]["response"], status="completed", output=[], completed_at=1)
+    with log_file.open("a") as f:  # what the dead lifetime logged, and did not live to save
+        f.write(json.dumps({"type": "response.completed", "sequence_number": lines[-1]["sequence_number"] + 1, "response": done}) + "\n")
+    target.restart()
+    with Api(target.base_url) as api:
+        final = api.get(rid).json()
+        full = api.replay(rid)
+    assert final["status"] == "completed", final
+    assert full.events[-1]["type"] == "response.completed" and full.events[: len(before)] == before
+    check_single_lifetime_log(full.events)
+    assert starts(target.markers.lines(tag)) == [f"start attempt=1 id={rid} from=0"]
+    assert not (target.state_dir / "tasks" / f"{rid}.json").exists()
+
+
+def test_mark_failed_over_an_empty_log_still_opens_with_response_created(make_server) -> None:
+    """Killed after the snapshot was saved and before response.created was logged (here: the log
+    emptied by hand): the failed response's replay is response.created at 0, then response.failed."""
+    tag = new_tag("emptylog")
+    target, rid, _ = _killed_row2_stream(make_server, tag)
+    (target.state_dir / "streams" / f"{rid}.jsonl").write_bytes(b"")
+    target.restart()
+    with Api(target.base_url) as api:
+        final = api.get(rid).json()
+        full = api.replay(rid)
+    assert final["status"] == "failed" and final["error"]["code"] == "server_error"
+    assert [(e["type"], e["sequence_number"]) for e in full.events] == [("response.created", 0), ("response.failed", 1)]
+    assert full.events[0]["response"]["id"] == rid and full.events[0]["response"]["status"] == "in_progress"
+    assert starts(target.markers.lines(tag)) == [f"start attempt=1 id={rid} from=0"]
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_row3_sigkill_foreground_marked_failed(make_server, stream: bool) -> None:
     target: Target = make_server(*RESILIENT)  # resilient is immaterial for foreground
