@@ -80,6 +80,9 @@ def build_app(runtime: Runtime) -> Starlette:
         lifespan=lifespan,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
     )
+    # No slash redirects: '/responses/' (an empty id) is a JSON 404/405 like any unknown path,
+    # never a bare 307 with an empty body.
+    app.router.redirect_slashes = False
     app.state.runtime = runtime
     app.state.invocations = inv_runtime
     return app

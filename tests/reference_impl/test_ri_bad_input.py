@@ -83,6 +83,17 @@ def test_unknown_route_and_method_are_json(api: Api) -> None:
     assert r.status_code == 405 and error_of(r)["code"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize("path", ["/responses/", "/responses/..%2F..", "/responses/resp_x%2F..", "/responses/%2e%2e%2fetc%2fpasswd",
+                                  "/responses/resp_x/", "/responses/resp_x/cancel/", "/responses/resp_%00x"])
+def test_ids_with_path_characters_or_a_trailing_slash_get_a_json_error(api: Api, path: str) -> None:
+    """Never a bare 307 redirect, never a 5xx: a JSON 4xx for each method on such a path."""
+    for method in ("GET", "POST", "DELETE"):
+        r = api.http.request(method, path)
+        assert 400 <= r.status_code < 500, (method, path, r.status_code, r.text)
+        assert error_of(r)["type"] == "invalid_request_error", (method, path, r.text)
+    assert api.http.get("/readiness").status_code == 200
+
+
 def test_server_keeps_serving_after_bad_input(api: Api) -> None:
     for content in (b"{", b"null", b"[]", b'{"input": {}}', b"\x00" * 100):
         assert api.http.post("/responses", content=content, headers={"content-type": "application/json"}).status_code == 400

@@ -30,3 +30,15 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args: list[str]) -> None:
     assert proc.returncode == 2, proc
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("reference_impl: error: "), proc.stderr
+
+
+def test_listens_on_loopback_only_by_default(make_server) -> None:
+    """Started without --host, the server's listening sockets are bound to 127.0.0.1 only."""
+    import psutil
+
+    target = make_server()
+    leader = psutil.Process(target.pid)
+    listening = [c.laddr for p in (leader, *leader.children(recursive=True))
+                 for c in p.net_connections("inet") if c.status == psutil.CONN_LISTEN]
+    assert listening, f"no listening socket found for pid {target.pid}"
+    assert {addr.ip for addr in listening} == {"127.0.0.1"} and {addr.port for addr in listening} == {target.port}, listening
