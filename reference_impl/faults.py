@@ -5,6 +5,11 @@ response record raises :class:`StoreTransientError` and deletes ``<path>`` (one 
 deletion is the evidence that the fault really fired). Used to prove that a transient store
 error during the startup recovery check never drops a task.
 
+``REFERENCE_IMPL_FAULT_APPEND=<path>``: while ``<path>`` exists and holds a number k, the append
+of the event with ``sequence_number`` k raises ``OSError`` (as a full disk would) and deletes
+``<path>`` (one shot). Used to prove that an event is persisted before any client sees it: the
+event whose append failed never reaches a live stream.
+
 ``REFERENCE_IMPL_FAULT_LEASE=<name>``: break one promise of the leases (``--lease-ttl``), so the
 kit's own tests can show that the multi-worker suite catches it: ``steal`` (claim tasks whose
 lease is still live), ``no_reclaim`` (never claim another worker's expired task), ``no_tail`` (a
@@ -16,10 +21,11 @@ from __future__ import annotations
 import logging
 import os
 
-from .stores import KIND_RESPONSE, RecordStore, StoreProvider, StoreTransientError
-from .stores.base import Record
+from .stores import KIND_RESPONSE, EventLog, RecordStore, StoreProvider, StoreTransientError
+from .stores.base import Event, Record
 
 ENV_TRANSIENT_GET = "REFERENCE_IMPL_FAULT_TRANSIENT_GET"
+ENV_APPEND = "REFERENCE_IMPL_FAULT_APPEND"
 ENV_LEASE = "REFERENCE_IMPL_FAULT_LEASE"
 LEASE_FAULTS = ("steal", "no_reclaim", "no_tail")
 log = logging.getLogger("reference_impl.faults")
@@ -54,10 +60,40 @@ class _TransientGetOnce(RecordStore):
         return self._inner.list_unfinished()
 
 
+class _AppendFailsOnce(EventLog):
+    def __init__(self, inner: EventLog, arm_file: str) -> None:
+        self._inner = inner
+        self._arm = arm_file
+
+    def append(self, key: str, event: Event) -> None:
+        try:
+            with open(self._arm) as f:
+                armed_seq = int(f.read().strip())
+        except (FileNotFoundError, ValueError):
+            armed_seq = None
+        if armed_seq is not None and event.get("sequence_number") == armed_seq:
+            os.unlink(self._arm)
+            log.warning("fault: append of %s seq %d fails", key, armed_seq)
+            raise OSError(28, "injected: no space left on device")
+        self._inner.append(key, event)
+
+    def read(self, key: str, after: int | None = None) -> list[Event]:
+        return self._inner.read(key, after)
+
+    def last_seq(self, key: str) -> int | None:
+        return self._inner.last_seq(key)
+
+    def delete(self, key: str) -> None:
+        self._inner.delete(key)
+
+
 def apply_faults(store: StoreProvider) -> StoreProvider:
     arm = os.environ.get(ENV_TRANSIENT_GET)
     if arm:
         store.records = _TransientGetOnce(store.records, arm)
+    arm = os.environ.get(ENV_APPEND)
+    if arm:
+        store.events = _AppendFailsOnce(store.events, arm)
     return store
 
 

@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from ri_wire import Api, SSEReader, error_of, expected_text, new_tag, output_text, script_input
+from ri_wire import Api, SSEReader, error_of, expected_text, new_tag, output_text, parse_frames, script_input
 
 from harness.process import Target
 
@@ -411,12 +411,15 @@ def test_row2_sigterm_marks_failed_in_process(make_server) -> None:
     assert len(starts(target.markers.lines(tag))) == 1
 
 
-def test_rows3_4_sigterm_answer_waiting_foreground_clients(make_server) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_rows3_4_sigterm_answer_waiting_foreground_clients(make_server, stream: bool) -> None:
+    """Path B, foreground: the grace runs out, the waiting client still gets its answer, ``failed``
+    (server_error): a JSON body, or an SSE stream whose last frame is ``response.failed``."""
     target: Target = make_server(*PLAIN)
     t3, t4 = new_tag("r3b"), new_tag("r4b")
     with Api(target.base_url) as api, Api(target.base_url) as api2:
-        th3, out3 = fg_in_thread(api, {"input": script_input(deltas=3, hold_at=0, tag=t3)})
-        th4, out4 = fg_in_thread(api2, {"input": script_input(deltas=3, hold_at=0, tag=t4), "store": False})
+        th3, out3 = fg_in_thread(api, {"input": script_input(deltas=3, hold_at=0, tag=t3), "stream": stream})
+        th4, out4 = fg_in_thread(api2, {"input": script_input(deltas=3, hold_at=0, tag=t4), "store": False, "stream": stream})
         rid3 = id_from_start(target.markers, t3)
         id_from_start(target.markers, t4)
         target.markers.wait_for(t3, r"^held 0$")
@@ -427,9 +430,15 @@ def test_rows3_4_sigterm_answer_waiting_foreground_clients(make_server) -> None:
         th4.join(10)
     for out in (out3, out4):
         assert "r" in out, out
-        body = out["r"].json()
-        assert out["r"].status_code == 200 and body["status"] == "failed"
-        assert body["error"]["code"] == "server_error"
+        assert out["r"].status_code == 200, out["r"].text
+        if stream:
+            frames, rest = parse_frames(out["r"].content)
+            assert rest == b"" and frames[0][0] == "response.created", (frames, rest)
+            assert [t for t, _ in frames].count("response.failed") == 1 and frames[-1][0] == "response.failed", frames
+            body = frames[-1][1]["response"]
+        else:
+            body = out["r"].json()
+        assert body["status"] == "failed" and body["error"]["code"] == "server_error"
     for tag in (t3, t4):
         assert target.markers.lines(tag)[-1] == "interrupted"
     env = json.loads((target.state_dir / "responses" / f"{rid3}.json").read_text())
@@ -453,3 +462,24 @@ def test_sigterm_lets_running_handlers_finish_within_grace(make_server) -> None:
     assert target.markers.lines(tag)[-1] == "done"
     env = json.loads((target.state_dir / "responses" / f"{rid}.json").read_text())
     assert env["response"]["status"] == "completed"
+
+
+# ---------------------------------------------------------------- persist before send
+def test_an_event_whose_append_failed_never_reaches_a_client(make_server, tmp_path) -> None:
+    """The append of seq 5 (the second delta) fails once: no client ever sees that delta; what
+    the live stream showed is exactly the persisted log, and the response still ends."""
+    arm = tmp_path / "append.arm"
+    arm.write_text("5")
+    target: Target = make_server(*PLAIN, env={"REFERENCE_IMPL_FAULT_APPEND": str(arm)})
+    tag = new_tag("append")
+    with Api(target.base_url) as api:
+        live = api.stream_create({"deltas": 4, "tag": tag}, background=True)
+        rid = live.events[0]["response"]["id"]
+        final = api.wait_status(rid)
+        full = api.replay(rid)
+    assert not arm.exists(), "the append fault never fired"
+    assert "a1:d1 " not in [e.get("delta") for e in live.events], live.types
+    assert live.events == full.events, (live.types, full.types)
+    check_single_lifetime_log(full.events)
+    assert full.events[5]["type"] == "response.failed" and final["status"] == "failed", full.types
+    assert final["error"]["code"] == "server_error"
