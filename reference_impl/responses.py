@@ -94,6 +94,14 @@ def validate_create(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _one_query(request: Request, param: str) -> str | None:
+    """The query parameter ``param``; given twice it is ambiguous (which one wins?): a 400."""
+    values = request.query_params.getlist(param)
+    if len(values) > 1:
+        raise _bad(param, f"Invalid '{param}': given more than once.")
+    return values[0] if values else None
+
+
 def _parse_bool_query(value: str | None, param: str) -> bool:
     if value is None:
         return False
@@ -169,8 +177,8 @@ def _ended_before_created() -> ApiError:
 async def get_response(request: Request) -> Response:
     rt = _runtime(request)
     rid = _check_id(request.path_params["response_id"])
-    stream = _parse_bool_query(request.query_params.get("stream"), "stream")
-    after = _parse_cursor(request.query_params.get("starting_after"))
+    stream = _parse_bool_query(_one_query(request, "stream"), "stream")
+    after = _parse_cursor(_one_query(request, "starting_after"))
     env = _visible_or_404(rt, rid)
     if not stream:
         return JSONResponse(env["response"])

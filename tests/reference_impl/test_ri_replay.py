@@ -67,6 +67,14 @@ def test_bad_stream_flag_is_rejected(api: Api, finished_stream) -> None:
     assert r.status_code == 400 and error_of(r)["param"] == "stream"
 
 
+@pytest.mark.parametrize("query, param", [("stream=false&stream=true", "stream"),
+                                          ("stream=true&starting_after=1&starting_after=2", "starting_after")])
+def test_a_query_parameter_given_twice_is_rejected(api: Api, finished_stream, query: str, param: str) -> None:
+    rid, _ = finished_stream
+    r = api.http.get(f"/responses/{rid}?{query}")
+    assert r.status_code == 400 and error_of(r)["param"] == param, r.text
+
+
 def start_bg_stream(api: Api, script: dict) -> str:
     """POST background+stream, read only response.created, drop the connection (B18: no effect)."""
     with api.http.stream("POST", "/responses", json={"input": script_input(**script), "background": True, "stream": True}) as r:
