@@ -456,12 +456,30 @@ def test_sigterm_lets_running_handlers_finish_within_grace(make_server) -> None:
         stopper = threading.Thread(target=lambda: result.setdefault("inc", target.terminate(grace_s=7.0)))
         stopper.start()
         wait_log(target, "shutdown: 1 run(s) active")  # SIGTERM reached the server, handler still held
+        refused = _wait_refused(target)  # it stops accepting while the held handler still runs
         target.markers.release(tag)  # ... and is released inside the grace
         stopper.join(10)
     assert result["inc"].exit_mode == "graceful"
+    assert "Connection refused" in refused or "ConnectError" in refused, refused
     assert target.markers.lines(tag)[-1] == "done"
     env = json.loads((target.state_dir / "responses" / f"{rid}.json").read_text())
     assert env["response"]["status"] == "completed"
+
+
+def _wait_refused(target: Target, timeout_s: float = 5.0) -> str:
+    """Bounded wait until a new connection to the (still running) server is refused."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    last = "nothing yet"
+    while time.monotonic() < deadline:
+        assert target.is_alive(), f"the server exited before it stopped accepting; tail:\n{target.log_tail(20)}"
+        try:
+            last = f"{httpx.get(target.base_url + '/readiness', timeout=1.0).status_code}"
+        except httpx.ConnectError as exc:
+            return f"ConnectError: {exc}"
+        time.sleep(0.005)  # polling interval of a bounded wait
+    raise AssertionError(f"new connections still accepted {timeout_s}s after SIGTERM; last readiness answer {last}")
 
 
 # ---------------------------------------------------------------- persist before send
