@@ -219,6 +219,20 @@ class ContractFile(pytest.File):
             yield CellItem.from_parent(self, name=cell.name, cell=cell)
 
 
+NOT_TESTABLE_CHECKS = frozenset({"evidence", "notes"})
+"""Checks whose violations say the cell was not run as specified rather than that the target
+behaved wrongly: ``evidence`` (the fault did not happen) and ``notes`` (the executor met an
+error, or the cell's precondition could not be produced: ``executor error:`` / ``not testable:``)."""
+
+
+def could_not_run(violations: list[Any]) -> bool:
+    """True when a cell's violations include one of ``NOT_TESTABLE_CHECKS`` (by the Violation's
+    ``check`` field, never by its text): such a cell fails as "not testable" at every level, and
+    before the baseline is consulted, since a claimed cell that could not run is never an xfail
+    nor informational."""
+    return any(v.check in NOT_TESTABLE_CHECKS for v in violations)
+
+
 class CellFailed(Exception):
     """A cell's violations (or its baseline went stale)."""
 
@@ -281,7 +295,7 @@ class CellItem(pytest.Item):
         self._history_path = history_path
         self._work_dir = work_dir
         texts = [str(v) for v in violations]
-        not_testable = any(v.message.startswith("not testable") or "not testable:" in str(v) for v in violations)
+        not_testable = could_not_run(violations)
         extra = {
             "violations": texts,
             "duration_s": round(duration, 3),
@@ -292,6 +306,9 @@ class CellItem(pytest.Item):
             ],
             "script": {k: v for k, v in cell.script.items()},
         }
+        if not_testable:  # claimed but not run as specified: fails at every level, baseline or not
+            self._record("not_testable", **extra)
+            raise CellFailed("\n".join(texts))
         baseline_reason = s.baseline.get(cell.id)
         if baseline_reason is not None:
             if violations:
@@ -302,8 +319,8 @@ class CellItem(pytest.Item):
         if not violations:
             self._record("pass", **extra)
             return
-        if cell.level == "MUST" or not_testable:
-            self._record("not_testable" if not_testable else "fail", **extra)
+        if cell.level == "MUST":
+            self._record("fail", **extra)
             raise CellFailed("\n".join(texts))
         if cell.level == "SHOULD":
             self._record("warn", **extra)

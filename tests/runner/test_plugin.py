@@ -199,3 +199,45 @@ def test_cell_whose_trigger_never_shows_fails_as_not_testable(tmp_path):
     assert cell["verdict"] == "not_testable", cell
     assert any("not testable" in v and "held" in v for v in cell["violations"])
     assert any("fault did not happen" in v for v in cell["violations"])
+
+
+def test_cell_that_could_not_run_fails_at_every_level(tmp_path):
+    """An executor error (here: the terminal status never came within the cell timeout) is a
+    cell the target claims but that could not be run: "not testable" and a failure at MUST,
+    SHOULD and MAY alike, never an xfail nor informational, also when the baseline lists it."""
+    setup_run(tmp_path)
+    rows = "".join(
+        f"  - id: SLOW_{level}\n    title: outlives the cell timeout\n    level: {level}\n"
+        "    cells:\n      A: {status: completed, attempts: 1}\n"
+        for level in ("MUST", "SHOULD", "MAY")
+    )
+    (tmp_path / "contracts/responses/selftest.yaml").write_text(
+        "contract: responses/selftest\nprofile: responses\nlevel: MUST\n"
+        "defaults:\n  request: {store: true, background: true}\n  script: {deltas: 3, delay_ms: 1500}\n"
+        "paths:\n  A: {fault: none}\nrows:\n" + rows
+    )
+    target = tmp_path / "target.yaml"
+    target.write_text(
+        'command: "{python} -m reference_impl --port {port} --state-dir {state_dir} --shutdown-grace 0.2"\n'
+        "profiles: [responses]\ncell_timeout_s: 1\n"
+    )
+    baseline = tmp_path / "baseline.yaml"  # listing it changes nothing: a claimed cell that could not run
+    baseline.write_text('expected_failures:\n  "responses/selftest::SLOW_MUST[A]": slow\n')
+    proc, rep = report(tmp_path, "--target", str(target), "--baseline", str(baseline))
+    assert proc.returncode == 1, proc.stdout
+    assert verdicts(rep) == {f"SLOW_{level}": "not_testable" for level in ("MUST", "SHOULD", "MAY")}, rep["cells"]
+    assert all(any("executor error" in v for v in c["violations"]) for c in rep["cells"])
+    assert "3 failed" in proc.stdout and "XFAIL" not in proc.stdout, proc.stdout
+
+
+def test_could_not_run_is_judged_by_the_check_not_the_text():
+    """Classification is structural: an `evidence` violation (the fault did not happen) and a
+    `notes` violation (executor error / not testable) mean "could not run"; a wrong answer does
+    not, even when its text happens to mention those words."""
+    from conformance.history import Violation
+    from conformance.plugin import could_not_run
+
+    assert could_not_run([Violation("evidence", "fault did not happen: expected a sigkill fault, observed none")])
+    assert could_not_run([Violation("notes", "expected a cell the executor could run, observed note: executor error: x")])
+    assert not could_not_run([Violation("status", "expected completed, observed failed (body: not testable: x)")])
+    assert not could_not_run([])
