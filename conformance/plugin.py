@@ -85,11 +85,34 @@ class Settings:
             raise KitError(f"--contracts: no contract file matches {pattern!r}")
         self.tables = [t for t in load_contracts(files) if opt.profile in (None, t.profile)]
         self.results_dir = Path(opt.conformance_results or config.rootpath / ".conformance-results").resolve()
+        _check_creatable("--conformance-results", self.results_dir, directory=True)
+        if opt.conformance_report:
+            _check_creatable("--conformance-report", Path(opt.conformance_report), directory=False)
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None and "conformance_run_dir" in workerinput:
             self.run_dir = Path(workerinput["conformance_run_dir"])
         else:
             self.run_dir = self.results_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def _check_creatable(option: str, path: Path, *, directory: bool) -> None:
+    """``path`` is (or can be created as) a directory / a writable file: a mistake is one
+    KitError before any test runs, not a traceback after all of them."""
+    if path.exists():
+        if directory and not path.is_dir():
+            raise KitError(f"{option}: {path} is a file, not a directory")
+        if not directory and path.is_dir():
+            raise KitError(f"{option}: {path} is a directory; give a file path (e.g. {path / 'report.json'})")
+        if not os.access(path, os.W_OK):
+            raise KitError(f"{option}: {path} is not writable")
+        return
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise KitError(f"{option}: cannot create {path}: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise KitError(f"{option}: cannot create {path}: {ancestor} is not writable")
 
 
 def settings(config: pytest.Config) -> Settings:
@@ -124,7 +147,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # controller (or plain run): this run's own dir
         config._conformance_results = []  # type: ignore[attr-defined]
         config._conformance_t0 = time.time()  # type: ignore[attr-defined]
-        _prepare_run_dir(s.results_dir, s.run_dir)
+        try:
+            _prepare_run_dir(s.results_dir, s.run_dir)
+        except OSError as exc:
+            raise pytest.UsageError(f"--conformance-results: cannot create {s.run_dir}: {exc.strerror or exc}") from None
 
 
 KEEP_RUNS = 5
@@ -449,5 +475,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         s = settings(config)
         report = json_report(s, results, started=config._conformance_t0)  # type: ignore[attr-defined]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(json.dumps(report, indent=2), encoding="utf-8")
+        except OSError as exc:  # checked up front; this is what changed since (disk full, removed dir)
+            tr = config.pluginmanager.get_plugin("terminalreporter")
+            if tr is not None:
+                tr.write_line(f"ERROR: --conformance-report: cannot write {path}: {exc.strerror or exc}", red=True)
+            session.exitstatus = 1

@@ -129,12 +129,18 @@ def test_unclaimed_capability_is_skipped_and_counted(tmp_path):
         (["--target", "nope.yaml"], "nope.yaml: target file not found"),
         (["--profile", "grpc"], "--profile: unknown profile 'grpc'"),
         (["--baseline", "missing.yaml"], "--baseline: file missing.yaml not found"),
+        (["--conformance-report", "contracts"], "--conformance-report: contracts is a directory; give a file path"),
+        (["--conformance-report", "pytest.ini/r.json"], "--conformance-report: cannot create pytest.ini/r.json: pytest.ini is a file"),
+        (["--conformance-results", "pytest.ini"], "is a file, not a directory"),
+        (["--conformance-results", "pytest.ini/sub"], "pytest.ini is a file, not a directory"),
     ],
 )
 def test_bad_option_is_one_clear_line(tmp_path, args, message):
-    proc = run(setup_run(tmp_path), *args)
+    proc = run(setup_run(tmp_path), *args)  # the last --conformance-results given wins
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+    assert "ERROR:" in proc.stderr and "INTERNALERROR" not in proc.stderr + proc.stdout
+    assert " passed" not in proc.stdout and " failed" not in proc.stdout  # before any test ran
 
 
 def test_bad_contract_glob_is_one_clear_line(tmp_path):
