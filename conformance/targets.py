@@ -8,6 +8,7 @@ and the key.  The bundled reference target is ``conformance/targets/reference.ya
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import shlex
@@ -220,8 +221,19 @@ def load_target(path: str | Path | None = None) -> TargetConfig:
     if errors:
         lines = []
         for err in errors:
-            key = ".".join(str(p) for p in err.absolute_path) or "(top)"
-            lines.append(f"{file}:{_line_of(root, list(err.absolute_path))}: {key}: {err.message}")
+            where = list(err.absolute_path)
+            if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+                known = list(err.schema.get("properties", {}))
+                for extra in (k for k in err.instance if k not in known):
+                    hint = difflib.get_close_matches(str(extra), known, n=1)
+                    maybe = f"did you mean {hint[0]}? " if hint else ""
+                    lines.append(
+                        f"{file}:{_key_line(root, where, extra)}: {'.'.join(str(p) for p in where + [extra])}: "
+                        f"unknown key ({maybe}known: {', '.join(known)})"
+                    )
+                continue
+            key = ".".join(str(p) for p in where) or "(top)"
+            lines.append(f"{file}:{_line_of(root, where)}: {key}: {err.message}")
         raise TargetConfigError("\n".join(lines))
 
     _check_command(file, root, data["command"], data.get("cwd"))
@@ -279,6 +291,23 @@ def _check_command(file: Path, root: yaml.Node, command: str, cwd: str | None) -
             raise TargetConfigError(f"{file}:{line}: command: program {program!r} does not exist")
     elif shutil.which(program) is None:
         raise TargetConfigError(f"{file}:{line}: command: program {program!r} not found on PATH")
+
+
+def _key_line(root: yaml.Node | None, path: list[Any], key: Any) -> int:
+    """1-based line of ``key`` itself in the mapping at ``path`` (where an unknown key is written)."""
+    node = root
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(step)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            node = node.value[step]
+        else:
+            node = None
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            if k.value == str(key):
+                return k.start_mark.line + 1
+    return _line_of(root, path)
 
 
 def _line_of(node: yaml.Node | None, path: list[Any]) -> int:

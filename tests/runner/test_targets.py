@@ -32,7 +32,15 @@ def test_unknown_key_names_line_and_key(tmp_path):
     p = write(tmp_path, "command: python\nprofiles: [responses]\nshutdown_grace: 3\n")
     with pytest.raises(TargetConfigError) as e:
         load_target(p)
-    assert f"{p}:1:" in str(e.value) and "shutdown_grace" in str(e.value)
+    assert str(e.value).startswith(f"{p}:3: shutdown_grace: unknown key (did you mean shutdown_grace_s? known: name, command,")
+    assert "\n" not in str(e.value) and "Additional properties" not in str(e.value)
+
+
+def test_unknown_nested_key_names_its_own_line(tmp_path):
+    p = write(tmp_path, "command: python\nprofiles: [responses]\nreadiness:\n  path: /r\n\n  colour:\n    - red\n")
+    with pytest.raises(TargetConfigError) as e:
+        load_target(p)
+    assert str(e.value) == f"{p}:6: readiness.colour: unknown key (known: path, timeout_s)"
 
 
 def test_wrong_type_names_the_line(tmp_path):
@@ -66,7 +74,7 @@ def test_mode_must_be_claimed(tmp_path):
 
 
 def test_baseline(tmp_path):
-    b = write(tmp_path, "expected_failures:\n  'responses/x::R1[A]': known bug\n", "b.yaml")
+    write(tmp_path, "expected_failures:\n  'responses/x::R1[A]': known bug\n", "b.yaml")
     p = write(tmp_path, f"command: {sys.executable}\nprofiles: [responses]\nbaseline: b.yaml\n")
     cfg = load_target(p)
     assert load_baseline(cfg.baseline) == {"responses/x::R1[A]": "known bug"}
