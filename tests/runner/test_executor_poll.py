@@ -1,0 +1,69 @@
+"""The executor's status poll (``CellRun._poll_status``), without a server: a fake GET feeds it
+answers and the poll must classify each one (DESIGN.md §10: an unexpected 404 or 500 fails at
+once with the body, never by waiting out the cell timeout)."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from conformance.executor import CellRun, CellTimeout
+from conformance.history import TERMINAL_STATUSES, HttpCall
+
+TIMEOUT_S = 5.0  # far longer than a fail-fast poll takes; a poll that waits instead runs into it
+
+
+def fake_run() -> SimpleNamespace:
+    """What ``_poll_status`` uses of a CellRun: the timeout, the recorder's condition, the log."""
+    return SimpleNamespace(
+        timeout=TIMEOUT_S,
+        recorder=SimpleNamespace(changed=threading.Condition()),
+        target=SimpleNamespace(log_tail=lambda n: "(no server)"),
+    )
+
+
+def fake_get(*answers: tuple[int, object]):
+    """A GET answering each (status, body) in turn, the last one for ever; counts its calls."""
+    calls: list[HttpCall] = []
+
+    def get() -> HttpCall:
+        status, body = answers[min(len(calls), len(answers) - 1)]
+        text = body if isinstance(body, str) else None
+        call = HttpCall("poll", "GET", "http://t/responses/r1", status=status,
+                        body=None if isinstance(body, str) else body, body_text=text or str(body))
+        calls.append(call)
+        return call
+
+    get.calls = calls  # type: ignore[attr-defined]
+    return get
+
+
+def poll(get, on_404: str):
+    return CellRun._poll_status(fake_run(), "r1", get, TERMINAL_STATUSES, on_404=lambda: on_404)
+
+
+@pytest.mark.parametrize(
+    "answers, on_404, code",
+    [
+        ([(200, {"status": "in_progress"}), (500, "Internal Server Error: store exploded")], "end", "500"),
+        ([(200, {"status": "queued"}), (404, '{"error": "no such response"}')], "fail", "404"),
+        ([(503, "busy")], "wait", "503"),
+    ],
+)
+def test_unexpected_answer_fails_at_once_naming_the_code(answers, on_404, code):
+    get = fake_get(*answers)
+    with pytest.raises(CellTimeout) as e:
+        poll(get, on_404)
+    message = str(e.value)
+    assert message.startswith(f"poll of r1 got an unexpected answer: {code} "), message
+    assert str(answers[-1][1])[:20] in message  # the body is shown
+    assert len(get.calls) == len(answers)  # failed on the first bad answer: no retry, no waiting
+
+
+def test_terminal_status_ends_the_poll_and_404_follows_on_404():
+    assert poll(fake_get((200, {"status": "in_progress"}), (200, {"status": "completed"})), "fail") == "completed"
+    assert poll(fake_get((404, "gone")), "end") is None
+    waited = fake_get((404, "not yet"), (200, {"status": "cancelled"}))
+    assert poll(waited, "wait") == "cancelled" and len(waited.calls) == 2
