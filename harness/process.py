@@ -35,6 +35,7 @@ import psutil
 from . import orphans
 from .errors import (
     CommandTemplateError,
+    HarnessError,
     OrphanError,
     PortInUseError,
     ReadinessError,
@@ -64,6 +65,9 @@ _ANSWERED_MIN_S = 0.1  # between probes once the server answers, but not yet wit
 _ANSWERED_MAX_S = 0.25
 _STOP_WAIT_S = 2.0
 _KILL_WAIT_S = 5.0
+_SWEEP_ROUNDS = 5
+TAIL_LINES = 40
+"""Log lines quoted in a readiness or port error message."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class Incarnation:
     exit_mode: str | None = None  # graceful | killed_after_grace | killed | exited | None while alive
     log_path: str = ""
     stragglers_killed: int = 0
+    survivors: list[int] = field(default_factory=list)  # pids still alive after the latest sweep
 
 
 def pick_free_port(host: str = "127.0.0.1") -> int:
@@ -244,7 +249,7 @@ class Target:
             self._refresh()
         return alive
 
-    def log_tail(self, lines: int = 40, index: int | None = None) -> str:
+    def log_tail(self, lines: int = TAIL_LINES, index: int | None = None) -> str:
         """Last ``lines`` lines of an incarnation's log (the current one by default)."""
         if not self.incarnations:
             return ""
@@ -281,7 +286,7 @@ class Target:
         with self._lock:
             self._check_open()
             if self._live_proc() is not None:
-                self._stop(graceful=False, grace_s=0.0)
+                self._check_swept(self._stop(graceful=False, grace_s=0.0), "restart")
             self._refresh()
             return self._spawn_and_wait()
 
@@ -290,32 +295,38 @@ class Target:
 
         Returns the finished record: ``graceful`` if the leader exited within the grace,
         ``killed_after_grace`` if it had to be killed, ``exited`` if it was already gone.
+        Raises ``OrphanError`` if a process of the incarnation survived the sweep (recorded in
+        ``Incarnation.survivors`` too).
         """
         grace = self.spec.shutdown_grace_s if grace_s is None else grace_s
         with self._lock:
-            return self._stop(graceful=True, grace_s=grace)
+            return self._check_swept(self._stop(graceful=True, grace_s=grace), "terminate")
 
     def kill(self) -> Incarnation:
-        """SIGKILL the process group; the record ends as ``killed`` (or ``exited`` if already gone)."""
+        """SIGKILL the process group; the record ends as ``killed`` (or ``exited`` if already gone).
+
+        Raises ``OrphanError`` like ``terminate()`` if anything of the incarnation survived."""
         with self._lock:
-            return self._stop(graceful=False, grace_s=0.0)
+            return self._check_swept(self._stop(graceful=False, grace_s=0.0), "kill")
 
     def pause(self) -> None:
-        """SIGSTOP the process group and wait (bounded) until the leader is stopped."""
+        """SIGSTOP the process group and wait (bounded) until the leader and the members of its
+        group seen so far are stopped; ``HarnessError`` if that does not happen in time."""
         with self._lock:
             proc = self._require_live("pause")
             self._snapshot()
             self._signal_group(proc, signal.SIGSTOP)
-            self._paused = True
-            self._wait_status(proc.pid, stopped=True)
+            self._paused = True  # even if the wait fails: the stop may still land, so terminate() sends SIGCONT
+            self._wait_status(proc, stopped=True)
 
     def resume(self) -> None:
-        """SIGCONT the process group and wait (bounded) until the leader runs again."""
+        """SIGCONT the process group and wait (bounded) until the leader and the members of its
+        group run again; ``HarnessError`` if they are still stopped at the deadline."""
         with self._lock:
             proc = self._require_live("resume")
             self._signal_group(proc, signal.SIGCONT)
+            self._wait_status(proc, stopped=False)
             self._paused = False
-            self._wait_status(proc.pid, stopped=False)
 
     def close(self) -> None:
         """Kill whatever is alive, then make sure no process of any incarnation survives.
@@ -387,7 +398,9 @@ class Target:
         index = len(self.incarnations)
         log_path = self.log_dir / f"incarnation-{index}.log"
         if self.incarnations:
-            self._sweep(self.incarnations[-1])  # leftovers of a self-exited one may hold the port
+            # Leftovers of a self-exited one may hold the port, or write into the state dir.
+            self._sweep(self.incarnations[-1])
+            self._check_swept(self.incarnations[-1], "start")
         check_port_free(self.port)
         env = self._env(index)
         orphans.register_token(self._token)
@@ -432,12 +445,14 @@ class Target:
             self._seen[index] = {}
         try:
             self._wait_ready(inc, proc, argv)
-        except BaseException:
+        except BaseException as exc:
             if proc.poll() is None:
                 self._stop(graceful=False, grace_s=0.0)
             else:
                 self._refresh()
                 self._sweep(inc)
+            if inc.survivors:  # the start's own error stays the one raised; close() raises OrphanError
+                exc.add_note(f"harness: still alive after the failed start: pids {inc.survivors}")
             raise
         return inc
 
@@ -493,11 +508,11 @@ class Target:
         if code is not None:
             raise self._exited_during_startup(inc, code, url, last, argv)
         self._snapshot()
-        tail = self.log_tail(40, inc.index)
+        tail = self.log_tail(TAIL_LINES, inc.index)
         raise ReadinessError(
             f"target not ready within {timeout:g}s: GET {url} never answered 2xx "
             f"(last: {last}); process pid {proc.pid} still running, killed it; command: {shlex.join(argv)}\n"
-            f"last 40 lines of {inc.log_path}:\n{_indent(tail)}"
+            f"last {TAIL_LINES} lines of {inc.log_path}:\n{_indent(tail)}"
         )
 
     def _exited_during_startup(
@@ -505,17 +520,17 @@ class Target:
     ) -> ReadinessError | PortInUseError:
         self._record_exit(inc, code, "exited")
         self._sweep(inc)
-        tail = _indent(self.log_tail(40, inc.index))
+        tail = _indent(self.log_tail(TAIL_LINES, inc.index))
         if mentions(inc.log_path, _ADDR_IN_USE):
             return PortInUseError(
                 f"target exited with code {code} during startup because port {self.port} is in use"
                 f"{_owner_text(self.port)}; command: {shlex.join(argv)}\n"
-                f"last 40 lines of {inc.log_path}:\n{tail}"
+                f"last {TAIL_LINES} lines of {inc.log_path}:\n{tail}"
             )
         return ReadinessError(
             f"target exited with code {code} after {inc.exited_at - inc.started_at:.2f}s, "
             f"before GET {url} answered 2xx (last: {last}); command: {shlex.join(argv)}\n"
-            f"last 40 lines of {inc.log_path}:\n{tail}"
+            f"last {TAIL_LINES} lines of {inc.log_path}:\n{tail}"
         )
 
     def _verify_listener(self, inc: Incarnation) -> None:
@@ -600,23 +615,48 @@ class Target:
         that our signal to the group did not already doom: a member of the group that we
         SIGKILLed is merely dying and is not counted; one that ignored SIGTERM, or that left
         the group (setsid, double fork), is.
+
+        Whatever is still alive after the last round is recorded in ``inc.survivors`` (and is
+        not counted as killed); ``_check_swept`` turns that into an ``OrphanError``.
         """
         doomed_group = inc.pid if inc.index in self._group_killed else None
         counted: set[int] = set()
-        for _ in range(5):
-            alive = self._tracked_alive(inc.index)
-            known = {p.pid for p in alive}
-            alive += [p for p in orphans.processes_with_token(self._inc_token(inc.index)) if p.pid not in known]
+        seen = self._seen.setdefault(inc.index, {})
+        for _ in range(_SWEEP_ROUNDS):
+            alive = self._leftovers(inc.index)
             if not alive:
                 break
-            seen = self._seen.setdefault(inc.index, {})
             for p in alive:
                 orphans.register(p)
                 seen.setdefault(p.pid, p)
                 if doomed_group is None or _pgid(p.pid) != doomed_group:
                     counted.add(p.pid)
             orphans.kill_processes(alive)
-        inc.stragglers_killed += len(counted - {inc.pid})
+        else:
+            alive = self._leftovers(inc.index)  # the last round's kills were not looked at yet
+            for p in alive:
+                orphans.register(p)
+                seen.setdefault(p.pid, p)
+        inc.survivors = sorted(p.pid for p in alive)
+        inc.stragglers_killed += len(counted - {inc.pid} - set(inc.survivors))
+
+    def _leftovers(self, index: int) -> list[psutil.Process]:
+        """Live processes of an incarnation: tracked ones and holders of its token."""
+        alive = self._tracked_alive(index)
+        known = {p.pid for p in alive}
+        alive += [p for p in orphans.processes_with_token(self._inc_token(index)) if p.pid not in known]
+        return alive
+
+    def _check_swept(self, inc: Incarnation, action: str) -> Incarnation:
+        """``OrphanError`` if the last sweep of ``inc`` left survivors; else ``inc``."""
+        if not inc.survivors:
+            return inc
+        seen = self._seen.get(inc.index, {})
+        procs = [seen[pid] for pid in inc.survivors if pid in seen]
+        raise OrphanError(
+            f"{action}: target on port {self.port}, incarnation {inc.index}: {len(inc.survivors)} process(es) "
+            f"still alive after {_SWEEP_ROUNDS} rounds of SIGSTOP+SIGKILL: {orphans.describe(procs)}"
+        )
 
     def _tracked_alive(self, index: int | None) -> list[psutil.Process]:
         groups = self._seen.values() if index is None else [self._seen.get(index, {})]
@@ -674,17 +714,46 @@ class Target:
             except OSError:
                 pass
 
-    def _wait_status(self, pid: int, *, stopped: bool) -> None:
+    def _wait_status(self, proc: subprocess.Popen[bytes], *, stopped: bool) -> None:
+        """Wait until the leader and the members of its group seen so far are all stopped
+        (``stopped``) or all running again; bounded by ``_STOP_WAIT_S``.
+
+        Members that exited meanwhile do not count.  ``TargetStateError`` if the leader itself
+        exited; ``HarnessError`` naming each laggard and its status at the deadline."""
+        sig, want = ("SIGSTOP", "stopped") if stopped else ("SIGCONT", "running")
+        leader = proc.pid
+        seen = self._seen.get(self.incarnations[-1].index, {})
+        members = {leader: seen.get(leader)}
+        members.update({pid: p for pid, p in seen.items() if pid != leader and _pgid(pid) == leader})
         deadline = time.monotonic() + _STOP_WAIT_S
         ticker = threading.Event()
-        while time.monotonic() < deadline:
-            try:
-                status = psutil.Process(pid).status()
-            except psutil.Error:
+        while True:
+            lagging: dict[int, str] = {}
+            for pid, p in members.items():
+                try:
+                    status = (p if p is not None else psutil.Process(pid)).status()
+                except psutil.Error:
+                    status = psutil.STATUS_DEAD
+                if status in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                    if pid == leader:
+                        self._refresh()
+                        raise TargetStateError(
+                            f"target on port {self.port}: leader pid {leader} exited while waiting for it to be "
+                            f"{want} after {sig}\nlast {TAIL_LINES} lines of the log:\n{_indent(self.log_tail())}"
+                        )
+                    continue
+                if (status == psutil.STATUS_STOPPED) != stopped:
+                    lagging[pid] = status
+            if not lagging:
                 return
-            if (status == psutil.STATUS_STOPPED) == stopped:
-                return
+            if time.monotonic() >= deadline:
+                break
             ticker.wait(0.002)
+        what = ", ".join(f"pid {pid}{' (leader)' if pid == leader else ''} is {st}" for pid, st in lagging.items())
+        raise HarnessError(
+            f"target on port {self.port}: {sig} to process group {leader} did not take effect within "
+            f"{_STOP_WAIT_S:g}s: waited for every process of the group to be {want}, last seen: {what}"
+        )
 
     def _live_proc(self) -> subprocess.Popen[bytes] | None:
         if not self.incarnations:
