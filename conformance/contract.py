@@ -579,6 +579,18 @@ def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) ->
             complaint = _check_cursor(cursor)
             if complaint:
                 problems.add(here + ("replay", "after", i), complaint)
+    for key in ("stream", "replay"):
+        options = spec.get(key)
+        if isinstance(options, dict) and "terminal_status" in options and "terminal" in options:
+            terminal = options["terminal"]
+            if terminal is None or terminal == "error":
+                problems.add(
+                    here + (key, "terminal_status"),
+                    f"terminal_status {_show(options['terminal_status'])} is read from the terminal "
+                    f"event's response object, but terminal: {_show(terminal)} "
+                    + ("expects no terminal event" if terminal is None else "is an error event, which carries none")
+                    + ": drop one of them",
+                )
     return False
 
 

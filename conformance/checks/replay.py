@@ -6,7 +6,8 @@ the JSON ``sequence_number`` (B9, B27); a replay after ``N`` holds only events w
 exactly one terminal event, last (B26); one ``response.created`` per stream, seq 0 (clause 5);
 a recovered attempt's first client-visible event is a ``response.in_progress`` reset carrying the
 corrected output (clause 3); pre-crash events keep their ids and payloads (clause 4, B23); B8
-event order.
+event order; the terminal event carries the response in its final status (B37), e.g. a cancelled
+response's stream ends with ``response.failed`` whose ``response.status`` is ``cancelled`` (B11).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from ._util import (
 from .output import AttemptStart, markers_excerpt, predict_output, script_deltas
 from .process import process_faults
 
-REPLAY_OPTIONS = ("after", "gap_free", "single_created", "reset_event", "keeps_live", "terminal")
-STREAM_OPTIONS = ("terminal", "order", "single_created")
+REPLAY_OPTIONS = (
+    "after", "gap_free", "single_created", "reset_event", "keeps_live", "terminal", "terminal_status",
+)
+STREAM_OPTIONS = ("terminal", "terminal_status", "order", "single_created")
 OUTPUT_EVENT_PREFIXES = ("response.output_item.", "response.content_part.", "response.output_text.")
 ATTEMPT_RE = re.compile(r"a(\d+):d\d+ ")
 
@@ -107,6 +110,40 @@ def terminal_problems(frames: list[SSEFrame], want: str | None = None) -> list[s
             + ", ".join(frame_label(f) for _, f in terminals)
         )
     return problems
+
+
+def terminal_status_problems(frames: list[SSEFrame], want: str) -> list[str]:
+    """The last event is a terminal event whose embedded ``response.status`` is ``want`` (B37:
+    the terminal event carries the definitive response; B11: a cancelled response's stream ends
+    with ``response.failed`` carrying ``status: cancelled``)."""
+    if not frames:
+        return [f"expected the last event to carry response.status {want!r}, observed no events"]
+    last = frames[-1]
+    label = frame_label(last)
+    if last.type not in TERMINAL_EVENTS:
+        return [
+            f"expected a terminal event last, carrying response.status {want!r}; the last event "
+            f"is {label}"
+        ]
+    payload = last.json if isinstance(last.json, dict) else {}
+    response = payload.get("response")
+    if not isinstance(response, dict):
+        seen = "none" if response is None else f"{type(response).__name__} {_shown(response)}"
+        return [
+            f"expected terminal {label} to carry a response object with status {want!r}, "
+            f"observed {seen} (data {quoted(last.data, 120)})"
+        ]
+    status = response.get("status")
+    if status != want:
+        return [
+            f"expected terminal {label} to carry response.status {want!r}, observed "
+            f"{_shown(status) if 'status' in response else 'no status key'}"
+        ]
+    return []
+
+
+def _shown(value: Any) -> str:
+    return quoted(value, 60) if isinstance(value, str) else excerpt(value, 60)
 
 
 def no_terminal_problems(frames: list[SSEFrame]) -> list[str]:
@@ -449,7 +486,8 @@ def reset_problems(
 def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """Every ``replay`` call: seqs ints, strictly increasing, > cursor; exactly one terminal,
     last (an empty replay after a cursor at/after the terminal is fine, B4); plus the options:
-    ``after`` (one replay per listed cursor label), ``terminal``, ``single_created``,
+    ``after`` (one replay per listed cursor label), ``terminal``, ``terminal_status`` (the last
+    event's ``response.status``; not judged on an empty replay past the end), ``single_created``,
     ``gap_free``, ``reset_event`` and ``keeps_live`` (see module docs / DESIGN)."""
     if expected is None or expected is True:
         expected = {}
@@ -530,6 +568,8 @@ def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]
             )
         elif not past_end:
             problems += terminal_problems(frames, want_terminal)
+        if "terminal_status" in expected and not past_end:
+            problems += terminal_status_problems(frames, expected["terminal_status"])
         if expected.get("single_created"):
             problems += created_problems(frames, from_start)
         if expected.get("gap_free"):
@@ -642,7 +682,8 @@ def _option_problems(check: str, expected: Any, known: tuple[str, ...]) -> list[
 
 def check_stream(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """The create call's own frames: ``terminal`` (null: no terminal frame; T: exactly one,
-    type T, last), ``order`` (B8), ``single_created``."""
+    type T, last), ``terminal_status`` (the last event is terminal and its ``response.status``
+    is this), ``order`` (B8), ``single_created``."""
     violations = _option_problems("stream", expected, STREAM_OPTIONS)
     if not isinstance(expected, dict):
         return violations
@@ -666,6 +707,8 @@ def check_stream(history: History, expected: Any, cell: Cell) -> list[Violation]
             problems += no_terminal_problems(frames)
         else:
             problems += terminal_problems(frames, want)
+    if "terminal_status" in expected:
+        problems += terminal_status_problems(frames, expected["terminal_status"])
     if expected.get("order"):
         problems += [f"B8 order: {p}" for p in order_problems(frames)]
     if expected.get("single_created"):

@@ -138,6 +138,23 @@ def normal_run(deltas: int = 6) -> Scenario:
     return Scenario(w.frames, [], final, markers, {"deltas": deltas, "tag": TAG})
 
 
+def cancelled_run(deltas: int = 6, hold_at: int = 3) -> Scenario:
+    """One attempt cancelled while held after ``hold_at`` (B11): the live stream ends with
+    ``response.failed`` whose response is ``cancelled`` with no output."""
+    w = Writer()
+    w.emit("response.created", response=response_obj("queued"))
+    w.emit("response.in_progress", response=response_obj("in_progress"))
+    w.open_message(0, "msg_1")
+    markers = [f"start attempt=1 id={RID} from=0"]
+    for i in range(hold_at + 1):
+        w.delta(0, "msg_1", text_of(1, [i]))
+        markers.append(f"delta {i}")
+    markers += [f"held {hold_at}", "interrupted"]
+    final = response_obj("cancelled")
+    w.emit("response.failed", response=final)
+    return Scenario(w.frames, [], final, markers, {"deltas": deltas, "hold_at": hold_at, "tag": TAG})
+
+
 def crash_run(
     deltas: int = 6,
     hold_at: int = 3,

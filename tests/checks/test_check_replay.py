@@ -10,7 +10,9 @@ from conformance.checks.replay import check_replay, check_stream, order_problems
 
 from .builders import (
     SIGKILL_HELD,
+    cancelled_run,
     crash_run,
+    frame,
     json_call,
     make_cell,
     make_history,
@@ -597,3 +599,110 @@ def test_empty_replay_past_end_needs_a_known_terminal():
     history.calls[0].frames = history.calls[0].frames[:3]  # live stream cut: terminal seq unknown
     [v] = check_replay(history, {"after": [1000000]}, make_cell())
     assert "cursor 1000000 is past the end, observed an empty replay" in v.message
+
+
+# ------------------------------------------------------------------ terminal_status (B11, B37)
+
+CANCELLED = {"terminal": "response.failed", "terminal_status": "cancelled"}
+
+
+def cancelled_history():
+    return make_history(cancelled_run(), replays=("start", 2))
+
+
+def _set_terminal(frames, **response_changes):
+    """Replace the last frame's embedded response with a copy changed by ``response_changes``
+    (a value of ``...`` removes the key)."""
+    last = frames[-1]
+    payload = json.loads(last.data)
+    response = dict(payload.get("response") or {})
+    for key, value in response_changes.items():
+        if value is ...:
+            response.pop(key, None)
+        else:
+            response[key] = value
+    frames[-1] = retype(last, response=response)
+
+
+def test_terminal_status_passes_on_a_cancelled_stream_and_replays():
+    history = cancelled_history()
+    assert check_stream(history, CANCELLED, make_cell()) == []
+    assert check_replay(history, dict(CANCELLED, after=["start", 2]), make_cell()) == []
+    assert check_stream(normal_history(), {"terminal_status": "completed"}, make_cell()) == []
+    assert check_replay(normal_history(), {"after": ["start", "mid"], "terminal_status": "completed"}, make_cell()) == []
+
+
+@pytest.mark.parametrize("observed", ["in_progress", "completed", "failed"])
+def test_stream_terminal_status_wrong(observed):
+    history = cancelled_history()
+    _set_terminal(history.calls[0].frames, status=observed)
+    [v] = check_stream(history, CANCELLED, make_cell())
+    assert v.check == "stream"
+    assert (
+        f"live stream: expected terminal response.failed#8 to carry response.status 'cancelled', "
+        f"observed '{observed}'" in v.message
+    ), v.message
+
+
+def test_stream_terminal_status_response_object_missing_or_not_a_mapping():
+    history = cancelled_history()
+    live = history.calls[0].frames
+    live[-1] = retype(live[-1], response=None)
+    [v] = check_stream(history, CANCELLED, make_cell())
+    assert "expected terminal response.failed#8 to carry a response object with status 'cancelled', observed none" in v.message
+    live[-1] = frame({"type": "response.failed", "sequence_number": 8})  # no response key at all
+    [v] = check_stream(history, CANCELLED, make_cell())
+    assert "expected terminal response.failed#8 to carry a response object with status 'cancelled', observed none" in v.message
+    live[-1] = retype(live[-1], response="cancelled")
+    [v] = check_stream(history, CANCELLED, make_cell())
+    assert "to carry a response object" in v.message and "observed str 'cancelled'" in v.message
+
+
+def test_stream_terminal_status_without_a_status_key():
+    history = cancelled_history()
+    _set_terminal(history.calls[0].frames, status=...)
+    [v] = check_stream(history, {"terminal_status": "cancelled"}, make_cell())
+    assert "to carry response.status 'cancelled', observed no status key" in v.message
+
+
+def test_stream_terminal_status_when_the_stream_was_cut_or_empty():
+    history = cancelled_history()
+    del history.calls[0].frames[-1]
+    [v] = check_stream(history, {"terminal_status": "cancelled"}, make_cell())
+    assert "expected a terminal event last, carrying response.status 'cancelled'; the last event is response.output_text.delta#7" in v.message
+    history.calls[0].frames = []
+    [v] = check_stream(history, {"terminal_status": "cancelled"}, make_cell())
+    assert "observed no events" in v.message
+
+
+def test_stream_terminal_status_catches_a_completed_stream_where_cancelled_is_expected():
+    """The type check alone passes a server that ends a cancelled stream with response.failed
+    but embeds the wrong status; and a plain response.completed fails both checks."""
+    history = normal_history()
+    text = messages(check_stream(history, CANCELLED, make_cell()))
+    assert "expected terminal response.failed, observed response.completed#13" in text
+    assert "to carry response.status 'cancelled', observed 'completed'" in text
+
+
+def test_replay_terminal_status_wrong_in_each_replay():
+    history = cancelled_history()
+    for call in history.calls_named("replay"):
+        _set_terminal(call.frames, status="in_progress")
+    violations = check_replay(history, dict(CANCELLED, after=["start", 2]), make_cell())
+    assert len(violations) == 2, messages(violations)
+    assert "replay #1 from start: expected terminal response.failed#8 to carry response.status 'cancelled', observed 'in_progress'" in violations[0].message
+    assert "replay #2 after 2: expected terminal response.failed#8" in violations[1].message
+
+
+def test_replay_terminal_status_missing_response_object():
+    history = cancelled_history()
+    replay_frames = replay(history).frames
+    replay_frames[-1] = retype(replay_frames[-1], response=None)
+    [v] = check_replay(history, {"after": ["start"], "terminal_status": "cancelled"}, make_cell())
+    assert "replay #1 from start: expected terminal response.failed#8 to carry a response object" in v.message
+
+
+def test_replay_terminal_status_not_judged_on_an_empty_replay_past_the_end():
+    history = make_history(cancelled_run(), replays=(1000000,))
+    assert check_replay(history, {"after": [1000000], "terminal_status": "cancelled"}, make_cell()) == []
+

@@ -104,6 +104,17 @@ def test_depth_gate_rejects_a_bare_status_and_a_replay_that_asserts_nothing():
     assert_at(errors[1], "bare_status", 11, "rows[0].cells.B", "depth gate")
 
 
+def test_terminal_status_needs_a_terminal_event_with_a_response():
+    errors = problems("terminal_status_conflict")
+    assert len(errors) == 3, [str(e) for e in errors]
+    assert_at(errors[0], "terminal_status_conflict", 14, "rows[0].cells.A.stream.terminal_status",
+              "terminal: null expects no terminal event")
+    assert_at(errors[1], "terminal_status_conflict", 18, "rows[1].cells.A.replay.terminal_status",
+              "terminal: 'error' is an error event")
+    assert_at(errors[2], "terminal_status_conflict", 22, "rows[2].cells.A.stream.terminal_status",
+              "invalid value 'in_progress'", "completed, failed, cancelled, incomplete")
+
+
 def test_not_applicable_needs_a_reason():
     err = only_problem("na_no_reason")
     assert_at(err, "na_no_reason", 11, "rows[0].cells.B.not_applicable", "needs a reason")

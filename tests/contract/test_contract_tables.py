@@ -17,7 +17,8 @@ from conformance.contract import (
     collect_cells,
     load_contracts,
 )
-from conformance.history import CALL_NAMES
+from conformance.checks.replay import REPLAY_OPTIONS, STREAM_OPTIONS
+from conformance.history import CALL_NAMES, TERMINAL_STATUSES
 from conformance.model import EXPECTATION_KEYS, LEVELS, PROCESS_FAULTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +110,12 @@ def test_schema_vocabulary_matches_the_model():
     assert list(defs["server"]["properties"]) == list(SERVER_MODES)
     assert defs["requires"]["items"]["enum"] == list(CAPABILITIES)
     assert defs["level"]["enum"] == list(LEVELS)
+    # the stream / replay options are the ones their checker knows; terminal_status takes the
+    # statuses a terminal event's response can carry
+    assert list(expect["stream"]["properties"]) == list(STREAM_OPTIONS)
+    assert list(expect["replay"]["properties"]) == list(REPLAY_OPTIONS)
+    for key in ("stream", "replay"):
+        assert set(expect[key]["properties"]["terminal_status"]["enum"]) == TERMINAL_STATUSES
 
 
 def test_queue_table_queues_while_held_and_proves_every_crash(tables):
