@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -71,7 +72,7 @@ def verdicts(rep: dict) -> dict[str, str]:
 
 
 def test_wrong_expectation_fails_and_true_one_passes(tmp_path):
-    proc, rep = report(setup_run(tmp_path))
+    proc, rep = report(setup_run(tmp_path), "--junitxml", str(tmp_path / "junit.xml"))
     assert proc.returncode == 1, proc.stdout
     assert verdicts(rep) == {"OK": "pass", "WRONG": "fail"}
     wrong = next(c for c in rep["cells"] if c["row"] == "WRONG")
@@ -82,6 +83,16 @@ def test_wrong_expectation_fails_and_true_one_passes(tmp_path):
     assert "incarnation-0.log" in proc.stdout
     assert "conformance matrix" in proc.stdout
     assert rep["passed"] is False and rep["totals"] == {"fail": 1, "pass": 1}
+    # the matrix: one glyph per cell in its row, then the totals line
+    matrix = proc.stdout[proc.stdout.index("conformance matrix"):]
+    rows = {line.split()[1]: line for line in matrix.splitlines() if line.startswith("│")}
+    assert "✓" in rows["OK"] and "✗" not in rows["OK"] and "✗" in rows["WRONG"], matrix
+    assert "cells: 1 pass, 1 fail; 0 not applicable (declared)" in matrix
+    # JUnit: every cell carries its contract, row, path, variant and level as properties
+    cases = {c.get("name"): c for c in ElementTree.parse(tmp_path / "junit.xml").iter("testcase")}
+    props = {p.get("name"): p.get("value") for p in cases["WRONG[A]"].iter("property")}
+    assert {k: props.get(k) for k in ("contract", "row", "path", "variant", "level")} == {
+        "contract": "responses/selftest", "row": "WRONG", "path": "A", "variant": "A", "level": "MUST"}, props
 
 
 def test_should_level_xfails_and_may_informs(tmp_path):
