@@ -1,14 +1,19 @@
 """pytest plugin: ``pytest conformance`` turns every contract cell into one test item.
 
 Options are validated before any test runs (one clear line for a bad target, contract glob,
-profile or baseline).  Collecting the ``conformance/`` package directory yields one collector
-per contract table and one item per cell, with ids like
-``conformance/responses/resilience::R1[C,stream=true]``.  Each item runs its cell through the
-executor, judges the History with the checkers and applies the level (MUST fails, SHOULD
-xfails, MAY informs), the target's claims (unclaimed → skipped and counted) and the baseline
-(listed failure → xfail, listed pass → stale, fails).  Results travel in
-``report.user_properties`` so that under pytest-xdist one controller sees them all and writes
-one matrix and one JSON report.
+profile, baseline, report path or results dir).  Collecting the ``conformance/`` package
+directory yields one collector per contract table and one item per cell.  An item's pytest node
+id keeps the contract file as its node, ``contracts/responses/resilience.yaml::R1[C,stream=true]``,
+so a printed id can be pasted back to rerun that cell; the JSON report and the baseline name the
+cell by its cell id, ``responses/resilience::R1[C,stream=true]`` (contract name, row, path,
+variant), which does not depend on where the file lies or which directory pytest runs from.
+
+Each item runs its cell through the executor, judges the History with the checkers and applies
+the target's claims (unclaimed → skipped and counted), could-not-run (an ``evidence`` or
+``notes`` violation → "not testable", a failure at every level), the baseline (listed failure →
+xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails, MAY informs).
+Results travel in ``report.user_properties`` so that under pytest-xdist one controller sees them
+all and writes one matrix and one JSON report.
 """
 
 from __future__ import annotations
