@@ -28,6 +28,7 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
+from .checks.replay import asserting_options
 from .errors import ContractError, ContractNotFoundError
 from .history import CALL_NAMES, INVOCATION_CALL_NAMES
 from .model import (
@@ -74,6 +75,9 @@ CELL_SETTINGS = ("level", "script", "request", "when", "notes", "not_applicable"
 """Keys of a cell that are not expectations."""
 
 STATUS_ONLY = frozenset({"status"})
+OPTION_EXPECTATIONS = ("stream", "replay")
+"""Expectations made of options; one whose options all are off (or only ``after``) asserts
+nothing and does not count for the depth gate (``checks.replay.asserting_options``)."""
 _CONTRACT_SUFFIXES = (".yaml", ".yml")
 _GLOB_CHARS = set("*?[")
 
@@ -564,14 +568,18 @@ def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) ->
         problems.add(here, "cell asserts nothing: add expectations, or not_applicable: <reason>")
     else:
         counted = [k for k in expectations if k != "status"]
-        replay = spec.get("replay")
-        if counted == ["replay"] and isinstance(replay, dict) and set(replay) <= {"after"}:
-            counted = []
+        hollow = [k for k in counted if k in OPTION_EXPECTATIONS and not asserting_options(spec[k])]
+        counted = [k for k in counted if k not in hollow]
         if not counted:
+            why = "; ".join(f"{k} {_hollow_reason(spec[k])}" for k in hollow)
+            what = "only a status" if "status" in spec else "nothing"
             problems.add(
                 here,
-                "depth gate: this cell asserts only a status, and a bare status proves nothing; "
-                "add output/output_text, attempts, http, error, replay, stream, exit or persisted",
+                f"depth gate: this cell asserts {what}"
+                + (f" ({why})" if why else "")
+                + (", and a bare status proves nothing" if "status" in spec else "")
+                + "; add output/output_text, attempts, http, error, replay, stream, exit or persisted"
+                + (" (or turn a stream/replay option on)" if hollow else ""),
             )
     replay = spec.get("replay")
     if isinstance(replay, dict) and isinstance(replay.get("after"), list):
@@ -579,7 +587,7 @@ def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) ->
             complaint = _check_cursor(cursor)
             if complaint:
                 problems.add(here + ("replay", "after", i), complaint)
-    for key in ("stream", "replay"):
+    for key in OPTION_EXPECTATIONS:
         options = spec.get(key)
         if isinstance(options, dict) and "terminal_status" in options and "terminal" in options:
             terminal = options["terminal"]
@@ -592,6 +600,14 @@ def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) ->
                     + ": drop one of them",
                 )
     return False
+
+
+def _hollow_reason(expected: Any) -> str:
+    """Why a ``stream``/``replay`` expectation asserts nothing (for the depth gate message)."""
+    off = [k for k in expected if k != "after"] if isinstance(expected, dict) else []
+    if not off:
+        return "only lists cursors"
+    return "turns every option off: " + ", ".join(f"{k}: {_show(expected[k])}" for k in off)
 
 
 def _expectations(spec: dict[str, Any]) -> dict[str, Any]:

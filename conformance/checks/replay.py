@@ -36,6 +36,26 @@ REPLAY_OPTIONS = (
     "after", "gap_free", "single_created", "reset_event", "keeps_live", "terminal", "terminal_status",
 )
 STREAM_OPTIONS = ("terminal", "terminal_status", "order", "single_created")
+ASSERTING_WHEN_PRESENT = frozenset({"terminal", "terminal_status"})
+"""Options that assert something whatever their value (``terminal: null`` asserts no terminal)."""
+ASSERTING_WHEN_TRUE = frozenset({"order", "single_created", "gap_free", "reset_event", "keeps_live"})
+"""Options that assert something only when on (``false`` turns the check off)."""
+
+
+def asserting_options(expected: Any) -> list[str]:
+    """The options of a ``stream`` or ``replay`` expectation that make its checker assert
+    something a conforming stream could fail.  ``after`` only says which replays to make, and
+    an option set to ``false`` turns its check off, so neither counts (the parser's depth gate
+    uses this: an expectation with no asserting option is no expectation)."""
+    if not isinstance(expected, dict):
+        return []
+    return [
+        k
+        for k, v in expected.items()
+        if k in ASSERTING_WHEN_PRESENT or (k in ASSERTING_WHEN_TRUE and v not in (False, None, ""))
+    ]
+
+
 OUTPUT_EVENT_PREFIXES = ("response.output_item.", "response.content_part.", "response.output_text.")
 ATTEMPT_RE = re.compile(r"a(\d+):d\d+ ")
 

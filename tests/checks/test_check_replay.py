@@ -6,7 +6,7 @@ import pytest
 
 import json
 
-from conformance.checks.replay import check_replay, check_stream, order_problems
+from conformance.checks.replay import asserting_options, check_replay, check_stream, order_problems
 
 from .builders import (
     SIGKILL_HELD,
@@ -706,3 +706,12 @@ def test_replay_terminal_status_not_judged_on_an_empty_replay_past_the_end():
     history = make_history(cancelled_run(), replays=(1000000,))
     assert check_replay(history, {"after": [1000000], "terminal_status": "cancelled"}, make_cell()) == []
 
+
+def test_asserting_options_ignore_cursors_and_options_turned_off():
+    assert asserting_options({"after": ["start"], "single_created": False}) == []
+    assert asserting_options({"order": False, "single_created": False}) == []
+    assert asserting_options({"after": ["start"], "gap_free": False, "reset_event": False, "keeps_live": False}) == []
+    assert asserting_options({"terminal": None}) == ["terminal"]
+    assert asserting_options({"order": False, "terminal_status": "cancelled"}) == ["terminal_status"]
+    assert asserting_options({"after": ["start"], "reset_event": "a1:d0 "}) == ["reset_event"]
+    assert asserting_options(None) == [] and asserting_options(True) == []

@@ -104,6 +104,28 @@ def test_depth_gate_rejects_a_bare_status_and_a_replay_that_asserts_nothing():
     assert_at(errors[1], "bare_status", 11, "rows[0].cells.B", "depth gate")
 
 
+def test_depth_gate_counts_a_stream_with_every_option_off_as_absent():
+    """`stream: {order: false}` checks nothing a conforming stream could fail; `terminal: null`
+    (no terminal came) and `terminal_status` do assert, so those cells load."""
+    errors = problems("hollow_stream")
+    assert len(errors) == 2, [str(e) for e in errors]
+    assert_at(errors[0], "hollow_stream", 12, "rows[0].cells.A", "depth gate: this cell asserts only a status",
+              "stream turns every option off: order: false")
+    assert_at(errors[1], "hollow_stream", 16, "rows[1].cells.A", "depth gate",
+              "order: false, single_created: false")
+
+
+def test_depth_gate_counts_a_replay_with_every_check_off_as_absent():
+    """`replay: {after: [start], single_created: false}` only names cursors; a replay with one
+    option on, or with terminal_status, counts."""
+    errors = problems("hollow_replay")
+    assert len(errors) == 2, [str(e) for e in errors]
+    assert_at(errors[0], "hollow_replay", 13, "rows[0].cells.A", "depth gate: this cell asserts only a status",
+              "replay turns every option off: single_created: false")
+    assert_at(errors[1], "hollow_replay", 17, "rows[1].cells.A", "depth gate: this cell asserts nothing",
+              "gap_free: false, single_created: false, reset_event: false, keeps_live: false")
+
+
 def test_terminal_status_needs_a_terminal_event_with_a_response():
     errors = problems("terminal_status_conflict")
     assert len(errors) == 3, [str(e) for e in errors]
