@@ -5,7 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from conformance.history import TERMINAL_EVENTS, HttpCall, SSEFrame  # noqa: F401 (TERMINAL_EVENTS re-exported)
+from conformance.history import TERMINAL_EVENTS, HttpCall, SSEFrame
+
+__all__ = [
+    "EXCERPT_LEN",
+    "TERMINAL_EVENTS",  # re-exported for the checkers and conformance.explore
+    "as_int",
+    "call_body",
+    "call_summary",
+    "excerpt",
+    "frame_label",
+    "frames_excerpt",
+    "is_comment_frame",
+    "output_text",
+    "quoted",
+]
 
 EXCERPT_LEN = 300
 
