@@ -153,7 +153,8 @@ def describe(procs: Iterable[psutil.Process]) -> str:
     parts = []
     for proc in procs:
         try:
-            cmd = " ".join(proc.cmdline())[:120] or proc.name()
+            # Arguments may hold newlines (python -c): keep the description on one line.
+            cmd = " ".join(a.replace("\n", "\\n") for a in proc.cmdline())[:120] or proc.name()
         except psutil.Error:
             cmd = "?"
         parts.append(f"{proc.pid} ({cmd})")

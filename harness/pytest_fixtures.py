@@ -5,7 +5,8 @@ Enable with ``pytest_plugins = ["harness.pytest_fixtures"]`` in a top-level conf
 
 - ``target_factory(spec, *, port=None, start=False) -> Target``: a Target with its own work
   dir under the test's ``tmp_path``; every Target made is closed at teardown, whatever the
-  outcome (failure, error, KeyboardInterrupt).
+  outcome (failure, error, KeyboardInterrupt), and one that fails to close does not keep the
+  others open: the first close error is raised after all were tried.
 - A failed test that made targets gets one report section per incarnation log: its path,
   exit mode and last 40 lines.
 - At session end every process the harness ever started must be gone.  Survivors are killed,
@@ -22,7 +23,6 @@ from typing import Any
 import pytest
 
 from . import orphans
-from .errors import HarnessError
 from .process import Target, TargetSpec
 
 TAIL_LINES = 40
@@ -50,14 +50,23 @@ def target_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[T
     try:
         yield factory
     finally:
-        errors: list[HarnessError] = []
-        for target in targets:
-            try:
-                target.close()
-            except HarnessError as exc:
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        _close_all(targets)
+
+
+def _close_all(targets: list[Target]) -> None:
+    """Close every target even if some fail to close; then raise the first error (the others
+    are attached to it as notes)."""
+    errors: list[tuple[int, Exception]] = []
+    for k, target in enumerate(targets):
+        try:
+            target.close()
+        except Exception as exc:
+            errors.append((k, exc))
+    if errors:
+        first = errors[0][1]
+        for k, exc in errors[1:]:
+            first.add_note(f"closing target-{k} failed too: {type(exc).__name__}: {exc}")
+        raise first
 
 
 @pytest.hookimpl(hookwrapper=True)
