@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,95 @@ def test_scripts_are_deterministic(tables):
         assert cell.script.get("delay_ms", 0) == 0, cell.id
 
 
+STREAM = [(("stream", False),), (("stream", True),)]
+"""The two variants of a row that varies stream."""
+SOURCE_RE = re.compile(r"research/|DESIGN\.md|docs/[\w/.-]+\.md|issue \d+|\bB\d+\b|§\s?\d")
+"""What names a source in a contract's header: a research doc, a DESIGN section, a docs page,
+an issue, a B-rule or a section sign."""
+
+
+def _variant_text(variant: tuple) -> str:
+    return ",".join(f"{k}={'true' if v is True else 'false' if v is False else v}" for k, v in variant)
+
+
+def assert_matrix(table, rows: list[str], paths: list[str], variants: dict[str, list[tuple]],
+                  not_applicable: set[tuple[str, str, tuple]]) -> None:
+    """The table has exactly these rows and paths, in order, and every row x path x variant
+    (``variants[row]``, default: no vary) is exactly one cell or one not-applicable record;
+    the not-applicable ones are exactly ``not_applicable`` (row, path, variant)."""
+    assert table.row_ids == rows, table.name
+    assert list(table.paths) == paths, table.name
+    seen: Counter = Counter()
+    declared_na: set[tuple[str, str, tuple]] = set()
+    for cell in table.cells:
+        seen[(cell.row, cell.path, cell.variant)] += 1
+    for na in table.not_applicable:
+        assert na.reason, (table.name, na)
+        row_variants = variants.get(na.row, [()])
+        named = [v for v in row_variants if v and na.reason.startswith(_variant_text(v) + ": ")]
+        for variant in named or row_variants:
+            seen[(na.row, na.path, variant)] += 1
+            declared_na.add((na.row, na.path, variant))
+    wanted = {(r, p, v) for r in rows for p in paths for v in variants.get(r, [()])}
+    assert set(seen) == wanted, (table.name, sorted(set(seen) ^ wanted))
+    assert [k for k, n in seen.items() if n != 1] == [], table.name
+    assert declared_na == not_applicable, (table.name, sorted(declared_na ^ not_applicable))
+
+
+def table_named(tables, name: str):
+    return next(t for t in tables if t.name == name)
+
+
+def test_create_table_rows_are_pinned(tables):
+    """research §1.6 create matrix: C1-C8, one cell each, store x background x stream."""
+    table = table_named(tables, "responses/create")
+    rows = [f"C{i}" for i in range(1, 9)]
+    assert_matrix(table, rows, ["A"], {}, set())
+    combos = {(c.request["store"], c.request["background"], c.request["stream"]) for c in table.cells}
+    assert len(combos) == 8
+
+
+def test_replay_table_rows_are_pinned(tables):
+    table = table_named(tables, "responses/replay")
+    assert_matrix(table, [f"P{i}" for i in range(1, 9)], ["A"], {"P5": STREAM}, set())
+
+
+def test_cancel_table_rows_and_moments_are_pinned(tables):
+    """BG / FG / FGX x created / held / terminal x stream: every one a cell, none waived."""
+    table = table_named(tables, "responses/cancel")
+    rows = ["BG", "FG", "FGX"]
+    assert_matrix(table, rows, ["created", "held", "terminal"], {r: STREAM for r in rows}, set())
+    assert all(c.fault.kind == "cancel" for c in table.cells)
+
+
+def test_crosscutting_table_rows_are_pinned(tables):
+    table = table_named(tables, "responses/crosscutting")
+    assert_matrix(
+        table, ["X1", "X2", "X3", "X4"], ["C", "M", "T"], {"X4": STREAM},
+        {("X2", "M", ()), ("X2", "T", ()), ("X3", "M", ()), ("X4", "M", STREAM[0]), ("X4", "M", STREAM[1]),
+         ("X4", "T", STREAM[0]), ("X4", "T", STREAM[1])},
+    )
+
+
+def test_every_contract_file_starts_with_a_header_naming_its_sources():
+    """A table is only as good as the rules it encodes: each file opens with comment lines
+    saying where they come from (research sections, DESIGN sections, B-rules, issues)."""
+    files = sorted(CONTRACTS.rglob("*.yaml")) + sorted(CONTRACTS.rglob("*.yml"))
+    assert files
+    for path in files:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert lines and lines[0].startswith("# "), f"{path}:1: no header comment"
+        header = []
+        for line in lines:
+            if not line.startswith("#") and line.strip():
+                assert line.startswith("contract:"), f"{path}: the header comment must come before 'contract:'"
+                break
+            header.append(line)
+        text = "\n".join(header)
+        assert "Where the rules come from" in text, f"{path}: header does not say where the rules come from"
+        assert SOURCE_RE.search(text), f"{path}: header names no source (research doc, DESIGN section, rule id)"
+
+
 def test_resilience_matrix_shape(tables):
     table = next(t for t in tables if t.name == "responses/resilience")
     assert list(table.paths) == ["A", "B", "C", "D", "E"]
@@ -89,6 +180,14 @@ def test_resilience_matrix_shape(tables):
                         covered.update({False, True})
             assert covered == {False, True}, (row, path)
     assert all(n.reason for n in table.not_applicable)
+    # research §1.3 rows 1, 2, 3, 4, 11 (cut points C1/C3) x A-E x stream, and exactly these
+    # waived: D for a background non-stream create (nothing to drop), E for foreground rows
+    bg = ["R1", "R2", "R11-C1", "R11-C3"]
+    assert_matrix(
+        table, ["R1", "R2", "R3", "R4", "R11-C1", "R11-C3"], ["A", "B", "C", "D", "E"],
+        {r: STREAM for r in table.row_ids},
+        {(r, "D", STREAM[0]) for r in bg} | {(r, "E", v) for r in ("R3", "R4") for v in STREAM},
+    )
 
 
 def test_recovered_output_is_pinned_exactly(tables):
