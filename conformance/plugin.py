@@ -88,7 +88,10 @@ class Settings:
         files = sorted(glob.glob(pattern, recursive=True))
         if not files:
             raise KitError(f"--contracts: no contract file matches {pattern!r}")
-        self.tables = [t for t in load_contracts(files) if opt.profile in (None, t.profile)]
+        tables = load_contracts(files)
+        self.tables = [t for t in tables if opt.profile in (None, t.profile)]
+        if self.baseline:
+            _check_baseline(baseline, self.baseline, tables, files, config)
         self.results_dir = Path(opt.conformance_results or config.rootpath / ".conformance-results").resolve()
         _check_creatable("--conformance-results", self.results_dir, directory=True)
         if opt.conformance_report:
@@ -98,6 +101,29 @@ class Settings:
             self.run_dir = Path(workerinput["conformance_run_dir"])
         else:
             self.run_dir = self.results_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def _check_baseline(path: Path, entries: dict[str, str], tables: list[Any], files: list[str], config: pytest.Config) -> None:
+    """Baseline entries must name existing cells.  An entry for a cell that ``--profile`` or
+    ``--contracts`` left out is not unknown: the ids are looked up in every table of the
+    ``--contracts`` files (before the profile filter) and, only when that leaves some unknown,
+    in the default ``<rootdir>/contracts/`` too.  ``-k`` and node-id selection change what is
+    collected, not what exists, so they never make an entry unknown."""
+    from .contract import load_contracts
+    from .targets import check_baseline_ids
+
+    known = {c.id for t in tables for c in t.cells}
+    if all(e in known for e in entries):
+        return
+    loaded = {str(Path(f).resolve()) for f in files}
+    others = [f for f in glob.glob(str(config.rootpath / "contracts" / "**" / "*.yaml"), recursive=True)
+              if str(Path(f).resolve()) not in loaded]
+    if others:
+        try:
+            known |= {c.id for t in load_contracts(sorted(others)) for c in t.cells}
+        except KitError:
+            pass  # a broken contract outside this run's selection is not this run's problem
+    check_baseline_ids(path, entries, known)
 
 
 def _check_creatable(option: str, path: Path, *, directory: bool) -> None:

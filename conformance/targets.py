@@ -339,3 +339,23 @@ def load_baseline(path: Path | None) -> dict[str, str]:
     if not isinstance(entries, dict) or not all(isinstance(k, str) for k in entries):
         raise TargetConfigError(f"{path}:1: expected_failures: a mapping of cell id to reason")
     return {k: str(v) for k, v in entries.items()}
+
+
+def check_baseline_ids(path: Path, entries: dict[str, str], known_ids: set[str]) -> None:
+    """Every baseline entry must name a cell of some contract: an entry naming none (a typo, a
+    renamed row) would otherwise be ignored for ever.  One ``file:line`` per unknown id, with the
+    closest known id when there is one."""
+    unknown = [e for e in entries if e not in known_ids]
+    if not unknown:
+        return
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        root = None
+    lines = []
+    for entry in unknown:
+        close = difflib.get_close_matches(entry, sorted(known_ids), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        line = _key_line(root, ["expected_failures"], entry)
+        lines.append(f"{path}:{line}: expected_failures: {entry!r} is not the id of any contract cell{hint}")
+    raise TargetConfigError("\n".join(lines))

@@ -258,3 +258,41 @@ def test_could_not_run_is_judged_by_the_check_not_the_text():
     assert could_not_run([Violation("notes", "expected a cell the executor could run, observed note: executor error: x")])
     assert not could_not_run([Violation("status", "expected completed, observed failed (body: not testable: x)")])
     assert not could_not_run([])
+
+
+def test_baseline_entry_naming_no_cell_fails_before_any_test(tmp_path):
+    setup_run(tmp_path)
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text(textwrap.dedent("""\
+        expected_failures:
+          "responses/selftest::WRONG[A]": known
+          "responses/selftest::WRNG[A]": a typo
+          "zzz": nothing like it
+        """))
+    proc = run(tmp_path, "--baseline", str(baseline))
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert (f"ERROR: {baseline}:3: expected_failures: 'responses/selftest::WRNG[A]' is not the id of any contract "
+            "cell (did you mean 'responses/selftest::WRONG[A]'?)") in proc.stderr
+    assert f"{baseline}:4: expected_failures: 'zzz' is not the id of any contract cell\n" in proc.stderr
+    assert "WRONG[A]' is not" not in proc.stderr and "Traceback" not in proc.stderr
+    assert " passed" not in proc.stdout and " failed" not in proc.stdout
+
+
+def test_baseline_entry_for_a_cell_left_out_is_not_unknown(tmp_path):
+    """--profile, --contracts and -k narrow what runs, not what exists: a baseline entry for a
+    cell they leave out is fine (cwd = the tmp project, so its contracts/ is the default)."""
+    setup_run(tmp_path)
+    (tmp_path / "contracts/responses/second.yaml").write_text(
+        (CONTRACT % {"level": "MUST"}).replace("responses/selftest", "responses/second"))
+    baseline = tmp_path / "baseline.yaml"
+    baseline.write_text('expected_failures:\n  "responses/selftest::WRONG[A]": x\n  "responses/second::WRONG[A]": y\n')
+    refused = []
+    for args in (["contracts/responses/selftest.yaml", "--contracts", "contracts/responses/selftest.yaml"],
+                 ["contracts", "--profile", "invocations"],
+                 ["contracts", "-k", "OK"]):
+        cmd = [sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "--baseline", str(baseline),
+               "--conformance-results", str(tmp_path / "results")]
+        proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        if proc.returncode not in (0, 5) or "ERROR" in proc.stderr:
+            refused.append((args, proc.stdout[-500:] + proc.stderr))
+    assert not refused, [a for a, _ in refused]
