@@ -1,7 +1,8 @@
 """Shared bits of the tiny test servers: a stdlib HTTP server with a few control endpoints.
 
-GET /readiness  200 "ok" (or the status given to serve())
+GET /readiness  200 "ok" (or the status given to make_server(); the path is make_server()'s too)
 GET /pid        the server's pid
+GET /mark?tag=T append "pid <pid>" to $CONFORMANCE_MARKER_DIR/T.log, answer 200
 GET /state      the contents of <state_dir>/boots.txt
 GET /hold?tag=T append "held 1" to $CONFORMANCE_MARKER_DIR/T.log, wait (bounded) for T.release,
                 append "released", answer 200
@@ -35,10 +36,10 @@ def record_boot(state_dir):
             fh.write(f"{os.getpid()}\n")
 
 
-def make_server(port, readiness_status=200, state_dir=None):
+def make_server(port, readiness_status=200, state_dir=None, readiness_path="/readiness"):
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self, status, text):
-            body = text.encode()
+            body = b"" if status == 204 else text.encode()  # a 204 has no body
             self.send_response(status)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))
@@ -49,10 +50,13 @@ def make_server(port, readiness_status=200, state_dir=None):
         def do_GET(self):
             url = urllib.parse.urlsplit(self.path)
             query = dict(urllib.parse.parse_qsl(url.query))
-            if url.path == "/readiness":
+            if url.path == readiness_path:
                 self._answer(readiness_status, "ok" if readiness_status == 200 else "warming up")
             elif url.path == "/pid":
                 self._answer(200, str(os.getpid()))
+            elif url.path == "/mark":
+                marker(query["tag"], f"pid {os.getpid()}")
+                self._answer(200, "marked")
             elif url.path == "/state":
                 try:
                     with open(os.path.join(state_dir, "boots.txt")) as fh:

@@ -1,6 +1,9 @@
 """A server that leaves children behind: one in its group, one that escaped with setsid, and a
 double-forked grandchild in its own session.  All of them ignore SIGTERM/SIGINT/SIGHUP and hold
-the listening socket.  Their pids go to <pidfile>; the server becomes ready once all are there."""
+the listening socket.  Their pids go to <pidfile>; the server becomes ready once all are there.
+With a third argument "exit" it never listens and exits with code 3 once the children are
+there (a failed start that leaves children behind; a socket they held but nobody served would
+make each readiness probe wait for its own timeout)."""
 
 import os
 import signal
@@ -10,7 +13,8 @@ import threading
 from _common import make_server
 
 port, pidfile = int(sys.argv[1]), sys.argv[2]
-server = make_server(port)  # bound before forking: the children inherit the socket
+exit_early = sys.argv[3:] == ["exit"]
+server = None if exit_early else make_server(port)  # bound before forking: the children inherit the socket
 
 
 def linger():
@@ -44,6 +48,9 @@ for _ in range(1000):  # bounded: 5 s
     except FileNotFoundError:
         pass
     tick.wait(0.005)
+if exit_early:
+    print("children started; exiting with 3", flush=True)
+    sys.exit(3)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 print("children started")
 server.serve_forever()
