@@ -18,6 +18,7 @@ import pytest
 from harness import orphans
 from harness.errors import (
     CommandTemplateError,
+    MarkerTimeout,
     PortInUseError,
     ReadinessError,
     SpawnError,
@@ -89,6 +90,27 @@ def test_spec_env_and_marker_dir_reach_the_process(target_factory, spec_for):
     t = target_factory(spec_for("basic", env={"HARNESS_TEST_GREETING": "hello there"}), start=True)
     assert "greeting: hello there" in t.log_tail()
     # the /hold endpoint writes into $CONFORMANCE_MARKER_DIR: see test_hold_and_release_through_markers
+
+
+def test_stderr_reaches_the_incarnation_log(target_factory, spec_for):
+    t = target_factory(spec_for("stderr_writer"), start=True)
+    line = f"to stderr: warning from the server on {t.port}"
+    assert line in t.log_tail().splitlines()
+    assert line in t.log_paths[0].read_text().splitlines()
+    assert "to stdout: starting" in t.log_tail()  # both streams, one file
+
+
+def test_factory_targets_get_their_own_work_dirs_and_logs(target_factory, spec_for, tmp_path):
+    a = target_factory(spec_for("basic"), start=True)
+    b = target_factory(spec_for("basic"), start=True)
+    assert (a.work_dir, b.work_dir) == ((tmp_path / "target-0").resolve(), (tmp_path / "target-1").resolve())
+    for attr in ("state_dir", "marker_dir", "log_dir"):
+        assert getattr(a, attr) != getattr(b, attr), attr
+    assert a.log_paths[0] != b.log_paths[0]
+    assert a.log_paths[0].name == b.log_paths[0].name == "incarnation-0.log"
+    a_log, b_log = a.log_paths[0].read_text(), b.log_paths[0].read_text()
+    assert f"listening on {a.port}" in a_log and f"listening on {b.port}" not in a_log
+    assert f"listening on {b.port}" in b_log and f"listening on {a.port}" not in b_log
 
 
 # -- process trees and orphans -----------------------------------------------------------
@@ -325,6 +347,36 @@ def test_hold_and_release_through_markers(target_factory, spec_for):
         thread.join(timeout=10)
     assert result["status"] == 200
     assert t.markers.all() == {"h1": ["held 1", "released"]}
+
+
+def test_restart_keeps_the_marker_dir_and_the_markers_object(target_factory, spec_for):
+    t = target_factory(spec_for("basic"), start=True)
+    markers, marker_dir = t.markers, t.marker_dir
+    inc0 = t.current
+    assert get(t, "/mark?tag=m").status_code == 200
+    assert markers.wait_for("m", rf"^pid {inc0.pid}$", timeout_s=5, alive=t.is_alive)
+    inc1 = t.restart()
+    assert t.marker_dir == marker_dir and t.markers is markers and markers.marker_dir == marker_dir
+    assert psutil.Process(inc1.pid).environ()["CONFORMANCE_MARKER_DIR"] == str(marker_dir)
+    assert get(t, "/mark?tag=m").status_code == 200
+    # written by incarnation 1, awaited through the Markers object taken before the restart
+    assert markers.wait_for("m", rf"^pid {inc1.pid}$", timeout_s=5, start=1, alive=t.is_alive) == f"pid {inc1.pid}"
+    assert markers.lines("m") == [f"pid {inc0.pid}", f"pid {inc1.pid}"]
+
+
+def test_target_markers_timeout_names_the_pattern_and_shows_the_target_log(target_factory, spec_for):
+    t = target_factory(spec_for("basic"), start=True)
+    assert get(t, "/mark?tag=w").status_code == 200
+    begin = time.monotonic()
+    with pytest.raises(MarkerTimeout) as info:
+        t.markers.wait_for("w", r"^never \d+$", timeout_s=0.1, alive=t.is_alive)
+    assert 0.1 <= time.monotonic() - begin < 3
+    msg = str(info.value)
+    assert "marker 'w': no line matching /^never \\d+$/ within 0.1s" in msg
+    assert f"pid {t.current.pid}" in msg  # the marker line seen
+    tail = msg[msg.index("tail of the incarnation log:"):]
+    assert f"  | basic server listening on {t.port}" in tail  # this target's log
+    assert 'GET /mark?tag=w HTTP/1.1" 200' in tail
 
 
 # -- command templates -------------------------------------------------------------------
