@@ -177,6 +177,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if not hasattr(config, "workerinput"):  # controller (or plain run): this run's own dir
         config._conformance_results = []  # type: ignore[attr-defined]
+        config._conformance_suites = {}  # type: ignore[attr-defined]
         config._conformance_t0 = time.time()  # type: ignore[attr-defined]
         try:
             _prepare_run_dir(s.results_dir, s.run_dir)
@@ -243,6 +244,14 @@ def _table_for(config: pytest.Config, path: Path) -> Any:
 SUITES_DIR = PACKAGE_DIR / "suites"
 
 
+def suite_profile(module: Path) -> str | None:
+    """The profile a suite module belongs to: the last word of its name,
+    ``test_<what>_<profile>.py``.  A module without one (the store provider contract, the
+    multi-worker suite) belongs to every profile.  With ``--profile``, modules of the other
+    profile are not collected at all."""
+    return next((p for p in PROFILES if module.stem.endswith(f"_{p}")), None)
+
+
 class SuiteDir(pytest.Directory):
     """The conformance package directory: one File collector per contract table, then the
     property-based and adversarial suites (ordinary pytest modules in ``conformance/suites/``).
@@ -255,8 +264,10 @@ class SuiteDir(pytest.Directory):
         s = settings(self.config)
         for table in s.tables:
             yield ContractFile.from_parent(self, path=Path(table.source).resolve(), table=table)
+        wanted = self.config.option.profile
         for module in sorted(SUITES_DIR.glob("test_*.py")):
-            yield pytest.Module.from_parent(self, path=module)
+            if wanted is None or suite_profile(module) in (None, wanted):
+                yield pytest.Module.from_parent(self, path=module)
 
     def repr_failure(self, excinfo):  # type: ignore[override]
         if isinstance(excinfo.value, KitError):
@@ -458,15 +469,57 @@ def _slug(cell_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,-]+", "_", cell_id).strip("_")
 
 
+# -- suite outcomes, on the worker that ran the test ----------------------------------------
+SUITE_KEY = "conformance_suite"
+NOT_CLAIMED_SKIP = re.compile(r"\bnot claimed\b|\bdoes not claim\b")
+"""A suite test skipped with such a reason (``not claimed by target …: multi_worker``, ``target
+does not claim the responses profile``) is counted as "not claimed", the way an unclaimed cell is."""
+
+
+def _suite_verdict(report: pytest.TestReport) -> tuple[str, str] | None:
+    """The verdict (and its reason) one phase's report gives a suite test; None when this phase
+    says nothing (a setup or teardown that went well)."""
+    if report.failed:
+        return "fail", ""
+    if report.skipped:
+        if hasattr(report, "wasxfail"):
+            return "baseline", str(report.wasxfail)  # a known bug the suite lists: expected to fail
+        longrepr = report.longrepr
+        reason = str(longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        return ("not_claimed" if NOT_CLAIMED_SKIP.search(reason) else "not_run"), reason
+    return ("pass", "") if report.when == "call" else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
+    """A test of ``conformance/suites/`` carries its verdict on its report (to the controller
+    under xdist), so the JSON report and the matrix totals count suite tests too."""
+    report = yield
+    if not isinstance(item, CellItem) and item.path.parent.resolve() == SUITES_DIR:
+        judged = _suite_verdict(report)
+        if judged is not None:
+            verdict, reason = judged
+            entry = {"id": f"conformance/suites/{item.path.name}::{item.name}", "verdict": verdict}
+            if reason:
+                entry["reason"] = reason
+            report.user_properties.append((SUITE_KEY, json.dumps(entry)))
+    return report
+
+
 # -- results, on the controller -----------------------------------------------------------
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when != "call":
+    config = _current_config
+    if config is None or not hasattr(config, "_conformance_results"):
         return
     for key, value in report.user_properties:
-        if key == RESULT_KEY:
-            config = _current_config
-            if config is not None and hasattr(config, "_conformance_results"):
-                config._conformance_results.append(json.loads(value))
+        if key == RESULT_KEY and report.when == "call":
+            config._conformance_results.append(json.loads(value))
+        elif key == SUITE_KEY:  # one entry per phase that has something to say; a failure wins
+            entry = json.loads(value)
+            suites = config._conformance_suites  # type: ignore[attr-defined]
+            if entry["id"] not in suites or entry["verdict"] == "fail":
+                suites[entry["id"]] = entry
 
 
 _current_config: pytest.Config | None = None
@@ -480,11 +533,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = getattr(config, "_conformance_results", None)
-    if not results:
+    suites = list(getattr(config, "_conformance_suites", {}).values())
+    if not results and not suites:
         return
     from .report import render_matrix
 
-    terminalreporter.write(render_matrix(settings(config).tables, results, color=terminalreporter.hasmarkup))
+    terminalreporter.write(
+        render_matrix(settings(config).tables, results, color=terminalreporter.hasmarkup, suites=suites)
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -505,7 +561,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .report import json_report
 
         s = settings(config)
-        report = json_report(s, results, started=config._conformance_t0)  # type: ignore[attr-defined]
+        suites = list(config._conformance_suites.values())  # type: ignore[attr-defined]
+        report = json_report(s, results, started=config._conformance_t0, suites=suites)  # type: ignore[attr-defined]
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(json.dumps(report, indent=2), encoding="utf-8")

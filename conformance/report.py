@@ -47,8 +47,11 @@ LEGEND = (
 FAILING = ("fail", "not_testable", "stale_baseline")
 
 
-def render_matrix(tables: list[Any], results: list[dict[str, Any]], color: bool = True) -> str:
-    """One table per contract: rows x paths, one glyph per variant, then totals."""
+def render_matrix(
+    tables: list[Any], results: list[dict[str, Any]], color: bool = True, suites: list[dict[str, Any]] | None = None
+) -> str:
+    """One table per contract: rows x paths, one glyph per variant, then totals (of the cells,
+    and of the suite tests in ``conformance/suites/`` when ``suites`` has their results)."""
     by_id = {r["id"]: r for r in results}
     out = io.StringIO()
     console = Console(file=out, force_terminal=color, no_color=not color, width=140)
@@ -82,13 +85,20 @@ def render_matrix(tables: list[Any], results: list[dict[str, Any]], color: bool 
     na_total = sum(len(t.not_applicable) for t in tables)
     summary = ", ".join(f"{counts[k]} {k}" for k in GLYPHS if counts.get(k)) or "no cells"
     console.print(f"cells: {summary}; {na_total} not applicable (declared)")
+    if suites:
+        console.print(f"suite tests: {_counts_text(Counter(r['verdict'] for r in suites))}")
     console.print(LEGEND, style="dim")
     return out.getvalue()
 
 
-def json_report(settings: Any, results: list[dict[str, Any]], started: float) -> dict[str, Any]:
-    """The machine-readable report: target, totals, every cell with verdict and evidence paths."""
-    counts = Counter(r["verdict"] for r in results)
+def json_report(
+    settings: Any, results: list[dict[str, Any]], started: float, suites: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The machine-readable report: target, totals, every cell with verdict and evidence paths,
+    every suite test with its verdict.  ``totals`` and ``passed`` count cells and suite tests
+    alike (a suite test skipped for a capability the target does not claim is "not_claimed")."""
+    suites = sorted(suites or [], key=lambda r: r["id"])
+    counts = Counter(r["verdict"] for r in [*results, *suites])
     return {
         "kit": KIT,
         "target": {"name": settings.target.name, "source": settings.target.source},
@@ -99,6 +109,7 @@ def json_report(settings: Any, results: list[dict[str, Any]], started: float) ->
         "totals": dict(sorted(counts.items())),
         "passed": not any(counts.get(k) for k in FAILING),
         "cells": sorted(results, key=lambda r: r["id"]),
+        "suites": suites,
         "not_applicable": [
             {"contract": n.contract, "row": n.row, "path": n.path, "reason": n.reason, "source": n.source}
             for t in settings.tables

@@ -10,6 +10,7 @@ pass fails as stale); the JSON report and the matrix, also under xdist.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -296,3 +297,41 @@ def test_baseline_entry_for_a_cell_left_out_is_not_unknown(tmp_path):
         if proc.returncode not in (0, 5) or "ERROR" in proc.stderr:
             refused.append((args, proc.stdout[-500:] + proc.stderr))
     assert not refused, [a for a, _ in refused]
+
+
+def test_profile_selects_the_suites_of_that_profile_only(tmp_path):
+    setup_run(tmp_path)
+    collected = {}
+    for profile in ("responses", "invocations"):
+        cmd = [sys.executable, "-m", "pytest", PACKAGE, "--collect-only", "-q", "--profile", profile,
+               "--contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results")]
+        proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        collected[profile] = {line.split("::")[0].rsplit("/", 1)[-1] for line in proc.stdout.splitlines()
+                              if "suites/test_" in line}
+    assert "test_adversarial_responses.py" in collected["responses"], collected
+    assert "test_adversarial_invocations.py" in collected["invocations"], collected
+    assert not {m for m in collected["responses"] if m.endswith("_invocations.py")}, collected
+    assert not {m for m in collected["invocations"] if m.endswith("_responses.py")}, collected
+    assert "test_store_contract.py" in collected["responses"] & collected["invocations"]  # no profile: both
+
+
+def test_suite_tests_not_claimed_are_counted(tmp_path):
+    """A target with no `store:` and no multi_worker claim: the store-contract tests (skipped in
+    a fixture) and the multi-worker tests (skipped in the test) count as not claimed."""
+    setup_run(tmp_path)
+    target = tmp_path / "target.yaml"
+    target.write_text('command: "{python} -m reference_impl --port {port} --state-dir {state_dir}"\n'
+                      "profiles: [responses]\nclaims: [resilient_background]\n")
+    out = tmp_path / "report.json"
+    cmd = [sys.executable, "-m", "pytest", PACKAGE, "-q", "-k", "store_contract or multi_worker",
+           "--target", str(target), "--profile", "responses", "--conformance-report", str(out),
+           "--contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results")]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rep = json.loads(out.read_text())
+    skipped = int(re.search(r"(\d+) skipped", proc.stdout.splitlines()[-1]).group(1))
+    assert skipped > 5 and rep["cells"] == [] and rep["totals"] == {"not_claimed": skipped}, rep["totals"]
+    assert len(rep["suites"]) == skipped and {s["verdict"] for s in rep["suites"]} == {"not_claimed"}
+    mw = next(s for s in rep["suites"] if "multi_worker" in s["id"])
+    assert mw["id"].startswith("conformance/suites/test_multi_worker.py::") and "multi_worker" in mw["reason"]
+    assert f"suite tests: {skipped} not_claimed" in proc.stdout, proc.stdout
