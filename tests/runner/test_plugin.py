@@ -333,5 +333,5 @@ def test_suite_tests_not_claimed_are_counted(tmp_path):
     assert skipped > 5 and rep["cells"] == [] and rep["totals"] == {"not_claimed": skipped}, rep["totals"]
     assert len(rep["suites"]) == skipped and {s["verdict"] for s in rep["suites"]} == {"not_claimed"}
     mw = next(s for s in rep["suites"] if "multi_worker" in s["id"])
-    assert mw["id"].startswith("conformance/suites/test_multi_worker.py::") and "multi_worker" in mw["reason"]
+    assert mw["id"].startswith("conformance/suites/test_multi_worker_responses.py::") and "multi_worker" in mw["reason"]
     assert f"suite tests: {skipped} not_claimed" in proc.stdout, proc.stdout
