@@ -16,9 +16,12 @@ SERVERS = Path(__file__).resolve().parent / "servers"
 
 
 def server_spec(script: str, *args: str, **kw) -> TargetSpec:
-    """A spec running ``servers/<script>.py {port} <args>`` with the current interpreter."""
+    """A spec running ``servers/<script>.py {port} <args>`` with the current interpreter.
+
+    ``-S`` (no site module): the tiny servers use the standard library only, and a start
+    without site-packages is a few tens of milliseconds faster, which adds up over the folder."""
     path = shlex.quote(str(SERVERS / f"{script}.py"))
-    command = " ".join(["{python}", path, "{port}", *args])
+    command = " ".join(["{python}", "-S", path, "{port}", *args])
     kw.setdefault("readiness_timeout_s", 10.0)
     kw.setdefault("shutdown_grace_s", 5.0)
     return TargetSpec(command=command, **kw)

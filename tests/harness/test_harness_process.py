@@ -63,11 +63,11 @@ def test_start_ready_then_graceful_terminate_records_exit_code(target_factory, s
 def test_sigterm_ignored_ends_killed_after_grace(target_factory, spec_for):
     t = target_factory(spec_for("ignore_term"), start=True)
     begin = time.monotonic()
-    inc = t.terminate(grace_s=0.3)
+    inc = t.terminate(grace_s=0.1)
     elapsed = time.monotonic() - begin
     assert inc.exit_mode == "killed_after_grace"
     assert inc.exit_code == -signal.SIGKILL
-    assert 0.3 <= elapsed < 5
+    assert 0.1 <= elapsed < 5
 
 
 def test_kill_records_killed(target_factory, spec_for):
@@ -166,14 +166,14 @@ def test_close_is_idempotent_and_kills_a_live_target(target_factory, spec_for):
 
 
 def test_never_ready_raises_bounded_readiness_error_with_log_tail(target_factory, spec_for):
-    t = target_factory(spec_for("never_ready", readiness_timeout_s=1.0))
+    t = target_factory(spec_for("never_ready", readiness_timeout_s=0.3))
     begin = time.monotonic()
     with pytest.raises(ReadinessError) as info:
         t.start()
     elapsed = time.monotonic() - begin
-    assert 1.0 <= elapsed < 4.0
+    assert 0.3 <= elapsed < 4.0
     msg = str(info.value)
-    assert "/readiness" in msg and "within 1s" in msg
+    assert "/readiness" in msg and "within 0.3s" in msg
     assert "HTTP 503" in msg and "warming up" in msg
     assert "still warming up, come back later" in msg  # the log tail
     assert t.current.exit_mode == "killed"
@@ -311,7 +311,7 @@ def test_pause_and_resume(target_factory, spec_for):
     t.pause()
     assert psutil.Process(t.current.pid).status() == psutil.STATUS_STOPPED
     with pytest.raises(httpx.TimeoutException):
-        get(t, "/readiness", timeout=0.3)
+        get(t, "/readiness", timeout=0.1)
     assert t.is_alive()
     t.resume()
     assert get(t, "/readiness").status_code == 200

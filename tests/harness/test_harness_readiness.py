@@ -101,14 +101,14 @@ def test_port_in_use_messages_name_the_port_in_the_harness_own_words(target_fact
 
 
 def test_ready_at_is_when_the_server_listens_and_the_record_is_complete(target_factory, spec_for):
-    delay = 0.3
+    delay = 0.2
     t = target_factory(spec_for("slow_bind", str(delay), shutdown_grace_s=5.0))
     inc = t.start()
     assert inc.ready_at - inc.started_at >= delay  # the server itself waited that long to bind
     measured = re.search(r"bound after ([\d.]+)s", t.log_tail())
     assert measured and float(measured.group(1)) >= delay
     pid = inc.pid
-    assert pid == t.pid and psutil.Process(pid).cmdline()[1].endswith("slow_bind.py")
+    assert pid == t.pid and any(a.endswith("slow_bind.py") for a in psutil.Process(pid).cmdline())
     done = t.terminate()
     assert done is inc and done.pid == pid
     assert done.started_at < done.ready_at <= done.exited_at <= t.now()
