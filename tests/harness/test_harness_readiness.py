@@ -109,9 +109,11 @@ def test_ready_at_is_when_the_server_listens_and_the_record_is_complete(target_f
     assert measured and float(measured.group(1)) >= delay
     pid = inc.pid
     assert pid == t.pid and any(a.endswith("slow_bind.py") for a in psutil.Process(pid).cmdline())
+    before = t.now()
     done = t.terminate()
+    after = t.now()
     assert done is inc and done.pid == pid
-    assert done.started_at < done.ready_at <= done.exited_at <= t.now()
+    assert done.started_at < done.ready_at <= before <= done.exited_at <= after  # each taken when it happened
     assert (done.exit_mode, done.exit_code) == ("graceful", -15)  # http.server: SIGTERM's default action
     assert t.lifecycle()[0] == {
         "index": 0, "pid": pid, "started_at": done.started_at, "ready_at": done.ready_at,
