@@ -149,7 +149,8 @@ class IncarnationRecord:
     exit_code: int | None = None
     exit_mode: str | None = None  # graceful | killed_after_grace | killed | exited | None (alive)
     log_path: str | None = None
-    stragglers_killed: int = 0
+    stragglers_killed: int = 0  # processes of the tree the harness had to kill after the leader ended
+    survivors: list[int] = field(default_factory=list)  # pids alive even after that (the harness raised)
 
 
 @dataclass
