@@ -63,7 +63,7 @@ def analyse(report: dict, grace_s: float = 0.0) -> dict[str, dict[str, float]]:
             continue
         kind = cell["fault"].split("@")[0]
         kinds[kind].append(cell["duration_s"] / floor_of(cell))
-        if "sigterm" in kind:
+        if kind == "sigterm":  # SIGTERM then SIGKILL does not wait for the grace
             with_grace[kind].append(cell["duration_s"] / (floor_of(cell) + grace_s))
         durations[kind].append(cell["duration_s"])
     table = {}
