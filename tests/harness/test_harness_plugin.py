@@ -15,8 +15,8 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
+from pid_checks import dead
 
 SERVERS = Path(__file__).resolve().parent / "servers"
 INNER_TIMEOUT_S = 60.0
@@ -165,13 +165,6 @@ def inner_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     finally:
         for run in runs.values():
             run.stop()
-
-
-def dead(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def orphan_line(out: str) -> str:

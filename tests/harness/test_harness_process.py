@@ -25,17 +25,11 @@ from harness.errors import (
     TargetStateError,
 )
 from harness.process import Target, TargetSpec
+from pid_checks import dead
 
 
 def get(target: Target, path: str, timeout: float = 5.0) -> httpx.Response:
     return httpx.get(target.base_url + path, timeout=timeout, trust_env=False)
-
-
-def dead(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 # -- normal life -------------------------------------------------------------------------

@@ -15,13 +15,7 @@ from harness import orphans
 from harness.errors import PortInUseError, ReadinessError
 from harness.ports import LOCK_DIR
 from harness.process import TAIL_LINES, check_port_free
-
-
-def dead(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+from pid_checks import dead
 
 
 def reservation_free(port: int) -> bool:

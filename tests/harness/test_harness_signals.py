@@ -13,13 +13,7 @@ import pytest
 from harness import orphans
 from harness import process as harness_process
 from harness.errors import HarnessError, OrphanError
-
-
-def dead(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+from pid_checks import dead
 
 
 def status(pid: int) -> str:
