@@ -622,21 +622,15 @@ class Target:
         doomed_group = inc.pid if inc.index in self._group_killed else None
         counted: set[int] = set()
         seen = self._seen.setdefault(inc.index, {})
-        for _ in range(_SWEEP_ROUNDS):
+        for round_ in range(_SWEEP_ROUNDS + 1):  # the extra look sees what the last kills left
             alive = self._leftovers(inc.index)
-            if not alive:
+            for p in alive:
+                orphans.register(p)
+                seen.setdefault(p.pid, p)
+            if not alive or round_ == _SWEEP_ROUNDS:
                 break
-            for p in alive:
-                orphans.register(p)
-                seen.setdefault(p.pid, p)
-                if doomed_group is None or _pgid(p.pid) != doomed_group:
-                    counted.add(p.pid)
+            counted.update(p.pid for p in alive if doomed_group is None or _pgid(p.pid) != doomed_group)
             orphans.kill_processes(alive)
-        else:
-            alive = self._leftovers(inc.index)  # the last round's kills were not looked at yet
-            for p in alive:
-                orphans.register(p)
-                seen.setdefault(p.pid, p)
         inc.survivors = sorted(p.pid for p in alive)
         inc.stragglers_killed += len(counted - {inc.pid} - set(inc.survivors))
 
