@@ -154,7 +154,7 @@ def dump_json(value: Record | Event, *, sort_keys: bool = True) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys)
 
 
-def load_json_object(text: str, what: str) -> dict[str, Any]:
+def load_json_object(text: str | bytes, what: str) -> dict[str, Any]:
     """Parse stored JSON text that must be an object; StoreCorruptError naming ``what`` if not."""
     try:
         value = json.loads(text)

@@ -43,6 +43,8 @@ from .base import (
     StoreError,
     StoreCapabilities,
     StoreProvider,
+    dump_json,
+    load_json_object,
 )
 
 log = logging.getLogger("reference_impl.store")
@@ -136,13 +138,7 @@ class FileRecordStore(RecordStore):
             return None
         except OSError as exc:
             raise StoreError(f"cannot read {path}: {exc}") from exc
-        try:
-            record = json.loads(data)
-        except ValueError as exc:
-            raise StoreCorruptError(f"unreadable record {path}") from exc
-        if not isinstance(record, dict):
-            raise StoreCorruptError(f"record {path} is not an object")
-        return record
+        return load_json_object(data, f"record {path}")
 
     def put(self, kind: str, key: str, record: Record) -> None:
         with self._locked():
@@ -150,7 +146,7 @@ class FileRecordStore(RecordStore):
 
     def _put(self, kind: str, key: str, record: Record) -> None:
         path = self._path(kind, key)
-        data = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+        data = dump_json(record).encode()
         try:
             atomic_write(path, data)
         except OSError as exc:
@@ -272,7 +268,7 @@ class FileEventLog(EventLog):
         if last is not None and seq <= last:
             raise ValueError(f"sequence_number {seq} does not follow {last} in log {key}")
         path = self._path(key)
-        line = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        line = dump_json(event, sort_keys=False).encode() + b"\n"
         existed = path.exists()
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
