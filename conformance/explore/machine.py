@@ -522,3 +522,17 @@ def explore(spawn: Spawn, budget: Budget, *, replay_hint: str = "", machine: typ
 
 
 __all__ = ["Budget", "DEFAULT_BUDGET", "ExplorationFailed", "InvocationsMachine", "ResponsesMachine", "budget_for", "explore", "read_cursor"]
+
+
+def explore_suite(test_name: str, conformance_settings: Any, spawn_target: Any,
+                  machine: type[ResponsesMachine] = ResponsesMachine) -> None:
+    """The body of a ``conformance/suites/test_explore_<profile>.py`` test: ``explore`` under the
+    run's budget, with a replay hint naming this test, the explore option and a non-default target."""
+    target = conformance_settings.target
+    explore(
+        lambda server: spawn_target(server=server),
+        budget_for(conformance_settings.explore),
+        machine=machine,
+        replay_hint=f"{SEED_ENV}={{seed}} pytest conformance -k {test_name} --conformance-explore {conformance_settings.explore}"
+        + (f" --target {target.source}" if target.name != "reference" else ""),
+    )

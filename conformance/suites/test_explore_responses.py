@@ -9,17 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.explore.machine import SEED_ENV, budget_for, explore
+from conformance.explore.machine import explore_suite
 
 
 def test_explore_responses(conformance_settings, spawn_target) -> None:
     if "responses" not in conformance_settings.target.profiles:
         pytest.skip("target does not claim the responses profile")
-    budget = budget_for(conformance_settings.explore)
-    explore(
-        lambda server: spawn_target(server=server),
-        budget,
-        replay_hint=f"{SEED_ENV}={{seed}} pytest conformance -k test_explore_responses "
-        f"--conformance-explore {conformance_settings.explore}"
-        + (f" --target {conformance_settings.target.source}" if conformance_settings.target.name != "reference" else ""),
-    )
+    explore_suite("test_explore_responses", conformance_settings, spawn_target)
