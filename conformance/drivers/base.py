@@ -146,6 +146,7 @@ class Transport:
         if content is None and json_body is not None:
             content = json.dumps(json_body).encode()
             headers = {"content-type": "application/json", **(headers or {})}
+        ended = "broken"  # unless the exchange ends below
         try:
             extensions = {"trace": control.trace} if control is not None else None
             with self.client.stream(
@@ -159,17 +160,18 @@ class Transport:
                     self._read_stream(call, response, control)
                 else:
                     self._read_body(call, response)
-            if call.ended == "in_flight":
-                # a stream we dropped may still end cleanly (the server closes after our shutdown)
-                call.ended = "disconnected" if control is not None and control.dropped.is_set() else "complete"
+            # a stream we dropped may still end cleanly (the server closes after our shutdown)
+            ended = "disconnected" if control is not None and control.dropped.is_set() else "complete"
         except (httpx.HTTPError, OSError, ValueError) as exc:
             if control is not None and control.dropped.is_set():
-                call.ended = "disconnected"
+                ended = "disconnected"
             else:
-                call.ended = "broken"
                 call.error = f"{type(exc).__name__}: {exc}"
         finally:
+            # ``ended`` is written last: a reader on another thread that sees it set also sees
+            # the final frames, body and end time (see ``settled``).
             call.ended_at = rec.clock()
+            call.ended = ended
             rec.touch()
         return call
 
@@ -203,5 +205,4 @@ class Transport:
             )
             rec.touch()
             if control is not None and control.dropped.is_set():
-                call.ended = "disconnected"
                 return

@@ -23,7 +23,7 @@ What is promised (responses profile, DESIGN §3/§4, docs/protocol.md §2, §3.6
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -376,11 +376,27 @@ def output_problems(obs: Observations) -> list[str]:
     return problems
 
 
+def settled(obs: Observations) -> Observations:
+    """A consistent copy of what reader threads are still writing: each call's ``ended`` is read
+    before its frames (the transport writes ``ended`` last), so a call seen ended carries all its
+    frames, its body and its end time. A JSON call still in flight is left out: its status and
+    body are not final yet. Judging the live objects instead can pair an old frame list with a
+    newer ``ended`` and report a stream cut short that was not."""
+    calls: list[HttpCall] = []
+    for call in list(obs.calls):
+        ended = call.ended
+        if ended == "in_flight" and not call.is_sse:
+            continue
+        calls.append(replace(call, ended=ended, frames=list(call.frames)))
+    return replace(obs, calls=calls, stops=list(obs.stops))
+
+
 def all_problems(obs: Observations) -> list[str]:
-    """Every invariant, in a stable order (duplicates removed)."""
+    """Every invariant over one ``settled`` view, in a stable order (duplicates removed)."""
     out: list[str] = []
+    view = settled(obs)
     for check in (http_problems, read_problems, replay_problems, status_problems, output_problems):
-        for problem in check(obs):
+        for problem in check(view):
             if problem not in out:
                 out.append(problem)
     return out

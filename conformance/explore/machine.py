@@ -34,7 +34,7 @@ from conformance.history import HttpCall
 from harness.errors import MarkerTimeout
 from harness.process import Target
 
-from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, call_response_id, read_cursor
+from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, call_response_id, read_cursor, settled
 
 MAX_RESPONSES = 4
 MAX_READERS = 6
@@ -403,8 +403,10 @@ class ResponsesMachine(RuleBasedStateMachine):
         self._check()
 
     def _check(self) -> None:
+        view = settled(self.obs)  # the calls first: marker lines read after them are at least as new
         self._refresh_markers()
-        problems = all_problems(self.obs)
+        view.markers = dict(self.obs.markers)
+        problems = all_problems(view)
         if problems:
             self._fail(problems)
 

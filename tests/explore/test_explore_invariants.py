@@ -224,3 +224,43 @@ def test_invocations_wire_clean_and_broken() -> None:
     interrupted_then_completed = [inv_read([INV[0], (3, "invocation.interrupted", {})], 0.0), inv_read(INV, 1.0)]
     problems = all_problems(inv_obs(*interrupted_then_completed))
     assert any("then 'completed'" in p for p in problems), problems
+
+
+# -- judging while reader threads still write --------------------------------------------------
+class _FinishingFrames(list):
+    """The frames of a live stream whose reader thread delivers the terminal event and ends the
+    call right after the ``copies``-th copy of the frames: somewhere in that range lies the
+    interleaving (frames copied, then ``ended`` read) that made a judge of the live objects
+    report a stream cut short that was not."""
+
+    def __init__(self, call: HttpCall, last: SSEFrame, copies: int) -> None:
+        super().__init__(call.frames)
+        self.call, self.last, self.left = call, last, copies
+
+    def __iter__(self):
+        items = list(super().__iter__())
+        self.left -= 1
+        if self.left == 0:
+            self.append(self.last)
+            self.call.ended_at = self.last.t
+            self.call.ended = "complete"
+        return iter(items)
+
+
+@pytest.mark.parametrize("copies", range(1, 13))
+def test_a_stream_that_ends_while_being_judged_is_not_called_cut(copies: int) -> None:
+    live = sse("create", events(), 0.0, ended="in_flight")
+    terminal = live.frames.pop()
+    live.frames = _FinishingFrames(live, terminal, copies)
+    for _ in range(copies):  # one check after another while the stream ends
+        assert all_problems(observations(live)) == []
+    assert live.ended == "complete"  # the interleaving did happen
+    assert all_problems(observations(live)) == []  # and the whole stream passes
+
+
+def test_a_json_call_still_in_flight_is_not_judged() -> None:
+    pending = get(3.0, "in_progress")
+    pending.ended, pending.ended_at = "in_flight", 0.0  # body parsed, end time not yet written
+    assert all_problems(observations(*clean(), pending)) == []
+    pending.ended, pending.ended_at = "complete", 3.001
+    expect(observations(*clean(), pending), "then 'in_progress'")
