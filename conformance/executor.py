@@ -37,6 +37,7 @@ from .drivers.invocations import invocation_id_of as inv_id_of
 from .drivers.invocations import script_input as inv_script_input
 from .history import (
     INVOCATION_TERMINAL_STATUSES,
+    STUCK_PREFIX,
     TERMINAL_STATUSES,
     FaultRecord,
     History,
@@ -55,6 +56,11 @@ MAX_SCAN_BYTES = 8 * 1024 * 1024
 
 class CellTimeout(Exception):
     """A bounded wait of the executor ran out; the message says what, last seen, log tail."""
+
+
+class StatusStuck(CellTimeout):
+    """The target kept a response in a non-terminal status past the cell deadline: a violation
+    of the row's expected (terminal) status, not a problem of the kit."""
 
 
 class NotTestable(Exception):
@@ -143,6 +149,8 @@ class CellRun:
     def execute(self) -> History:
         try:
             self._run()
+        except StatusStuck as exc:
+            self.history.notes.append(f"{STUCK_PREFIX} {exc}")
         except CellTimeout as exc:
             self.history.notes.append(f"executor error: {exc}")
         except MarkerTimeout as exc:
@@ -379,13 +387,18 @@ class CellRun:
         """Call ``get()`` until its status is in ``terminal`` (returned); classify every answer and
         fail fast on the unexpected. ``on_404()`` says what a 404 means now: ``end`` (return
         None), ``wait`` (poll on) or ``fail``. Bounded by the cell timeout."""
-        deadline = time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadline = started + self.timeout
         last: HttpCall | None = None
+        polls, since, seen = 0, started, None
         while time.monotonic() < deadline:
             last = get()
+            polls += 1
             status = status_of(last)
             if last.status == 200 and status in terminal:
                 return status
+            if (last.status, status) != seen:
+                seen, since = (last.status, status), time.monotonic()
             verdict = on_404() if last.status == 404 else ("wait" if last.status == 200 else "fail")
             if verdict == "end":
                 return None
@@ -395,6 +408,12 @@ class CellRun:
                 )
             with self.recorder.changed:
                 self.recorder.changed.wait(POLL_INTERVAL_S)
+        if last is not None and last.status == 200:
+            now = time.monotonic()
+            raise StatusStuck(
+                f"{rid} is still {status_of(last)!r} {now - started:.0f}s after the kit began polling "
+                f"(that status for the last {now - since:.0f}s, {polls} polls); last poll: 200 {(last.body_text or '')[:200]}"
+            )
         shown = f"{last.status} {(last.body_text or '')[:300]}" if last else "no answer"
         raise CellTimeout(
             f"timed out after {self.timeout:.0f}s waiting for a terminal status of {rid}; last poll: {shown}"

@@ -181,6 +181,12 @@ class SteeredInput:
     observations: list[str] = field(default_factory=list)  # e.g. "while input 1 held: input 2 status queued, 0 start markers"
 
 
+STUCK_PREFIX = "stuck:"
+"""History note prefix: the target kept a response in a non-terminal status past the cell
+deadline. The checks judge it as a ``status`` violation (the target's failure), never as "not
+testable"."""
+
+
 @dataclass
 class History:
     """Everything observed in one cell."""

@@ -57,6 +57,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="store provider the target runs with (targets that declare `store:` in their target file)",
     )
     group.addoption(
+        "--conformance-strict",
+        action="store_true",
+        default=False,
+        help="SHOULD findings (cells and suite rules) fail the run instead of being reported as '~' "
+        "(also: `strict: true` in the target file)",
+    )
+    group.addoption(
         "--conformance-results",
         default=None,
         metavar="DIR",
@@ -78,6 +85,7 @@ class Settings:
         if opt.conformance_explore < 0:
             raise KitError("--conformance-explore: expected a whole number >= 0")
         self.explore = opt.conformance_explore
+        self.strict = bool(opt.conformance_strict or self.target.strict)
         baseline = Path(opt.baseline) if opt.baseline else self.target.baseline
         if baseline is not None and not baseline.is_file():
             raise KitError(f"--baseline: file {baseline} not found")
@@ -390,6 +398,9 @@ class CellItem(pytest.Item):
         if cell.level == "MUST":
             self._record("fail", **extra)
             raise CellFailed("\n".join(texts))
+        if cell.level == "SHOULD" and s.strict:
+            self._record("fail", strict=True, **extra)
+            raise CellFailed("SHOULD not met (--conformance-strict):\n" + "\n".join(texts))
         if cell.level == "SHOULD":
             self._record("warn", **extra)
             pytest.xfail(f"SHOULD not met: {texts[0]}")
@@ -469,8 +480,25 @@ def _slug(cell_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=,-]+", "_", cell_id).strip("_")
 
 
+@pytest.fixture
+def report_should(request: pytest.FixtureRequest, conformance_settings: Settings):
+    """``report_should(findings)``: a suite test hands over the SHOULD findings of its rules
+    (``["rule: example", ...]``); they are listed in the JSON report and make the test's verdict
+    ``warn`` (``~``), or fail it under ``--conformance-strict`` / ``strict: true``."""
+
+    def report(findings: list[str]) -> None:
+        if not findings:
+            return
+        request.node.user_properties.append((SHOULD_KEY, json.dumps(list(findings))))
+        if conformance_settings.strict:
+            pytest.fail("SHOULD not met (--conformance-strict):\n  - " + "\n  - ".join(findings), pytrace=False)
+
+    return report
+
+
 # -- suite outcomes, on the worker that ran the test ----------------------------------------
 SUITE_KEY = "conformance_suite"
+SHOULD_KEY = "conformance_should"
 NOT_CLAIMED_SKIP = re.compile(r"\bnot claimed\b|\bdoes not claim\b")
 """A suite test skipped with such a reason (``not claimed by target …: multi_worker``, ``target
 does not claim the responses profile``) is counted as "not claimed", the way an unclaimed cell is."""
@@ -500,9 +528,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
         judged = _suite_verdict(report)
         if judged is not None:
             verdict, reason = judged
-            entry = {"id": f"conformance/suites/{item.path.name}::{item.name}", "verdict": verdict}
+            entry: dict[str, Any] = {"id": f"conformance/suites/{item.path.name}::{item.name}", "verdict": verdict}
             if reason:
                 entry["reason"] = reason
+            findings = [json.loads(v) for k, v in item.user_properties if k == SHOULD_KEY]
+            if findings:
+                entry["should"] = [f for batch in findings for f in batch]
+                if verdict == "pass":
+                    entry["verdict"] = "warn"  # every MUST held; SHOULD findings are listed, not failed
             report.user_properties.append((SUITE_KEY, json.dumps(entry)))
     return report
 

@@ -87,6 +87,9 @@ def render_matrix(
     console.print(f"cells: {summary}; {na_total} not applicable (declared)")
     if suites:
         console.print(f"suite tests: {_counts_text(Counter(r['verdict'] for r in suites))}")
+        for entry in suites:  # SHOULD findings do not fail the run: they are listed, one line a rule
+            for finding in entry.get("should", []) if entry["verdict"] == "warn" else []:
+                console.print(f"~ {entry['id']}: {finding[:300]}", style="yellow", markup=False, highlight=False)
     console.print(LEGEND, style="dim")
     return out.getvalue()
 
@@ -106,6 +109,7 @@ def json_report(
         "started": started,
         "finished": time.time(),
         "python": platform.python_version(),
+        "strict": bool(getattr(settings, "strict", False)),
         "totals": dict(sorted(counts.items())),
         "passed": not any(counts.get(k) for k in FAILING),
         "cells": sorted(results, key=lambda r: r["id"]),

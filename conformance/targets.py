@@ -59,6 +59,7 @@ TARGET_SCHEMA: dict[str, Any] = {
         },
         "claims": _STRINGS,
         "baseline": {"type": "string"},
+        "strict": {"type": "boolean"},
         "cell_timeout_s": {"type": "number", "exclusiveMinimum": 0},
         "store": {
             "type": "object",
@@ -110,6 +111,7 @@ class TargetConfig:
     withdrawn: frozenset[str] = frozenset()  # claims the selected store withdraws (e.g. durable_store)
     worker_args: tuple[str, ...] = ()  # how to start one of several workers: args with {worker}
     lease_ttl_s: float | None = None  # the workers' lease ttl: a dead worker's tasks move after it
+    strict: bool = False  # SHOULD findings fail the run (target file `strict: true`, or --conformance-strict)
 
     def with_store(self, store: str) -> "TargetConfig":
         """This target running with store provider ``store`` (``NAME[:OPTIONS]``)."""
@@ -272,6 +274,7 @@ def load_target(path: str | Path | None = None) -> TargetConfig:
         store_default=data.get("store", {}).get("default"),
         worker_args=tuple(data.get("workers", {}).get("args", ())),
         lease_ttl_s=float(data["workers"]["lease_ttl_s"]) if "workers" in data else None,
+        strict=bool(data.get("strict", False)),
     )
 
 

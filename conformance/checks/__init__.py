@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from conformance.history import History, Violation
+from conformance.history import STUCK_PREFIX, History, Violation
 from conformance.model import Cell
 
 from .invocations import check_cursor, check_entry_modes, check_queue, check_readers, check_resume, check_steering
@@ -66,6 +66,18 @@ def _run_one(name: str, checker: Checker, history: History, expected: Any, cell:
     return result
 
 
+def stuck_violation(history: History, cell: Cell) -> Violation | None:
+    """A response the target kept non-terminal past the deadline (a ``stuck:`` note) is one
+    ``status`` violation naming the expected status, the status seen, since when and the last
+    poll; None when there is no such note."""
+    for note in history.notes:
+        if note.startswith(STUCK_PREFIX):
+            expected = cell.expect.get("status")
+            want = f"final status {expected!r}" if expected is not None else "a terminal status"
+            return Violation("status", f"expected {want}, observed {note[len(STUCK_PREFIX):].strip()}")
+    return None
+
+
 def run_checks(history: History, cell: Cell) -> list[Violation]:
     """All violations of one cell: the ``ALWAYS`` checks, then one checker per expectation key
     in ``cell.expect`` order.  Unknown keys are violations, never ignored."""
@@ -73,6 +85,9 @@ def run_checks(history: History, cell: Cell) -> list[Violation]:
     for checker in ALWAYS:
         name = _ALWAYS_NAMES.get(checker, getattr(checker, "__name__", "always"))
         violations += _run_one(name, checker, history, None, cell)
+    stuck = stuck_violation(history, cell)
+    if stuck is not None:  # the run never got past the poll: what follows would only be knock-ons
+        return violations + [stuck]
     for key, expected in cell.expect.items():
         checker = CHECKS.get(key)
         if checker is None:

@@ -37,6 +37,7 @@ from conformance.history import INVOCATION_TERMINAL_EVENTS
 
 from .adversarial import (
     BOM,
+    UNKNOWN_FIELD_RULE,
     CONTENT_TYPES,
     DEPTHS,
     HEADER_VALUES,
@@ -54,6 +55,7 @@ from .adversarial import (
     json_ok_problems,
     json_scalars,
     json_values,
+    lenient_cursor,
     malformed_bodies,
     method_requests,
     nested,
@@ -130,12 +132,12 @@ def ok_judge(transcript: Transcript) -> OkJudge:
 
 
 # -- strategies, one per class ------------------------------------------------------------------
-def _create(body: bytes, expect: str = "error", note: str = "", headers: Any = JSON_CT) -> BadRequest:
-    return BadRequest("POST", "/invocations", body, headers, expect, note)
+def _create(body: bytes, expect: str = "error", note: str = "", headers: Any = JSON_CT, lenient: str = "") -> BadRequest:
+    return BadRequest("POST", "/invocations", body, headers, expect, note, lenient=lenient)
 
 
-def _body(value: Any, expect: str, note: str) -> BadRequest:
-    return _create(_json_bytes(value), expect, note)
+def _body(value: Any, expect: str, note: str, lenient: str = "") -> BadRequest:
+    return _create(_json_bytes(value), expect, note, lenient=lenient)
 
 
 VALID: dict[str, Any] = {"input": {}}
@@ -175,7 +177,7 @@ huge_strings = st.one_of(
     st.integers(100_000, 400_000).map(lambda n: _body({"input": {"conformance": {"deltas": 1, "tag": "t" * n}}}, "error_or_ok",
                                                       f"script tag of {n} chars")),
     st.integers(10_000, 100_000).map(lambda n: _body({**VALID, "session_id": "s" * n}, "error", f"session_id of {n} chars")),
-    st.integers(10_000, 100_000).map(lambda n: _body({**VALID, "f" * n: 1}, "error", f"unknown field name of {n} chars")),
+    st.integers(10_000, 100_000).map(lambda n: _body({**VALID, "f" * n: 1}, "error", f"unknown field name of {n} chars", UNKNOWN_FIELD_RULE)),
 )
 deep_nesting = st.one_of(
     st.sampled_from(DEPTHS).map(lambda d: _create(b'{"input": {"a": ' + nested(d, "dict") + b"}}", "error_or_ok", f"input nested {d} deep")),
@@ -185,9 +187,9 @@ deep_nesting = st.one_of(
 )
 unknown_fields = st.one_of(
     st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda k: k not in CREATE_FIELDS), json_values, min_size=1, max_size=3).map(
-        lambda extra: _body({**VALID, **extra}, "error", "unknown field(s)")),
+        lambda extra: _body({**VALID, **extra}, "error", "unknown field(s)", UNKNOWN_FIELD_RULE)),
     st.dictionaries(st.text(min_size=1, max_size=12).filter(lambda k: k != "conformance"), json_values, min_size=1, max_size=2).map(
-        lambda extra: _body({"input": {"conformance": {"deltas": 1}, **extra}}, "error", "keys next to 'conformance'")),
+        lambda extra: _body({"input": {"conformance": {"deltas": 1}, **extra}}, "error", "keys next to 'conformance'", UNKNOWN_FIELD_RULE)),
 )
 unicode_edge = st.one_of(
     st.tuples(st.sampled_from(UNICODE), st.sampled_from(["value", "key", "tag"])).map(lambda t: _create(
@@ -238,7 +240,11 @@ def read(inv_id: str, query: str | None, header: str | None, expect: str, after:
     """``GET /invocations/{inv_id}`` with a cursor in the query and/or the ``Last-Event-ID`` header."""
     headers = (() if header is None else ((b"last-event-id", header.encode("latin-1")),)) + (() if accept is None else ((b"accept", accept),))
     path = f"/invocations/{inv_id}" + ("" if query is None else f"?last_event_id={_q(query)}")
-    return BadRequest("GET", path, None, headers, expect, note, after)
+    lenient = ""
+    if expect == "error" and after is None and (query is None) != (header is None) and accept is None:
+        reading = lenient_cursor(query if header is None else header)  # e.g. -1 read as "from the start": a SHOULD finding
+        after, lenient = reading.get("after"), reading.get("lenient", "")
+    return BadRequest("GET", path, None, headers, expect, note, after, lenient=lenient)
 
 
 def _header_safe(text: str) -> bool:

@@ -143,17 +143,20 @@ def arena(conformance_settings):
 
 
 @pytest.mark.parametrize("klass", CLASSES)
-def test_adversarial_invocations(klass: str, arena: Arena, conformance_settings) -> None:
+def test_adversarial_invocations(klass: str, arena: Arena, conformance_settings, report_should) -> None:
     known = KNOWN_REFERENCE_BUGS.get(klass) if conformance_settings.target.name == "reference" else None
     judge = ok_judge(arena.transcript)
     where = (klass, arena.done_id, arena.transcript[-1][0], arena.foreign)
+    findings: list[str] = []
     try:
         sent = run_class(klass, strategy_for(*where),
                          lambda request: probe_problems(arena.target, request, arena.secret, judge, arena.outside_before),
-                         explore=conformance_settings.explore, default_examples=DEFAULT_EXAMPLES, known_bug=known, pinned=pinned(*where))
+                         explore=conformance_settings.explore, default_examples=DEFAULT_EXAMPLES, known_bug=known, pinned=pinned(*where),
+                         findings=findings)
         problems = arena.bystander_problems()
         assert not problems, f"after {sent} {klass} request(s):\n  - " + "\n  - ".join(problems)
     except BaseException:
         # what this class left outside the state dir is reported here: later classes judge only their own
         arena.outside_before = outside_files(arena.target)
         raise
+    report_should(findings)

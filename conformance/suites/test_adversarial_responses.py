@@ -122,11 +122,13 @@ def arena(conformance_settings):
 
 
 @pytest.mark.parametrize("klass", CLASSES)
-def test_adversarial_responses(klass: str, arena: Arena, conformance_settings) -> None:
+def test_adversarial_responses(klass: str, arena: Arena, conformance_settings, report_should) -> None:
     known = KNOWN_REFERENCE_BUGS.get(klass) if conformance_settings.target.name == "reference" else None
     judge = responses_ok_judge([json.loads(data) for data in arena.done_frames])
+    findings: list[str] = []
     sent = run_class(klass, strategy_for(klass, arena.done_id, arena.other_cursor),
                      lambda request: probe_problems(arena.target, request, arena.secret, judge),
-                     explore=conformance_settings.explore, default_examples=DEFAULT_EXAMPLES, known_bug=known)
+                     explore=conformance_settings.explore, default_examples=DEFAULT_EXAMPLES, known_bug=known, findings=findings)
     problems = arena.bystander_problems()
     assert not problems, f"after {sent} {klass} request(s):\n  - " + "\n  - ".join(problems)
+    report_should(findings)

@@ -7,7 +7,19 @@ import json
 
 from hypothesis import given, settings
 
-from conformance.explore.adversarial import Answer, BadRequest, answer_problems, cursor_requests, responses_ok_judge, send_raw
+from conformance.explore.adversarial import (
+    CURSOR_RULE,
+    ERROR_SHAPE_RULE,
+    UNKNOWN_FIELD_RULE,
+    Answer,
+    BadRequest,
+    answer_problems,
+    cursor_requests,
+    lenient_cursor,
+    level_of,
+    responses_ok_judge,
+    send_raw,
+)
 
 GOOD_ERROR = json.dumps({"error": {"type": "invalid_request_error", "code": "invalid_json", "message": "m", "param": None}}).encode()
 JSON = {"content-type": "application/json"}
@@ -27,7 +39,7 @@ def test_documented_error_passes() -> None:
 def test_each_bad_answer_is_a_problem() -> None:
     assert answer_problems(REQ, ans(500, GOOD_ERROR))[0].startswith("500 (a 5xx for bad input)")
     assert "not JSON" in answer_problems(REQ, ans(400, b"Bad Request", {"content-type": "text/plain"}))[0]
-    assert "error.param missing" in answer_problems(REQ, ans(400, b'{"error": {"type": "t", "code": "c", "message": "m"}}'))
+    assert "error.param missing" in answer_problems(REQ, ans(400, b'{"error": {"type": "t", "code": "c", "message": "m"}}'))[0]
     assert "no 'error' object" in answer_problems(REQ, ans(422, b'{"detail": []}'))[0]
     assert "expected a 4xx" in answer_problems(REQ, ans(200, b"{}"))[0]
     assert "hang" in answer_problems(REQ, Answer(error="no end of answer within 10s (hang)"))[0]
@@ -80,3 +92,39 @@ def test_send_raw_to_a_closed_port_is_an_answerless_problem() -> None:
         port = s.getsockname()[1]
     answer = send_raw("127.0.0.1", port, REQ, deadline_s=2)
     assert answer.status is None and answer.error and answer_problems(REQ, answer)[0].startswith("no answer")
+
+
+def levels(problems: list[str]) -> list[str]:
+    return [level_of(p) for p in problems]
+
+
+def test_must_and_should_are_told_apart() -> None:
+    """A 5xx, a hang, a partial stream or a 2xx for malformed JSON is a MUST; an error body that is
+    not the documented JSON shape (a framework's text/plain 404) is a SHOULD of its own rule."""
+    assert levels(answer_problems(REQ, ans(500, GOOD_ERROR))) == ["MUST"]
+    assert levels(answer_problems(REQ, ans(200, b"{}"))) == ["MUST"]  # malformed JSON served: no reading allows it
+    assert levels(answer_problems(REQ, Answer(error="no end of answer within 10s (hang)"))) == ["MUST"]
+    assert levels(answer_problems(MAYBE, ans(200, b"data: {}\n\n", SSE, complete=False))) == ["MUST"]
+    plain = answer_problems(REQ, ans(404, b"Not Found", {"content-type": "text/plain"}))
+    assert levels(plain) == ["SHOULD"] and plain[0].rule == ERROR_SHAPE_RULE
+
+
+def test_a_lenient_reading_is_a_should_and_still_judged_as_served() -> None:
+    unknown = BadRequest("POST", "/responses", b'{"input": "x", "zz": 1}', expect="error", lenient=UNKNOWN_FIELD_RULE)
+    accepted = answer_problems(unknown, ans(200, b'{"id": "resp_1", "status": "completed"}'))
+    assert levels(accepted) == ["SHOULD"] and accepted[0].rule == UNKNOWN_FIELD_RULE
+    # accepted, but the 2xx itself is broken: that part is a MUST
+    assert levels(answer_problems(unknown, ans(200, b'{"id": '))) == ["SHOULD", "MUST"]
+
+
+def test_a_negative_cursor_may_mean_from_the_start_but_nothing_else() -> None:
+    transcript = [{"type": "response.created", "sequence_number": 0}, {"type": "response.completed", "sequence_number": 1}]
+    judge = responses_ok_judge(transcript)
+    assert lenient_cursor("-1") == {"after": -1, "lenient": CURSOR_RULE} and lenient_cursor("abc") == {}
+    minus = BadRequest("GET", "/responses/r?stream=true&starting_after=-1", None, (), "error", **lenient_cursor("-1"))
+    assert levels(answer_problems(minus, ans(400, GOOD_ERROR), judge)) == []  # rejected: the SHOULD reading
+    from_start = answer_problems(minus, ans(200, _sse(*transcript), SSE), judge)
+    assert levels(from_start) == ["SHOULD"] and from_start[0].rule == CURSOR_RULE  # served from the start: allowed
+    assert "MUST" in levels(answer_problems(minus, ans(200, _sse(transcript[1]), SSE), judge))  # from anywhere else: not
+    abc = BadRequest("GET", "/responses/r?stream=true&starting_after=abc", None, (), "error", **lenient_cursor("abc"))
+    assert levels(answer_problems(abc, ans(200, _sse(*transcript), SSE), judge)) == ["MUST"]

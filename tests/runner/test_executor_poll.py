@@ -67,3 +67,34 @@ def test_terminal_status_ends_the_poll_and_404_follows_on_404():
     assert poll(fake_get((404, "gone")), "end") is None
     waited = fake_get((404, "not yet"), (200, {"status": "cancelled"}))
     assert poll(waited, "wait") == "cancelled" and len(waited.calls) == 2
+
+
+def test_a_status_that_never_turns_terminal_is_stuck_not_a_kit_timeout():
+    """Issue: a response left in_progress for ever is the target's violation (StatusStuck, judged
+    as ``status``), named with the status, how long and the last poll, with no log tail (the
+    failure report shows the logs once)."""
+    from conformance.executor import StatusStuck
+
+    run = fake_run()
+    run.timeout = 0.3
+    with pytest.raises(StatusStuck) as e:
+        CellRun._poll_status(run, "r1", fake_get((200, {"status": "in_progress", "id": "r1"})), TERMINAL_STATUSES,
+                             on_404=lambda: "fail")
+    message = str(e.value)
+    assert message.startswith("r1 is still 'in_progress' 0s after the kit began polling"), message
+    assert "last poll: 200 " in message and "in_progress" in message and "log tail" not in message
+
+
+def test_a_stuck_note_is_one_status_violation_naming_the_expected_status():
+    from conformance.checks import run_checks
+    from conformance.history import STUCK_PREFIX, History
+    from tests.checks.builders import make_cell
+
+    cell = make_cell(expect={"status": "failed", "output": "none"})
+    history = History(cell_id=cell.id, notes=[f"{STUCK_PREFIX} resp_1 is still 'in_progress' 30s after the kit began polling"])
+    violations = run_checks(history, cell)
+    assert [v.check for v in violations if v.check != "evidence"] == ["status"], violations
+    status = next(v for v in violations if v.check == "status")
+    assert str(status).startswith("status: expected final status 'failed', observed resp_1 is still 'in_progress' 30s")
+    from conformance.plugin import could_not_run
+    assert not could_not_run([status])  # a violation of the target, never "not testable"

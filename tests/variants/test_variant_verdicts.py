@@ -1,0 +1,88 @@
+"""Verdicts a stranger's server can trust, proven end to end on variants of the reference server
+(``variant_server.py``): a lenient but correct server passes every MUST and has its SHOULD
+findings listed (and fails on exactly those under ``--conformance-strict``); broken variants
+still fail at MUST, a response stuck in progress as a ``status`` violation, never "not testable".
+Each test runs ``pytest conformance`` in a subprocess against a target file written here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance.explore.adversarial import CONTENT_TYPE_RULE, CURSOR_RULE, ERROR_SHAPE_RULE, UNKNOWN_FIELD_RULE
+
+REPO = Path(__file__).resolve().parents[2]
+SERVER = Path(__file__).with_name("variant_server.py")
+REFERENCE = (REPO / "conformance" / "targets" / "reference.yaml").read_text()
+
+
+def target_file(tmp_path: Path, variant: str, extra: str = "") -> Path:
+    """The bundled reference target file, its command running ``variant`` instead."""
+    text = REFERENCE.replace("name: reference", f"name: variant-{variant}").replace(
+        "{python} -m reference_impl", f"{{python}} {SERVER} --variant {variant}")
+    assert f"--variant {variant}" in text
+    path = tmp_path / f"{variant}.yaml"
+    path.write_text(text + extra)
+    return path
+
+
+def run_kit(tmp_path: Path, target: Path, *args: str) -> tuple[int, dict, str]:
+    """``pytest conformance --target target *args``: (exit code, JSON report, output tail)."""
+    report = tmp_path / f"report-{len(list(tmp_path.glob('report-*')))}.json"
+    cmd = [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider", "--target", str(target),
+           "--conformance-report", str(report), "--conformance-results", str(tmp_path / "results"), *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
+    out = proc.stdout + proc.stderr
+    assert report.is_file(), f"no report written (exit {proc.returncode}):\n{out[-4000:]}"
+    return proc.returncode, json.loads(report.read_text()), out[-6000:]
+
+
+def failing(report: dict) -> list[str]:
+    return [e["id"] for e in report["cells"] + report["suites"] if e["verdict"] in ("fail", "not_testable", "stale_baseline")]
+
+
+def test_a_lenient_but_correct_server_passes_every_must_and_lists_its_shoulds(tmp_path: Path) -> None:
+    code, report, out = run_kit(tmp_path, target_file(tmp_path, "lenient"), "-n", "2")
+    assert code == 0 and not failing(report), f"MUST failures on a lenient but correct server: {failing(report)}\n{out}"
+    warned = {e["id"]: e["should"] for e in report["suites"] if e["verdict"] == "warn"}
+    found = "\n".join(f for findings in warned.values() for f in findings)
+    for rule in (UNKNOWN_FIELD_RULE, CONTENT_TYPE_RULE, ERROR_SHAPE_RULE, CURSOR_RULE):
+        assert rule in found, f"SHOULD rule not reported: {rule!r}; warned: {json.dumps(warned, indent=1)[:3000]}"
+    assert report["passed"] is True and report["totals"].get("warn", 0) >= len(warned) > 0
+    assert f"~ {next(iter(warned))}: SHOULD " in out  # the terminal lists them under the matrix
+
+    # --conformance-strict: the same server fails on exactly the tests that had SHOULD findings
+    adversarial = [e["id"] for e in report["suites"] if "adversarial" in e["id"]]
+    code, strict, out = run_kit(tmp_path, target_file(tmp_path, "lenient"), "--conformance-strict", "-k", "adversarial")
+    assert code == 1, out
+    assert sorted(failing(strict)) == sorted(i for i in warned if i in adversarial), out
+    # the target-file setting does the same
+    code, by_file, out = run_kit(tmp_path, target_file(tmp_path, "lenient", "strict: true\n"), "-k", "adversarial and unknown_fields")
+    assert code == 1 and failing(by_file) == [i for i in warned if "unknown_fields" in i and "responses" in i], out
+
+
+@pytest.mark.parametrize("variant, test, says", [
+    ("deep-500", "conformance/suites/test_adversarial_responses.py::test_adversarial_responses[deep_nesting]", "(a 5xx for bad input)"),
+    ("surrogate-500", "conformance/suites/test_adversarial_responses.py::test_adversarial_responses[unicode_edge]", "(a 5xx for bad input)"),
+])
+def test_a_5xx_for_bad_input_still_fails_at_must(tmp_path: Path, variant: str, test: str, says: str) -> None:
+    code, report, out = run_kit(tmp_path, target_file(tmp_path, variant), test.replace("conformance/", str(REPO / "conformance") + "/", 1))
+    assert code == 1 and failing(report) == [test], out
+    assert says in out, out
+
+
+def test_a_response_stuck_in_progress_is_a_status_violation_not_untestable(tmp_path: Path) -> None:
+    cell = "responses/resilience::R2[C,stream=false]"
+    code, report, out = run_kit(tmp_path, target_file(tmp_path, "stuck", "cell_timeout_s: 4\n"),
+                                str(REPO / "contracts/responses/resilience.yaml") + "::R2[C,stream=false]")
+    entry = next(e for e in report["cells"] if e["id"] == cell)
+    assert code == 1 and entry["verdict"] == "fail", (entry, out)
+    assert entry["violations"][0].startswith("status: expected final status 'failed', observed resp_"), entry
+    assert "still 'in_progress'" in entry["violations"][0] and len(entry["violations"]) == 1, entry
+    assert out.count("server log tail") == 0, out  # the logs are shown once, by the failure report
