@@ -219,8 +219,49 @@ def test_cell_whose_trigger_never_shows_fails_as_not_testable(tmp_path):
     assert any("fault did not happen" in v for v in cell["violations"])
 
 
+def slow_table(tmp_path, rows: str, *, request: str = "{store: true, background: true}", path: str = "{fault: none}") -> None:
+    """A table whose every cell outlives a 1 s cell timeout (3 deltas, 1.5 s apart)."""
+    (tmp_path / "contracts/responses/selftest.yaml").write_text(
+        "contract: responses/selftest\nprofile: responses\nlevel: MUST\n"
+        f"defaults:\n  request: {request}\n  script: {{deltas: 3, delay_ms: 1500}}\n"
+        f"paths:\n  A: {path}\nrows:\n" + rows
+    )
+
+
+def slow_target(tmp_path, extra: str = ""):
+    target = tmp_path / "target.yaml"
+    target.write_text(
+        'command: "{python} -m reference_impl --port {port} --state-dir {state_dir} --shutdown-grace 0.2"\n'
+        "profiles: [responses]\ncell_timeout_s: 1\n" + extra
+    )
+    return target
+
+
+def test_a_status_stuck_past_the_deadline_is_the_targets_violation_at_its_level(tmp_path):
+    """A background response still in progress at the cell deadline is a ``status`` violation of
+    the target, judged at the cell's level (MUST fails, SHOULD warns, MAY informs), one message,
+    never "not testable"; strict (``strict: true`` in the target file) fails the SHOULD cell."""
+    setup_run(tmp_path)
+    rows = "".join(
+        f"  - id: STUCK_{level}\n    title: outlives the cell timeout\n    level: {level}\n"
+        "    cells:\n      A: {status: completed, attempts: 1}\n"
+        for level in ("MUST", "SHOULD", "MAY")
+    )
+    slow_table(tmp_path, rows)
+    proc, rep = report(tmp_path, "--target", str(slow_target(tmp_path)))
+    assert proc.returncode == 1, proc.stdout
+    assert verdicts(rep) == {"STUCK_MUST": "fail", "STUCK_SHOULD": "warn", "STUCK_MAY": "info"}, rep["cells"]
+    for cell in rep["cells"]:
+        assert len(cell["violations"]) == 1 and cell["violations"][0].startswith(
+            "status: expected final status 'completed', observed resp_"), cell["violations"]
+        assert "is still 'in_progress'" in cell["violations"][0] and "log tail" not in cell["violations"][0]
+    proc, rep = report(tmp_path, "--target", str(slow_target(tmp_path, "strict: true\n")))
+    assert verdicts(rep) == {"STUCK_MUST": "fail", "STUCK_SHOULD": "fail", "STUCK_MAY": "info"}, rep["cells"]
+    assert rep["strict"] is True and "2 failed" in proc.stdout, proc.stdout
+
+
 def test_cell_that_could_not_run_fails_at_every_level(tmp_path):
-    """An executor error (here: the terminal status never came within the cell timeout) is a
+    """An executor error (here: the 500th event a fault waits for never comes within the cell timeout) is a
     cell the target claims but that could not be run: "not testable" and a failure at MUST,
     SHOULD and MAY alike, never an xfail nor informational, also when the baseline lists it."""
     setup_run(tmp_path)
@@ -229,16 +270,9 @@ def test_cell_that_could_not_run_fails_at_every_level(tmp_path):
         "    cells:\n      A: {status: completed, attempts: 1}\n"
         for level in ("MUST", "SHOULD", "MAY")
     )
-    (tmp_path / "contracts/responses/selftest.yaml").write_text(
-        "contract: responses/selftest\nprofile: responses\nlevel: MUST\n"
-        "defaults:\n  request: {store: true, background: true}\n  script: {deltas: 3, delay_ms: 1500}\n"
-        "paths:\n  A: {fault: none}\nrows:\n" + rows
-    )
-    target = tmp_path / "target.yaml"
-    target.write_text(
-        'command: "{python} -m reference_impl --port {port} --state-dir {state_dir} --shutdown-grace 0.2"\n'
-        "profiles: [responses]\ncell_timeout_s: 1\n"
-    )
+    slow_table(tmp_path, rows, request="{store: true, background: true, stream: true}",
+               path="{fault: sigkill, at: {after_events: 500}}")
+    target = slow_target(tmp_path)
     baseline = tmp_path / "baseline.yaml"  # listing it changes nothing: a claimed cell that could not run
     baseline.write_text('expected_failures:\n  "responses/selftest::SLOW_MUST[A]": slow\n')
     proc, rep = report(tmp_path, "--target", str(target), "--baseline", str(baseline))

@@ -114,3 +114,12 @@ def test_workers_render_the_worker_name_and_go_with_the_claim(tmp_path):
     with pytest.raises(TargetConfigError) as e:
         plain.spec_for({}, worker="w1")
     assert "declares no `workers:`" in str(e.value)
+
+
+def test_strict_is_a_boolean_and_defaults_off(tmp_path):
+    assert load_target(None).strict is False
+    assert load_target(write(tmp_path, "command: python\nprofiles: [responses]\nstrict: true\n")).strict is True
+    p = write(tmp_path, "command: python\nprofiles: [responses]\nstrict: sometimes\n", "bad.yaml")
+    with pytest.raises(TargetConfigError) as e:
+        load_target(p)
+    assert str(e.value).startswith(f"{p}:3: strict")
