@@ -11,7 +11,9 @@ variant), which does not depend on where the file lies or which directory pytest
 Each item runs its cell through the executor, judges the History with the checkers and applies
 the target's claims (unclaimed → skipped and counted), could-not-run (an ``evidence`` or
 ``notes`` violation → "not testable", a failure at every level), the baseline (listed failure →
-xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails, MAY informs).
+xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails as ``warn`` or fails
+under ``--conformance-strict`` / ``strict: true``, MAY informs).  Suite tests hand their SHOULD
+findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report).
 Results travel in ``report.user_properties`` so that under pytest-xdist one controller sees them
 all and writes one matrix and one JSON report.
 """
