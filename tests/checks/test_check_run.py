@@ -102,3 +102,17 @@ def test_violation_messages_state_expected_and_observed():
     history.final["status"] = "failed"
     [v] = run_checks(history, make_cell({"status": "completed"}, fault=SIGKILL_HELD))
     assert "expected final status 'completed'" in v.message and "observed 'failed'" in v.message
+
+
+def test_a_stuck_note_is_one_status_violation_naming_the_expected_status():
+    from conformance.checks import run_checks
+    from conformance.history import STUCK_PREFIX, History
+
+    cell = make_cell(expect={"status": "failed", "output": "none"})
+    history = History(cell_id=cell.id, notes=[f"{STUCK_PREFIX} resp_1 is still 'in_progress' 30s after the kit began polling"])
+    violations = run_checks(history, cell)
+    assert [v.check for v in violations if v.check != "evidence"] == ["status"], violations
+    status = next(v for v in violations if v.check == "status")
+    assert str(status).startswith("status: expected final status 'failed', observed resp_1 is still 'in_progress' 30s")
+    from conformance.plugin import could_not_run
+    assert not could_not_run([status])  # a violation of the target, never "not testable"
