@@ -246,14 +246,38 @@ class History:
         return cls.from_dict(json.loads(text))
 
 
+LEVELS = ("MUST", "SHOULD", "MAY")
+"""Levels from strongest to weakest (docs/protocol.md §0)."""
+
+
 @dataclass(frozen=True)
 class Violation:
-    """One broken expectation: which checker, what was wrong, and the evidence."""
+    """One broken expectation: which checker, what was wrong, and the evidence.
+
+    ``level`` caps the violation's weight below its cell's level: ``None`` counts at the cell's
+    level; ``"SHOULD"`` counts as a SHOULD finding even in a MUST cell (a rule the documents leave
+    open, e.g. contiguous sequence numbers, docs/protocol.md §6).  A violation never counts above
+    its cell's level (see ``effective_level``)."""
 
     check: str
     message: str
     evidence: str | None = None
+    level: str | None = None
 
     def __str__(self) -> str:
         tail = f" [evidence: {self.evidence}]" if self.evidence else ""
-        return f"{self.check}: {self.message}{tail}"
+        tag = f" [{self.level}]" if self.level else ""
+        return f"{self.check}{tag}: {self.message}{tail}"
+
+
+def effective_level(violation: Violation, cell_level: str) -> str:
+    """The weaker of the cell's level and the violation's own cap (MUST > SHOULD > MAY)."""
+    if violation.level not in LEVELS or cell_level not in LEVELS:
+        return cell_level
+    return max(violation.level, cell_level, key=LEVELS.index)
+
+
+def strongest_level(violations: list[Violation], cell_level: str) -> str | None:
+    """The strongest effective level among a cell's violations (None when there are none)."""
+    levels = [effective_level(v, cell_level) for v in violations]
+    return min(levels, key=lambda lv: LEVELS.index(lv) if lv in LEVELS else 0) if levels else None

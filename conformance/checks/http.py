@@ -154,8 +154,9 @@ def _compare_error(
                 )
             continue
         observed = error.get(field)
-        if observed != want:
-            what = "null/absent" if want is None else repr(want)
+        allowed = list(want) if isinstance(want, (list, tuple)) else [want]
+        if observed not in allowed:  # a list: any of its values (readings the documents allow, §6)
+            what = "null/absent" if want is None else " or ".join(repr(w) for w in allowed)
             violations.append(
                 Violation(
                     "error",
@@ -168,8 +169,8 @@ def _compare_error(
 
 def check_error(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """For a call name: the LAST call of that name has a JSON body ``{"error": {...}}`` whose
-    fields equal the expected ones (``message_contains``: case-insensitive substring; a field
-    given as null must be null or absent).  ``response``: the same on ``history.final["error"]``."""
+    fields equal the expected ones (a list: any of its values; ``message_contains``:
+    case-insensitive substring; a field given as null must be null or absent).  ``response``: the same on ``history.final["error"]``."""
     if not isinstance(expected, dict):
         return _not_a_mapping("error", expected)
     violations: list[Violation] = []

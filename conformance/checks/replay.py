@@ -3,11 +3,18 @@ create call's own live stream).
 
 Responses-profile rules these encode (research/azure-contract-suite.md §2.1, §2.2): cursors are
 the JSON ``sequence_number`` (B9, B27); a replay after ``N`` holds only events with seq > N (B4);
-exactly one terminal event, last (B26); one ``response.created`` per stream, seq 0 (clause 5);
+exactly one terminal event, last (B26); one ``response.created`` per stream, first, at seq 0 or 1
+(B9 says 0, the spec's worked example 1: both are accepted, docs/protocol.md §6);
 a recovered attempt's first client-visible event is a ``response.in_progress`` reset carrying the
 corrected output (clause 3); pre-crash events keep their ids and payloads (clause 4, B23); B8
 event order; the terminal event carries the response in its final status (B37), e.g. a cancelled
-response's stream ends with ``response.failed`` whose ``response.status`` is ``cancelled`` (B11).
+response's stream ends with ``response.failed`` whose ``response.status`` is ``cancelled`` (B11;
+a contract accepts ``response.cancelled`` too by listing both terminal types).
+
+Gaps: §2.2 clause 4 allows gaps in the numbering, so ``gap_free`` judges two rules apart: an event
+that another read of the response saw (the live stream, another replay) and that this replay
+skips is lost data (MUST); a number skipped that no read ever saw is only a SHOULD finding
+(``Violation.level``), since the documents allow it.
 """
 
 from __future__ import annotations
@@ -55,6 +62,12 @@ def asserting_options(expected: Any) -> list[str]:
         if k in ASSERTING_WHEN_PRESENT or (k in ASSERTING_WHEN_TRUE and v not in (False, None, ""))
     ]
 
+
+FIRST_SEQS = (0, 1)
+"""Where a stream's numbering may start (``response.created``'s seq): B9 says 0, the spec's
+worked example 1; docs/protocol.md §6 accepts both."""
+
+GAP_SOURCE = "gaps are allowed by §2.2 clause 4 (docs/protocol.md §6)"
 
 OUTPUT_EVENT_PREFIXES = ("response.output_item.", "response.content_part.", "response.output_text.")
 ATTEMPT_RE = re.compile(r"a(\d+):d\d+ ")
@@ -104,14 +117,26 @@ def seq_problems(frames: list[SSEFrame], after: int | None = None) -> list[str]:
     return problems
 
 
-def terminal_problems(frames: list[SSEFrame], want: str | None = None) -> list[str]:
-    """Exactly one terminal event, and it is the last frame; of type ``want`` when given
+def terminal_kinds(want: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The terminal event types a ``terminal`` option allows: one type, or a list of types when
+    the documents allow several (a cancel: ``response.failed`` or ``response.cancelled``)."""
+    if want is None:
+        return ()
+    if isinstance(want, (list, tuple)):
+        return tuple(str(w) for w in want)
+    return (str(want),)
+
+
+def terminal_problems(frames: list[SSEFrame], want: str | list[str] | None = None) -> list[str]:
+    """Exactly one terminal event, and it is the last frame; of a type ``want`` allows when given
     (``want`` itself counts as terminal, e.g. a standalone ``error`` event)."""
-    kinds = TERMINAL_EVENTS | ({want} if want else set())
+    allowed = terminal_kinds(want)
+    shown = " or ".join(allowed)
+    kinds = TERMINAL_EVENTS | set(allowed)
     terminals = [(i, f) for i, f in enumerate(frames) if f.type in kinds]
     if not terminals:
         last = frame_label(frames[-1]) if frames else "no frames"
-        return [f"expected one terminal event{f' ({want})' if want else ''}, observed none (last: {last})"]
+        return [f"expected one terminal event{f' ({shown})' if allowed else ''}, observed none (last: {last})"]
     problems: list[str] = []
     if len(terminals) > 1:
         problems.append(
@@ -124,9 +149,9 @@ def terminal_problems(frames: list[SSEFrame], want: str | None = None) -> list[s
             f"terminal event {frame_label(terminal)} is not the last frame; after it: "
             f"{frames_excerpt(frames[index + 1 :], 10)}"
         )
-    if want is not None and any(f.type != want for _, f in terminals):
+    if allowed and any(f.type not in allowed for _, f in terminals):
         problems.append(
-            f"expected terminal {want}, observed "
+            f"expected terminal {shown}, observed "
             + ", ".join(frame_label(f) for _, f in terminals)
         )
     return problems
@@ -175,7 +200,8 @@ def no_terminal_problems(frames: list[SSEFrame]) -> list[str]:
 
 
 def created_problems(frames: list[SSEFrame], from_start: bool) -> list[str]:
-    """From the start: exactly one ``response.created``, with seq 0.  After a cursor: none."""
+    """From the start: exactly one ``response.created``, at seq 0 or 1 (``FIRST_SEQS``).  After a
+    cursor: none, unless the cursor lies before the stream's start (then it opens the read)."""
     created = [f for f in frames if f.type == "response.created"]
     if from_start:
         if len(created) != 1:
@@ -183,20 +209,31 @@ def created_problems(frames: list[SSEFrame], from_start: bool) -> list[str]:
                 f"expected exactly one response.created, observed {len(created)}"
                 + (f": {frames_excerpt(created, 10)}" if created else "")
             ]
-        if created[0].seq != 0:
-            return [f"expected response.created at seq 0, observed {frame_label(created[0])}"]
+        if created[0].seq not in FIRST_SEQS:
+            return [f"expected response.created at seq 0 or 1, observed {frame_label(created[0])}"]
         return []
-    if created:
+    # After a cursor before the stream's first event (``0`` where numbering starts at 1) the
+    # read holds the start; anywhere else a response.created is a duplicate.
+    if len(created) > 1 or (created and (created[0] is not frames[0] or created[0].seq not in FIRST_SEQS)):
         return [f"expected no response.created after a cursor, observed {frames_excerpt(created, 10)}"]
     return []
 
 
-def gap_problems(frames: list[SSEFrame], first: int) -> list[str]:
-    """The sequence numbers are exactly ``first..max`` (contiguous, nothing missing)."""
+def stream_first_seq(frames: list[SSEFrame]) -> int:
+    """Where a read from the start is numbered from: its first event's seq when that is one of
+    ``FIRST_SEQS``, else 0."""
+    first = next((f.seq for f in frames if f.seq is not None), None)
+    return first if first in FIRST_SEQS else 0
+
+
+def gap_problems(frames: list[SSEFrame], first: int, excused: frozenset[int] = frozenset()) -> list[str]:
+    """The sequence numbers are exactly ``first..max`` (contiguous, nothing missing), leaving out
+    the seqs in ``excused`` (already reported as lost).  Only a SHOULD rule on its own
+    (``GAP_SOURCE``); ``lost_problems`` is the MUST half."""
     seqs = sorted({f.seq for f in frames if f.seq is not None})
     if not seqs:
         return []
-    missing = sorted(set(range(first, seqs[-1] + 1)) - set(seqs))
+    missing = sorted(set(range(first, seqs[-1] + 1)) - set(seqs) - excused)
     if missing:
         shown = ", ".join(str(s) for s in missing[:15]) + (" ..." if len(missing) > 15 else "")
         return [
@@ -205,8 +242,28 @@ def gap_problems(frames: list[SSEFrame], first: int) -> list[str]:
     return []
 
 
+def lost_seqs(frames: list[SSEFrame], low: int, seen_elsewhere: dict[int, str]) -> list[int]:
+    """The seqs another read saw inside this read's range ``(low, max seq]`` that it skips."""
+    seqs = {f.seq for f in frames if f.seq is not None}
+    if not seqs:
+        return []
+    high = max(seqs)
+    return sorted(s for s in seen_elsewhere if low < s <= high and s not in seqs)
+
+
+def lost_problems(frames: list[SSEFrame], low: int, seen_elsewhere: dict[int, str]) -> list[str]:
+    """Events another read of the response saw (``seen_elsewhere``: seq -> where) inside this
+    read's range ``(low, max seq]`` that this read skips: lost data, whatever the numbering."""
+    lost = lost_seqs(frames, low, seen_elsewhere)
+    if not lost:
+        return []
+    high = max(f.seq for f in frames if f.seq is not None)
+    shown = "; ".join(f"{s} ({seen_elsewhere[s]})" for s in lost[:10]) + (" ..." if len(lost) > 10 else "")
+    return [f"expected every event another read saw up to seq {high}, observed {len(lost)} missing: {shown}"]
+
+
 def order_problems(frames: list[SSEFrame]) -> list[str]:
-    """B8 order: ``response.created`` first (seq 0); ``response.in_progress`` before any output
+    """B8 order: ``response.created`` first (seq 0 or 1); ``response.in_progress`` before any output
     event; per output index item.added < content_part.added < deltas < output_text.done <
     content_part.done < item.done; terminal last; sequence numbers strictly increasing.  A
     ``response.in_progress`` after the first is a reset (client rule): output slots start over."""
@@ -214,8 +271,8 @@ def order_problems(frames: list[SSEFrame]) -> list[str]:
     if not frames:
         return ["expected events, observed an empty stream"]
     first = frames[0]
-    if first.type != "response.created" or first.seq != 0:
-        problems.append(f"expected response.created#0 first, observed {frame_label(first)}")
+    if first.type != "response.created" or first.seq not in FIRST_SEQS:
+        problems.append(f"expected response.created (seq 0 or 1) first, observed {frame_label(first)}")
     seen_in_progress = False
     items: dict[int, str] = {}  # output_index -> added | done
     parts: dict[tuple[int, int], int] = {}  # (output_index, content_index) -> phase 1..4
@@ -346,6 +403,23 @@ def _known_terminal_seq(history: History) -> int | None:
         if f.type in TERMINAL_EVENTS and f.seq is not None
     ]
     return max(seqs) if seqs else None
+
+
+def _seen_elsewhere(history: History, call: HttpCall, *, live: bool) -> dict[int, str]:
+    """seq -> where, for every event seen by a read of the response other than ``call``: the
+    other replays, and the live stream when ``live`` (``keeps_live`` judges it otherwise)."""
+    seen: dict[int, str] = {}
+    for n, other in enumerate(history.calls_named("replay"), start=1):
+        if other is call or other.status != 200:
+            continue
+        for frame in event_frames(other.frames):
+            if frame.seq is not None:
+                seen.setdefault(frame.seq, f"{frame_label(frame)} in {_label(other, n)}")
+    if live:
+        for frame in event_frames(history.live_frames()):
+            if frame.seq is not None:
+                seen.setdefault(frame.seq, f"{frame_label(frame)} live")
+    return seen
 
 
 def _same_payload(a: SSEFrame, b: SSEFrame) -> bool:
@@ -592,17 +666,23 @@ def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]
             problems += terminal_status_problems(frames, expected["terminal_status"])
         if expected.get("single_created"):
             problems += created_problems(frames, from_start)
+        evidence = (
+            f"{label}: {frames_excerpt(frames, 30) or f'no frames ({call.content_type})'} (ended {call.ended})"
+        )
         if expected.get("gap_free"):
-            problems += gap_problems(frames, 0 if from_start else cursor + 1)
-        for problem in problems:
-            violations.append(
-                Violation(
-                    "replay",
-                    f"{label}: {problem}",
-                    evidence=f"{label}: {frames_excerpt(frames, 30) or f'no frames ({call.content_type})'} "
-                    f"(ended {call.ended})",
+            low = -1 if from_start else cursor
+            elsewhere = _seen_elsewhere(history, call, live=not expected.get("keeps_live"))
+            problems += lost_problems(frames, low, elsewhere)
+            excused = frozenset(lost_seqs(frames, low, elsewhere))
+            if expected.get("keeps_live"):  # those keeps_live reports as lost
+                excused |= {f.seq for f in event_frames(history.live_frames()) if f.seq is not None}
+            first = stream_first_seq(frames) if from_start else cursor + 1
+            for gap in gap_problems(frames, first, excused):
+                violations.append(
+                    Violation("replay", f"{label}: {gap} ({GAP_SOURCE})", evidence=evidence, level="SHOULD")
                 )
-            )
+        for problem in problems:
+            violations.append(Violation("replay", f"{label}: {problem}", evidence=evidence))
 
     from_start_calls = [(n, c, f) for n, c, f in ok_calls if _from_start(c)]
     needs_start = [k for k in ("reset_event", "keeps_live") if expected.get(k)]

@@ -191,3 +191,14 @@ def test_url_in_evidence():
     history = history_with(json_call("replay", 400, BAD_REQUEST))
     [v] = check_error(history, {"replay": {"param": "x"}}, CELL)
     assert RID in v.evidence
+
+
+def test_error_field_given_as_a_list_accepts_any_of_its_values():
+    """§6: a crash fails a response with code server_error, older builds server_crashed; a
+    contract lists both, and either passes, but nothing else does."""
+    for code in ("server_error", "server_crashed"):
+        history = history_with(json_call("cancel", 400, {"error": {"type": "x", "code": code, "message": "m"}}))
+        assert check_error(history, {"cancel": {"code": ["server_error", "server_crashed"]}}, CELL) == []
+    history = history_with(json_call("cancel", 400, {"error": {"type": "x", "code": "boom", "message": "m"}}))
+    [v] = check_error(history, {"cancel": {"code": ["server_error", "server_crashed"]}}, CELL)
+    assert "expected `cancel` error.code 'server_error' or 'server_crashed', observed 'boom'" in v.message

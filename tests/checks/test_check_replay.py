@@ -86,11 +86,25 @@ def test_decreasing_seq():
 
 
 def test_gap_with_gap_free():
+    """A seq the live stream saw and the replay skips is lost data: MUST, whatever the numbering."""
     history = normal_history()
     del replay(history).frames[5]
     [v] = check_replay(history, {"gap_free": True}, make_cell())
-    assert "expected contiguous sequence numbers 0..13, observed gaps at 5" in v.message
+    assert v.level is None  # counts at the cell's level
+    assert "replay #1 from start: expected every event another read saw up to seq 13, observed 1 missing: 5" in v.message
+    assert "response.output_text.delta#5" in v.message
     assert check_replay(history, {"gap_free": False}, make_cell()) == []
+
+
+def test_gap_no_read_ever_saw_is_only_a_should():
+    """§2.2 clause 4 allows gaps: a number no read ever saw is a SHOULD finding, not a MUST."""
+    history = normal_history()
+    for call in history.calls:
+        call.frames[:] = [f for f in call.frames if f.seq != 5]
+    [v] = check_replay(history, {"after": ["start", "mid"], "gap_free": True}, make_cell())
+    assert v.level == "SHOULD"
+    assert "expected contiguous sequence numbers 0..13, observed gaps at 5" in v.message
+    assert "§2.2 clause 4" in v.message
 
 
 def test_gap_after_cursor():
@@ -99,15 +113,48 @@ def test_gap_after_cursor():
     cursor = call.params["starting_after"]
     del call.frames[0]
     [v] = check_replay(history, {"gap_free": True}, make_cell())
-    assert f"after mid ({cursor})" in v.message
-    assert f"expected contiguous sequence numbers {cursor + 1}.." in v.message and f"gaps at {cursor + 1}" in v.message
+    assert f"after mid ({cursor})" in v.message and v.level is None
+    assert f"observed 1 missing: {cursor + 1} (" in v.message
+
+
+def test_gap_between_two_replays_is_lost_even_without_a_live_stream():
+    """A replay that skips what another replay holds loses data, with keeps_live judging the live
+    stream apart (so the live stream is not what reveals it here)."""
+    history = normal_history()
+    history.calls[0].frames[:] = []  # no live frames to compare
+    mid = replay(history, "mid")
+    skipped = mid.frames[1].seq
+    del mid.frames[1]
+    text = messages(check_replay(history, {"after": ["start", "mid"], "gap_free": True, "keeps_live": True}, make_cell()))
+    assert f"observed 1 missing: {skipped} (response.output_text" in text and "in replay #1 from start" in text
 
 
 def test_recovery_seq_gap_is_legal_unless_gap_free():
     history = make_history(crash_run(seq_gap=1), replays=("start", "mid"))
     assert check_replay(history, dict(CRASH, gap_free=False), CELL) == []
-    text = messages(check_replay(history, CRASH, CELL))
-    assert "gaps at 8" in text
+    violations = check_replay(history, CRASH, CELL)
+    assert "gaps at 8" in messages(violations)
+    assert violations and all(v.level == "SHOULD" for v in violations)  # nobody saw 8: a SHOULD
+
+
+def test_numbering_from_one_is_accepted():
+    """B9 says response.created is seq 0, the spec's worked example 1 (§6): both readings pass."""
+    scn = normal_run()
+    scn.live[:] = [with_seq(f, f.seq + 1) for f in scn.live]
+    history = make_history(scn, replays=("start", 0, "mid"))
+    assert replay(history, 0).frames[0].type == "response.created"  # after 0 = from the start here
+    expect = dict(STRICT, after=["start", 0, "mid"])
+    assert check_replay(history, expect, make_cell()) == []
+    assert check_stream(history, {"order": True, "single_created": True, "terminal": "response.completed"}, make_cell()) == []
+    # ... but not from 2, and a second created after a cursor is still a duplicate
+    for call in history.calls:
+        call.frames[:] = [with_seq(f, f.seq + 1) for f in call.frames]
+    text = messages(check_stream(history, {"order": True, "single_created": True}, make_cell()))
+    assert "expected response.created (seq 0 or 1) first, observed response.created#2" in text
+    assert "expected response.created at seq 0 or 1, observed response.created#2" in text
+    mid = replay(history, "mid")
+    mid.frames.insert(1, retype(mid.frames[0], type="response.created", sequence_number=mid.frames[0].seq))
+    assert "expected no response.created after a cursor" in messages(check_replay(history, {"after": ["mid"], "single_created": True}, make_cell()))
 
 
 def test_event_before_cursor():
@@ -183,7 +230,7 @@ def test_created_not_at_seq_zero():
     call = replay(history)
     call.frames[0] = with_seq(call.frames[0], 5)
     text = messages(check_replay(history, {"single_created": True}, make_cell()))
-    assert "expected response.created at seq 0, observed response.created#5" in text
+    assert "expected response.created at seq 0 or 1, observed response.created#5" in text
 
 
 def test_created_after_cursor():
@@ -450,7 +497,7 @@ def test_order_created_not_first():
     f = normal_run().live
     f[0], f[1] = with_seq(f[1], 0), with_seq(f[0], 1)
     text = _order(f)
-    assert "expected response.created#0 first, observed response.in_progress#0" in text
+    assert "expected response.created (seq 0 or 1) first, observed response.in_progress#0" in text
 
 
 def test_order_output_before_in_progress():
@@ -622,6 +669,25 @@ def _set_terminal(frames, **response_changes):
         else:
             response[key] = value
     frames[-1] = retype(last, response=response)
+
+
+def test_a_cancel_may_end_with_either_terminal_the_documents_allow():
+    """§6: B11 says response.failed (status cancelled), the resilience helpers response.cancelled;
+    a contract lists both and either passes, but no other type does."""
+    either = {"terminal": ["response.failed", "response.cancelled"], "terminal_status": "cancelled"}
+    history = cancelled_history()
+    assert check_stream(history, either, make_cell()) == []
+    for call in history.calls:
+        if call.frames:
+            call.frames[-1] = retype(call.frames[-1], type="response.cancelled")
+    assert check_stream(history, either, make_cell()) == []
+    assert check_replay(history, dict(either, after=["start", 2]), make_cell()) == []
+    assert "expected terminal response.failed, observed response.cancelled#8" in messages(check_stream(history, CANCELLED, make_cell()))
+    for call in history.calls:
+        if call.frames:
+            call.frames[-1] = retype(call.frames[-1], type="response.completed")
+    text = messages(check_stream(history, either, make_cell()))
+    assert "expected terminal response.failed or response.cancelled, observed response.completed#8" in text
 
 
 def test_terminal_status_passes_on_a_cancelled_stream_and_replays():

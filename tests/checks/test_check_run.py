@@ -116,3 +116,17 @@ def test_a_stuck_note_is_one_status_violation_naming_the_expected_status():
     assert str(status).startswith("status: expected final status 'failed', observed resp_1 is still 'in_progress' 30s")
     from conformance.plugin import could_not_run
     assert not could_not_run([status])  # a violation of the target, never "not testable"
+
+
+def test_a_violation_capped_at_should_counts_as_should_even_in_a_must_cell():
+    from conformance.history import effective_level, strongest_level
+
+    must, should = Violation("replay", "lost"), Violation("replay", "gap", level="SHOULD")
+    assert effective_level(should, "MUST") == "SHOULD"
+    assert effective_level(must, "MUST") == "MUST"
+    assert effective_level(must, "SHOULD") == "SHOULD"  # never above its cell's level
+    assert effective_level(should, "MAY") == "MAY"
+    assert strongest_level([should], "MUST") == "SHOULD"
+    assert strongest_level([should, must], "MUST") == "MUST"
+    assert strongest_level([], "MUST") is None
+    assert str(should) == "replay [SHOULD]: gap" and str(must) == "replay: lost"

@@ -11,6 +11,11 @@ in this process, then runs its command line as usual.  Variants:
 - ``deep-500``: a create body nested too deep for ``json.loads`` answers 500 (a MUST: 5xx for
   bad input).
 - ``surrogate-500``: a lone surrogate in ``model`` answers 500 ``text/plain`` (a MUST).
+- ``readings``: correct, but takes every reading of docs/protocol.md §6 the reference did not:
+  a stream's numbering starts at 1 (``response.created`` at seq 1), a cancel ends the stream
+  with ``response.cancelled``, a crashed or grace-exhausted response fails with code
+  ``server_crashed``, and a recovered attempt skips one sequence number (a gap, §2.2 clause 4).
+  It must pass every MUST; the gaps are SHOULD findings.
 - ``stuck``: the startup recovery scan leaves an interrupted non-resilient response
   ``in_progress`` for ever instead of marking it ``failed`` (a MUST: the row's status).
 """
@@ -22,7 +27,7 @@ import re
 import sys
 from typing import Any
 
-VARIANTS = ("lenient", "deep-500", "surrogate-500", "stuck")
+VARIANTS = ("lenient", "readings", "deep-500", "surrogate-500", "stuck")
 
 
 def _lenient() -> None:
@@ -55,6 +60,51 @@ def _lenient() -> None:
     app._http_error = plain_http_error
     responses.cursor_value = negative_is_start
     invocations.cursor_value = negative_is_start
+
+
+def _readings() -> None:
+    from reference_impl import runtime
+
+    runtime.TERMINAL_EVENTS = runtime.TERMINAL_EVENTS | {"response.cancelled"}
+    original_init = runtime.Run.__init__
+
+    def numbered_from_one(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("recovered"):
+            kwargs["next_seq"] = kwargs.get("next_seq", 0) + 1  # a suppressed duplicate created took one
+        elif kwargs.get("next_seq", 0) == 0:
+            kwargs["next_seq"] = 1
+        original_init(self, *args, **kwargs)
+
+    original_terminal = runtime.Run._terminal
+
+    def terminal(self: Any, snap: dict[str, Any], event_type: str) -> None:
+        if snap.get("status") == "cancelled":
+            event_type = "response.cancelled"
+        error = snap.get("error")
+        if isinstance(error, dict) and error.get("code") == "server_error":
+            snap = dict(snap, error=dict(error, code="server_crashed"))
+        original_terminal(self, snap, event_type)
+
+    original_orphan = runtime.Runtime._end_orphan
+
+    def end_orphan(self: Any, rid: str, env: dict[str, Any], snap: dict[str, Any]) -> None:
+        error = snap.get("error")
+        if isinstance(error, dict) and error.get("code") == "server_error":
+            snap = dict(snap, error=dict(error, code="server_crashed"))
+        if snap.get("status") == "cancelled":  # the orphan's terminal event, as a cancel reads it
+            last = self.store.events.last_seq(rid)
+            if last is None:
+                self.store.events.append(rid, {"type": "response.created", "sequence_number": 1, "response": env["response"]})
+                last = 1
+            self.store.events.append(rid, {"type": "response.cancelled", "sequence_number": last + 1, "response": snap})
+            self.store.records.put(runtime.KIND_RESPONSE, rid, dict(env, response=snap))
+            self.store.records.delete(runtime.KIND_TASK, rid)
+            return
+        original_orphan(self, rid, env, snap)
+
+    runtime.Run.__init__ = numbered_from_one
+    runtime.Run._terminal = terminal
+    runtime.Runtime._end_orphan = end_orphan
 
 
 def _deep_500() -> None:
@@ -115,7 +165,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "--variant" or argv[1] not in VARIANTS:
         print(f"usage: variant_server.py --variant {{{'|'.join(VARIANTS)}}} <reference_impl options>", file=sys.stderr)
         return 2
-    {"lenient": _lenient, "deep-500": _deep_500, "surrogate-500": _surrogate_500, "stuck": _stuck}[argv[1]]()
+    {"lenient": _lenient, "readings": _readings, "deep-500": _deep_500, "surrogate-500": _surrogate_500, "stuck": _stuck}[argv[1]]()
     from reference_impl.cli import main as reference_main
 
     return reference_main(argv[2:])
