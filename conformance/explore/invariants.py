@@ -15,7 +15,7 @@ What is promised (responses profile, DESIGN §3/§4, docs/protocol.md §2, §3.6
   that any read saw before it started, up to where it got (no gap, no loss), in order;
 - statuses: once a terminal status is observed, every later observation shows the same one
   (never changes, never goes back to ``in_progress``); an acknowledged response never answers
-  404; no call ever gets a 5xx;
+  404; no call ever gets a 5xx (a 503 while the server is being stopped is no loss);
 - output: a ``completed`` snapshot's text is exactly what the markers predict for the attempts
   they record (``checks.output.predict_output``).
 """
@@ -326,11 +326,13 @@ def status_problems(obs: Observations) -> list[str]:
 
 
 def http_problems(obs: Observations) -> list[str]:
-    """No 5xx anywhere (but a 503 to a create during shutdown); an acknowledged resource never
-    answers 404 afterwards."""
+    """No 5xx anywhere, but a 503 to a create, or to any call the server was being stopped
+    during (a draining server may refuse work; nothing is lost by it); an acknowledged resource
+    never answers 404 afterwards."""
     problems: list[str] = []
     for call in list(obs.calls):
-        if call.status is not None and call.status >= 500 and not (call.status == 503 and call.name == "create"):
+        draining = call.status == 503 and (call.name == "create" or _stopped_during(obs, call))
+        if call.status is not None and call.status >= 500 and not draining:
             problems.append(f"{call.method} {call.url} -> {call.status}: {excerpt(call.body or call.body_text, 200)}")
         rid = call_response_id(call, obs.wire)
         tracked = obs.responses.get(rid) if rid else None

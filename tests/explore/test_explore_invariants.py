@@ -156,6 +156,15 @@ def test_5xx_is_caught() -> None:
     expect(observations(*clean(), get(3.0, "", code=500)), "-> 500")
 
 
+def test_503_while_the_server_is_being_stopped_is_no_loss_but_any_other_5xx_is() -> None:
+    """A draining server may refuse a read with 503 (docs/protocol.md §6): only while a stop falls
+    inside the call; the same 503 with no stop, or a 500 during the stop, is still caught."""
+    during = get(3.0, "", code=503)
+    assert all_problems(observations(*clean(), during, stops=[during.started_at])) == []
+    expect(observations(*clean(), get(3.0, "", code=503)), "-> 503")
+    expect(observations(*clean(), get(3.0, "", code=500), stops=[3.0]), "-> 500")
+
+
 def test_output_that_does_not_match_the_markers_is_caught() -> None:
     expect(observations(sse("create", events("a1:d0 "), 0.0)), "completed output 'a1:d0 '")
     # after a crash the markers record a second attempt: its text is what must be final
