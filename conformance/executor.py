@@ -59,8 +59,10 @@ class CellTimeout(Exception):
 
 
 class StatusStuck(CellTimeout):
-    """The target kept a response in a non-terminal status past the cell deadline: a violation
-    of the row's expected (terminal) status, not a problem of the kit."""
+    """The target kept a response from a terminal status: still non-terminal (or still 404 while
+    its foreground create call stays open) at the cell deadline, or a poll of it got an answer
+    that is no status at all (a 5xx, an unexpected 404, a dropped connection).  A violation of
+    the row's expected status, not a problem of the kit."""
 
 
 class NotTestable(Exception):
@@ -402,8 +404,8 @@ class CellRun:
             verdict = on_404() if last.status == 404 else ("wait" if last.status == 200 else "fail")
             if verdict == "end":
                 return None
-            if verdict == "fail":
-                raise CellTimeout(
+            if verdict == "fail":  # the target's answer about its own response: its violation
+                raise StatusStuck(
                     f"poll of {rid} got an unexpected answer: {last.status} {(last.body_text or last.error or '')[:300]}"
                 )
             with self.recorder.changed:
@@ -414,9 +416,15 @@ class CellRun:
                 f"{rid} is still {status_of(last)!r} {now - started:.0f}s after the kit began polling "
                 f"(that status for the last {now - since:.0f}s, {polls} polls); last poll: 200 {(last.body_text or '')[:200]}"
             )
-        shown = f"{last.status} {(last.body_text or '')[:300]}" if last else "no answer"
+        if last is not None:  # only 404s the kit was told to wait through (a foreground call still open)
+            now = time.monotonic()
+            raise StatusStuck(
+                f"{rid} still answers {last.status} {now - started:.0f}s after the kit began polling "
+                f"({polls} polls; a 404 is awaited only while the create call is open, so the response "
+                f"never became terminal); last poll: {last.status} {(last.body_text or '')[:200]}"
+            )
         raise CellTimeout(
-            f"timed out after {self.timeout:.0f}s waiting for a terminal status of {rid}; last poll: {shown}"
+            f"timed out after {self.timeout:.0f}s waiting for a terminal status of {rid}: no poll was made"
             f"\n--- server log tail ---\n{self.target.log_tail(20)}"
         )
 
@@ -600,8 +608,8 @@ class InvocationsRun(CellRun):
         if isinstance(create.body, dict) and isinstance(create.body.get("session_id"), str):
             self.history.session_id = create.body["session_id"]
         if rid is None:
-            if create.status == 200:
-                raise NotTestable("POST /invocations answered 200 but revealed no invocation_id")
+            if create.status in (200, 202):  # both create answers the documents allow (protocol §6)
+                raise NotTestable(f"POST /invocations answered {create.status} but revealed no invocation_id")
             return  # refused: the http / error expectations judge the answer
         self._open_stream(rid, "live")
         readers = self.cell.expect.get("readers")

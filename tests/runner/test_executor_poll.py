@@ -56,6 +56,9 @@ def test_unexpected_answer_fails_at_once_naming_the_code(answers, on_404, code):
     get = fake_get(*answers)
     with pytest.raises(CellTimeout) as e:
         poll(get, on_404)
+    from conformance.executor import StatusStuck
+
+    assert isinstance(e.value, StatusStuck)  # the target's violation (``status``), not the kit's
     message = str(e.value)
     assert message.startswith(f"poll of r1 got an unexpected answer: {code} "), message
     assert str(answers[-1][1])[:20] in message  # the body is shown
@@ -84,3 +87,18 @@ def test_a_status_that_never_turns_terminal_is_stuck_not_a_kit_timeout():
     assert message.startswith("r1 is still 'in_progress' 0s after the kit began polling"), message
     assert "last poll: 200 " in message and "in_progress" in message and "log tail" not in message
 
+
+
+def test_a_response_never_visible_while_its_foreground_call_stays_open_is_stuck():
+    """A foreground response is 404 until terminal; polls wait through that 404 only while the
+    create call is open.  Still 404 at the deadline: the response never ended, the target's
+    violation (StatusStuck), not an executor error."""
+    from conformance.executor import StatusStuck
+
+    run = fake_run()
+    run.timeout = 0.3
+    with pytest.raises(StatusStuck) as e:
+        CellRun._poll_status(run, "r1", fake_get((404, "not visible")), TERMINAL_STATUSES, on_404=lambda: "wait")
+    message = str(e.value)
+    assert message.startswith("r1 still answers 404 0s after the kit began polling"), message
+    assert "never became terminal" in message and "log tail" not in message
