@@ -36,8 +36,10 @@ from .drivers.invocations import InvocationsDriver
 from .drivers.invocations import invocation_id_of as inv_id_of
 from .drivers.invocations import script_input as inv_script_input
 from .history import (
+    INVOCATION_TERMINAL_EVENTS,
     INVOCATION_TERMINAL_STATUSES,
     STUCK_PREFIX,
+    TERMINAL_EVENTS,
     TERMINAL_STATUSES,
     FaultRecord,
     History,
@@ -72,12 +74,17 @@ class NotTestable(Exception):
 class CellRun:
     """One execution of one cell.  Use ``execute()``; it always closes the target."""
 
+    DELTA_EVENT = "response.output_text.delta"  # what a black-box `first_delta` trigger waits for
+    TERMINAL_EVENT_TYPES: frozenset[str] = TERMINAL_EVENTS
+    COMPLETED_EVENT = "response.completed"
+
     def __init__(self, cell: Cell, config: TargetConfig, work_dir: Path) -> None:
         self.cell = cell
         self.config = config
         self.timeout = config.cell_timeout_s
         self.tag = f"{re.sub(r'[^A-Za-z0-9]', '', cell.row)[:16]}-{uuid.uuid4().hex[:12]}"
-        self.script = {**cell.script, "tag": self.tag}
+        # a black-box cell (conformance/blackbox.py) sends the target's plain input, no script
+        self.script = {} if cell.blackbox else {**cell.script, "tag": self.tag}
         self.target = Target(config.spec_for(cell.server), work_dir)
         self.t0 = time.monotonic()
         self.recorder = Recorder(self.now, self._incarnation_index)
@@ -186,7 +193,11 @@ class CellRun:
         self.target.start()
         if fault.kind == "none" or fault.at == "terminal":
             self.markers.release(self.tag)  # nothing to hold for: let the handler run through
-        body = {**cell.request, "input": script_input(self.script)}
+        if cell.blackbox:
+            plain, extra = self.config.blackbox_request(cell.profile)
+            body = {**cell.request, **extra, "input": plain}
+        else:
+            body = {**cell.request, "input": script_input(self.script)}
         self.create_thread = threading.Thread(
             target=self.driver.create, args=(body,), kwargs={"control": self.control}, daemon=True
         )
@@ -209,12 +220,13 @@ class CellRun:
         def known() -> Any:
             call = self.create_call
             assert call is not None
+            ended = call.ended  # read first: the transport writes it last, after the body
             rid = response_id_of(call) or self.marker_id()
             if rid:
                 return rid
-            if call.ended != "in_flight" and (call.status or 0) != 200:
+            if ended != "in_flight" and (call.status or 0) != 200:
                 return "<refused>"
-            if call.ended != "in_flight" and call.status == 200:
+            if ended != "in_flight" and call.status == 200:
                 return "<no-id>"
             return None
 
@@ -243,6 +255,17 @@ class CellRun:
             return line
         if fault.at == "created":
             return f"id {rid}"
+        if fault.at == "first_delta":  # black-box stand-in for `held` on a live stream
+            self.await_(
+                lambda: any(f.type == self.DELTA_EVENT for f in (self.live_stream.frames if self.live_stream else []))
+                or (self.live_stream is not None and self.live_stream.ended != "in_flight"),
+                "the first delta on the live stream",
+                self._last_seen,
+            )
+            return f"first delta ({len(self.live_stream.frames) if self.live_stream else 0} frames)"
+        if fault.at == "in_progress":  # black-box stand-in for `held` without a stream
+            got = self.driver.get(rid, name="poll")
+            return f"GET {got.status} status {status_of(got)}"
         if fault.at == "after_events":
             n = fault.after_events or 1
             self.await_(
@@ -285,9 +308,13 @@ class CellRun:
         )
         self.history.faults.append(record)
         kind = fault.kind
+        if self.cell.blackbox and fault.at != "terminal":  # a fault at the terminal status comes after the run
+            self._placed_before_fault(record)
         if kind in PROCESS_FAULTS:
             self.process_faulted = True
             record.exit_mode = self._stop_process(kind)
+            if self.cell.blackbox:
+                self._after_fault_placed(record)
             if kind == "crash_twice":
                 self._second_crash(record)
             else:
@@ -296,6 +323,37 @@ class CellRun:
                     record.restarted_as = self.target.restart().index
         else:
             self._client_fault(kind, rid)
+
+    def _placed_before_fault(self, record: FaultRecord) -> None:
+        """Black-box: the fault must land while the run is still going.  A terminal event on the
+        live stream, or a terminal status in the GET that fired the trigger, before the fault
+        means the run ended first: the cell is not testable (never a pass), and the message
+        says what to change."""
+        live = self.live_stream
+        ended = [f for f in (live.frames if live else []) if f.type in self.TERMINAL_EVENT_TYPES]
+        polled = record.observed.rsplit(" ", 1)[-1] if record.trigger == "in_progress" else None
+        if ended or polled in TERMINAL_STATUSES or (polled is not None and not record.observed.startswith("GET 200")):
+            what = f"{ended[0].type}#{ended[0].seq}" if ended else record.observed
+            raise NotTestable(
+                f"black-box: the run ended or could not be seen running ({what}) before the {record.kind} fault "
+                "could be placed; give the target a longer-running `blackbox.input` (more output, or a slower "
+                "run) in its target file"
+            )
+
+    def _after_fault_placed(self, record: FaultRecord) -> None:
+        """Black-box: a process fault was placed mid-run only if the faulted lifetime's live
+        stream did not finish the run (a ``response.completed`` before the process died: the run
+        beat the SIGKILL, or ended inside the SIGTERM grace)."""
+        live = self.live_stream
+        self.await_(lambda: live is None or live.ended != "in_flight", "the live stream to end with the stopped process",
+                    self._last_seen)
+        done = [f for f in (live.frames if live else []) if f.incarnation == record.incarnation and f.type == self.COMPLETED_EVENT]
+        if done:
+            raise NotTestable(
+                f"black-box: the run completed ({done[0].type}#{done[0].seq}) before the {record.kind} stopped the "
+                "server, so the fault did not land mid-run; give the target a longer-running `blackbox.input` "
+                "(longer than its shutdown grace for SIGTERM paths)"
+            )
 
     def _at_trigger(self, rid: str) -> None:
         """What a cell does at its trigger, before the fault itself (responses: nothing)."""
@@ -309,7 +367,7 @@ class CellRun:
         if kind == "disconnect":
             self.control.drop()
             self._join_create()
-            if not self.cell.request.get("background", False):
+            if not self.cell.request.get("background", False) and not self.cell.blackbox:
                 self._await_handler_stop("the client disconnect")
             self.markers.release(self.tag)
         elif kind == "cancel":
@@ -533,6 +591,10 @@ class InvocationsRun(CellRun):
     releases them one at a time (``_drive_queue``).
     """
 
+    DELTA_EVENT = "invocation.delta"
+    TERMINAL_EVENT_TYPES = INVOCATION_TERMINAL_EVENTS
+    COMPLETED_EVENT = "invocation.completed"
+
     def __init__(self, cell: Cell, config: TargetConfig, work_dir: Path) -> None:
         super().__init__(cell, config, work_dir)
         self.driver.transport.close()  # the responses driver the base class built is not used
@@ -601,7 +663,11 @@ class InvocationsRun(CellRun):
         self.target.start()
         if fault.kind == "none" or fault.at == "terminal":
             self.markers.release(self.tag)
-        body: dict[str, Any] = {"input": inv_script_input(self.script)}
+        if self.cell.blackbox:
+            plain, extra = self.config.blackbox_request("invocations")
+            body: dict[str, Any] = {**extra, "input": plain}
+        else:
+            body = {"input": inv_script_input(self.script)}
         create = self.idriver.create(body)
         rid = inv_id_of(create)
         self.history.response_id = rid

@@ -110,6 +110,7 @@ class Cell:
     requires: tuple[str, ...] = ()  # capabilities the target must claim (server modes included)
     source: str = ""  # "contracts/responses/resilience.yaml:42"
     notes: str = ""
+    blackbox: bool = False  # the black-box variant of a cell (conformance/blackbox.py): no script, no markers
 
     @property
     def variant_id(self) -> str:

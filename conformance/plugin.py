@@ -364,6 +364,14 @@ class CellItem(pytest.Item):
         if missing:
             self._record("not_claimed", missing=missing)
             pytest.skip(f"not claimed by target {s.target.name}: {', '.join(missing)}")
+        if s.target.blackbox:  # no test-control adapter: the cell's black-box variant, or why it needs one
+            from .blackbox import derive
+
+            derived = derive(cell)
+            if isinstance(derived, str):
+                self._record("not_claimed", missing=[f"control ({derived})"], control="needs")
+                pytest.skip(f"not claimed by black-box target {s.target.name}: needs control: {derived}")
+            cell = derived
         work_dir = s.run_dir / _slug(cell.id)
         started = time.monotonic()
         history = run_cell(cell, s.target, work_dir)
@@ -385,6 +393,9 @@ class CellItem(pytest.Item):
             ],
             "script": {k: v for k, v in cell.script.items()},
         }
+        if cell.blackbox:
+            extra["control"] = "blackbox"
+            extra["black_box_fault"] = cell.fault.describe()
         if not_testable:  # claimed but not run as specified: fails at every level, baseline or not
             self._record("not_testable", **extra)
             raise CellFailed("\n".join(texts))
@@ -523,6 +534,17 @@ def _suite_verdict(report: pytest.TestReport) -> tuple[str, str] | None:
         reason = reason.removeprefix("Skipped: ")
         return ("not_claimed" if NOT_CLAIMED_SKIP.search(reason) else "not_run"), reason
     return ("pass", "") if report.when == "call" else None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Against a black-box target (``control: none``) the suites of ``conformance/suites/``
+    are not claimed: they drive scripted handlers and judge by markers (docs/protocol.md §8)."""
+    if isinstance(item, CellItem) or item.path.parent.resolve() != SUITES_DIR:
+        return
+    target = settings(item.config).target
+    if target.blackbox:
+        pytest.skip(f"not claimed by black-box target {target.name}: needs control (this suite drives "
+                    "scripted handlers and judges their markers)")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -85,6 +85,14 @@ def render_matrix(
     na_total = sum(len(t.not_applicable) for t in tables)
     summary = ", ".join(f"{counts[k]} {k}" for k in GLYPHS if counts.get(k)) or "no cells"
     console.print(f"cells: {summary}; {na_total} not applicable (declared)")
+    blackbox = [r for r in results if r.get("control") == "blackbox"]
+    needs = Counter(r["missing"][0] for r in results if r.get("control") == "needs" and r.get("missing"))
+    if blackbox or needs:  # a target with no test-control adapter (docs/protocol.md §8)
+        console.print(f"black-box: {len(blackbox)} cell(s) judged from the wire alone; "
+                      f"{sum(needs.values())} need control (not claimed):")
+        for reason, n in needs.most_common():
+            console.print(f"  {n:3d} × {reason.removeprefix('control (').removesuffix(')')}",
+                          style="dim", markup=False, highlight=False)
     if suites:
         console.print(f"suite tests: {_counts_text(Counter(r['verdict'] for r in suites))}")
         for entry in suites:  # SHOULD findings do not fail the run: they are listed, one line a rule
@@ -110,6 +118,7 @@ def json_report(
         "finished": time.time(),
         "python": platform.python_version(),
         "strict": bool(getattr(settings, "strict", False)),
+        "control": getattr(settings.target, "control", "full"),  # "none": black-box cells only
         "totals": dict(sorted(counts.items())),
         "passed": not any(counts.get(k) for k in FAILING),
         "cells": sorted(results, key=lambda r: r["id"]),

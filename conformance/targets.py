@@ -60,6 +60,20 @@ TARGET_SCHEMA: dict[str, Any] = {
         "claims": _STRINGS,
         "baseline": {"type": "string"},
         "strict": {"type": "boolean"},
+        # no test-control adapter: black-box cells only (conformance/blackbox.py, docs/protocol.md §8)
+        "control": {"enum": ["full", "none"]},
+        "blackbox": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["input"],
+            "properties": {
+                "input": {},  # the create body's `input` for every run: a plain prompt
+                "body": {"type": "object"},  # other create fields sent with every run (e.g. model)
+                # per-profile overrides (an invocations `input` is an object, a responses one a string)
+                "responses": {"$ref": "#/$defs/blackbox_request"},
+                "invocations": {"$ref": "#/$defs/blackbox_request"},
+            },
+        },
         "cell_timeout_s": {"type": "number", "exclusiveMinimum": 0},
         "store": {
             "type": "object",
@@ -73,6 +87,13 @@ TARGET_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": ["args", "lease_ttl_s"],
             "properties": {"args": _STRINGS, "lease_ttl_s": {"type": "number", "exclusiveMinimum": 0}},
+        },
+    },
+    "$defs": {
+        "blackbox_request": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"input": {}, "body": {"type": "object"}},
         },
     },
 }
@@ -112,6 +133,19 @@ class TargetConfig:
     worker_args: tuple[str, ...] = ()  # how to start one of several workers: args with {worker}
     lease_ttl_s: float | None = None  # the workers' lease ttl: a dead worker's tasks move after it
     strict: bool = False  # SHOULD findings fail the run (target file `strict: true`, or --conformance-strict)
+    control: str = "full"  # "none": no test-control adapter; only black-box cells run (conformance/blackbox.py)
+    blackbox_spec: dict[str, Any] = field(default_factory=dict)  # the target file's `blackbox:` mapping
+
+    @property
+    def blackbox(self) -> bool:
+        """True when the target has no test-control adapter (``control: none``)."""
+        return self.control == "none"
+
+    def blackbox_request(self, profile: str) -> tuple[Any, dict[str, Any]]:
+        """The ``input`` and the other create fields of every black-box run of ``profile``."""
+        spec = self.blackbox_spec
+        override = spec.get(profile) or {}
+        return override.get("input", spec.get("input")), {**(spec.get("body") or {}), **(override.get("body") or {})}
 
     def with_store(self, store: str) -> "TargetConfig":
         """This target running with store provider ``store`` (``NAME[:OPTIONS]``)."""
@@ -250,6 +284,12 @@ def load_target(path: str | Path | None = None) -> TargetConfig:
             f"{file}:{_line_of(root, ['workers' if 'workers' in data else 'claims'])}: the claim multi_worker and "
             "`workers: {args, lease_ttl_s}` go together (how to start a worker is part of claiming it)"
         )
+    if (data.get("control") == "none") != ("blackbox" in data):
+        raise TargetConfigError(
+            f"{file}:{_line_of(root, ['blackbox' if 'blackbox' in data else 'control'])}: `control: none` and "
+            "`blackbox: {input: <a plain prompt>}` go together (a target without the test-control adapter "
+            "tells the kit what to send instead of a script; docs/protocol.md §8)"
+        )
     baseline = data.get("baseline")
     baseline_path = (file.parent / baseline).resolve() if baseline else None
     if baseline_path is not None and not baseline_path.is_file():
@@ -275,6 +315,8 @@ def load_target(path: str | Path | None = None) -> TargetConfig:
         worker_args=tuple(data.get("workers", {}).get("args", ())),
         lease_ttl_s=float(data["workers"]["lease_ttl_s"]) if "workers" in data else None,
         strict=bool(data.get("strict", False)),
+        control=data.get("control", "full"),
+        blackbox_spec=dict(data.get("blackbox") or {}),
     )
 
 

@@ -52,6 +52,27 @@ def _store(text: str) -> str:
     return text
 
 
+def _plain_script(text: str) -> dict[str, Any]:
+    """``--plain-script JSON``: the script a request without one runs (a plain prompt)."""
+    import json
+
+    from .script import HandlerFailure, parse_script
+
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"plain script is not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise argparse.ArgumentTypeError(f"plain script must be a JSON object, got {text!r}")
+    try:
+        parse_script(raw)
+    except HandlerFailure as exc:
+        raise argparse.ArgumentTypeError(f"plain script: {exc.message}") from None
+    if raw.get("hold_at") is not None or raw.get("tag") is not None:
+        raise argparse.ArgumentTypeError("plain script: hold_at and tag need the test-control contract, not a plain prompt")
+    return raw
+
+
 def _worker_id(text: str) -> str:
     if not 1 <= len(text) <= 64 or not all(c.isalnum() or c in "-_." for c in text):
         raise argparse.ArgumentTypeError(f"worker id must be 1-64 characters of [A-Za-z0-9._-], got {text!r}")
@@ -70,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resilient-invocations", action="store_true", help="recover invocations from their last checkpoint after a crash")
     p.add_argument("--worker-id", type=_worker_id, default=None, help="this worker's name in leases (default: worker-<pid>)")
     p.add_argument("--lease-ttl", type=_lease_ttl, default=None, metavar="SECONDS", help="lease task records so several workers can share one store")
+    p.add_argument("--plain-script", type=_plain_script, default=None, metavar="JSON",
+                   help='what a request without a script runs, e.g. \'{"deltas": 40, "delay_ms": 25}\' (default {"deltas": 3}); for black-box runs')
     p.add_argument("--event-retention", type=_retention, default=0, metavar="N", help="replayable events per invocation (0: all)")
     return p
 
@@ -99,11 +122,16 @@ def parse_config(argv: list[str] | None = None) -> ServerConfig:
         event_retention=args.event_retention,
         worker_id=args.worker_id or f"worker-{os.getpid()}",
         lease_ttl=args.lease_ttl,
+        plain_script=args.plain_script,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(argv)
+    if config.plain_script is not None:
+        from . import script as script_mod
+
+        script_mod.DEFAULT_SCRIPT = config.plain_script  # read at call time by parse_script
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     from .server import serve  # imported late: CLI errors stay fast
 

@@ -18,3 +18,4 @@ class ServerConfig:
     event_retention: int = 0
     worker_id: str = "worker"  # the lease owner name (stable across restarts: own tasks reclaimed at once)
     lease_ttl: float | None = None  # leases on task records (several workers on one shared store)
+    plain_script: dict | None = None  # what a request without a script runs (black-box runs); None: {"deltas": 3}

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.history import History, Violation
+from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_EVENTS, History, SSEFrame, Violation
 from conformance.model import Cell
 
 from ._util import as_int, output_text, quoted
@@ -229,11 +229,53 @@ def final_output_text(history: History) -> str:
     return output_text(history.final.get("output"))
 
 
+def streamed_text(frames: list[SSEFrame]) -> str:
+    """The output a complete stream announces.  Responses: the text of its last
+    ``response.in_progress``'s ``response.output`` (empty on a fresh attempt; a recovered
+    attempt's reset carries what it resumed from) plus every ``delta`` after it.  Invocations
+    (docs/protocol.md §7.4, §7.6): by delta ``index``, the text of the latest ``invocation.delta``
+    with that index (a recovered attempt re-emits from its checkpoint; what it did not re-emit
+    is the checkpointed text of the attempts before it)."""
+    if any((f.type or "").startswith("invocation.") for f in frames):
+        by_index: dict[int, str] = {}
+        for frame in frames:
+            payload = frame.json if isinstance(frame.json, dict) else {}
+            index, text = payload.get("index"), payload.get("text")
+            if frame.type == "invocation.delta" and isinstance(index, int) and isinstance(text, str):
+                by_index[index] = text
+        return "".join(by_index[i] for i in sorted(by_index))
+    start = max((i for i, f in enumerate(frames) if f.type == "response.in_progress"), default=-1)
+    text = ""
+    if start >= 0 and isinstance(frames[start].json, dict):
+        response = frames[start].json.get("response")
+        text = output_text(response.get("output")) if isinstance(response, dict) else ""
+    for frame in frames[start + 1 :]:
+        if frame.type == "response.output_text.delta" and isinstance(frame.json, dict):
+            delta = frame.json.get("delta")
+            text += delta if isinstance(delta, str) else ""
+    return text
+
+
+def _full_stream(history: History) -> tuple[str, list[SSEFrame]] | None:
+    """A complete read from the start: the last 200 replay without a cursor, else the live
+    stream when it ended on a terminal event."""
+    for call in reversed(history.calls_named("replay")):
+        params = call.params if isinstance(call.params, dict) else {}
+        if call.status == 200 and params.get("starting_after") is None and call.frames:
+            return f"replay {params.get('cursor_label', 'start')}", list(call.frames)
+    live = history.live_frames()
+    if live and (live[-1].type in TERMINAL_EVENTS or (live[-1].type or "").startswith("invocation.")
+                 and live[-1].type in INVOCATION_TERMINAL_EVENTS):
+        return "live stream", list(live)
+    return None
+
+
 def check_output(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """``empty``: the final output has no text.  ``full``: the final output text equals the
-    text predicted from the script's delta count and the markers."""
-    if expected not in ("full", "empty"):
-        return [Violation("output", f"unknown output expectation {expected!r} (full | empty)")]
+    text predicted from the script's delta count and the markers.  ``streamed`` (black-box
+    cells): it equals what a complete stream from the start announced (``streamed_text``)."""
+    if expected not in ("full", "empty", "streamed"):
+        return [Violation("output", f"unknown output expectation {expected!r} (full | empty | streamed)")]
     if history.final is None:
         return [
             Violation(
@@ -252,6 +294,20 @@ def check_output(history: History, expected: Any, cell: Cell) -> list[Violation]
                     evidence=f"final ({history.final_source}) status={history.final.get('status')!r}",
                 )
             ]
+        return []
+    if expected == "streamed":
+        stream = _full_stream(history)
+        if stream is None:
+            return [Violation("output", "expected the output a complete stream announced, but no stream "
+                              "from the start ended on a terminal event to compare with",
+                              evidence=f"final ({history.final_source}) text {quoted(observed)}")]
+        where, frames = stream
+        announced = streamed_text(frames)
+        if observed != announced:
+            return [Violation("output", f"expected the final output text to be what the {where} announced "
+                              f"(last response.in_progress output + the deltas after it) {quoted(announced)}, "
+                              f"observed {quoted(observed)}",
+                              evidence=f"{where}: {len(frames)} frames")]
         return []
     deltas = script_deltas(history, cell)
     if deltas is None:

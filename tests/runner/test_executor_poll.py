@@ -102,3 +102,38 @@ def test_a_response_never_visible_while_its_foreground_call_stays_open_is_stuck(
     message = str(e.value)
     assert message.startswith("r1 still answers 404 0s after the kit began polling"), message
     assert "never became terminal" in message and "log tail" not in message
+
+
+class _EndsWhileRead(HttpCall):
+    """A foreground create that ends (body, status, then ``ended``) right after its body was
+    first read empty: the moment a black-box cell, which has no start marker, can hit."""
+
+    _reads = 0
+
+    def __getattribute__(self, name):
+        if name == "body":
+            reads = object.__getattribute__(self, "_reads")
+            object.__setattr__(self, "_reads", reads + 1)
+            if reads == 0:  # the first read sees no body yet; the call completes right after it
+                object.__setattr__(self, "status", 200)
+                object.__setattr__(self, "ended", "complete")
+                return None
+            return {"id": "resp_1"}
+        return object.__getattribute__(self, name)
+
+
+def test_the_response_id_is_read_after_the_call_is_seen_ended_never_before():
+    """``ended`` is written last by the transport, so it is read first: a call seen ended has its
+    body.  Reading the body first took a create that completed in between for one that succeeded
+    without an id ("not testable")."""
+    call = _EndsWhileRead("create", "POST", "http://t/responses", ended="in_flight")
+
+    def await_(predicate, what, last):
+        for _ in range(3):
+            value = predicate()
+            if value:
+                return value
+        raise AssertionError(f"never {what}")
+
+    run = SimpleNamespace(create_call=call, marker_id=lambda: None, _last_seen=lambda: "", await_=await_)
+    assert CellRun._await_id(run) == "resp_1"

@@ -123,3 +123,21 @@ def test_strict_is_a_boolean_and_defaults_off(tmp_path):
     with pytest.raises(TargetConfigError) as e:
         load_target(p)
     assert str(e.value).startswith(f"{p}:3: strict")
+
+
+def test_control_none_needs_a_blackbox_request_and_vice_versa(tmp_path):
+    """A target without the test-control adapter says what to send instead of a script."""
+    base = "command: python -V\nprofiles: [responses]\n"
+    p = write(tmp_path, base + "control: none\n")
+    with pytest.raises(TargetConfigError, match=rf"{p}:3: `control: none` and `blackbox: {{input"):
+        load_target(p)
+    p = write(tmp_path, base + "blackbox: {input: hi}\n", name="b.yaml")
+    with pytest.raises(TargetConfigError, match=rf"{p}:3: `control: none`"):
+        load_target(p)
+    p = write(tmp_path, base + "control: none\nblackbox: {input: hi, body: {model: m}, invocations: {input: {q: 1}}}\n",
+              name="c.yaml")
+    t = load_target(p)
+    assert t.blackbox and t.blackbox_request("responses") == ("hi", {"model": "m"})
+    assert t.blackbox_request("invocations") == ({"q": 1}, {"model": "m"})
+    assert not load_target().blackbox  # the bundled reference target has the adapter
+    assert load_target(REFERENCE_TARGET.with_name("reference-blackbox.yaml")).blackbox

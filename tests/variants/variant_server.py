@@ -16,6 +16,12 @@ in this process, then runs its command line as usual.  Variants:
   with ``response.cancelled``, a crashed or grace-exhausted response fails with code
   ``server_crashed``, and a recovered attempt skips one sequence number (a gap, §2.2 clause 4).
   It must pass every MUST; the gaps are SHOULD findings.
+- broken for the black-box tier (``tests/variants/test_blackbox_verdicts.py``; plain prompts,
+  no adapter): ``seq-restart`` (a recovered attempt numbers its events from 0 again),
+  ``replay-drops-last`` (a replay leaves out the terminal event), ``terminal-not-last`` (a replay
+  sends one more event after the terminal), ``cursor-500`` (a malformed ``starting_after``
+  answers 500), ``cancel-keeps-streaming`` (a cancel answers 200 ``cancelled`` but the run goes
+  on streaming deltas to its end).
 - ``stuck``: the startup recovery scan leaves an interrupted non-resilient response
   ``in_progress`` for ever instead of marking it ``failed`` (a MUST: the row's status).
 """
@@ -27,7 +33,8 @@ import re
 import sys
 from typing import Any
 
-VARIANTS = ("lenient", "readings", "deep-500", "surrogate-500", "stuck")
+VARIANTS = ("lenient", "readings", "deep-500", "surrogate-500", "stuck", "seq-restart", "replay-drops-last",
+            "terminal-not-last", "cursor-500", "cancel-keeps-streaming")
 
 
 def _lenient() -> None:
@@ -161,11 +168,89 @@ def _stuck() -> None:
     runtime.Runtime._recover_one = recover_one
 
 
+def _seq_restart() -> None:
+    from reference_impl import runtime
+
+    original_init = runtime.Run.__init__
+
+    def from_zero(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("recovered"):
+            kwargs["next_seq"] = 0  # the bug: the recovered attempt numbers from 0 again
+        original_init(self, *args, **kwargs)
+
+    runtime.Run.__init__ = from_zero
+
+
+def _replay_drops_last() -> None:
+    from reference_impl import runtime
+
+    original = runtime.Runtime.replay
+
+    async def replay(self: Any, rid: str, after: int | None) -> Any:
+        async for event in original(self, rid, after):
+            if event["type"] in runtime.TERMINAL_EVENTS:
+                return  # the bug: the terminal event is never sent on a replay
+            yield event
+
+    runtime.Runtime.replay = replay
+
+
+def _terminal_not_last() -> None:
+    from reference_impl import runtime
+
+    original = runtime.Runtime.replay
+
+    async def replay(self: Any, rid: str, after: int | None) -> Any:
+        last = None
+        async for event in original(self, rid, after):
+            last = event
+            yield event
+        if last is not None and last["type"] in runtime.TERMINAL_EVENTS:  # the bug: one more event after it
+            yield {"type": "response.in_progress", "sequence_number": last["sequence_number"] + 1,
+                   "response": dict(last.get("response") or {}, status="in_progress")}
+
+    runtime.Runtime.replay = replay
+
+
+def _cursor_500() -> None:
+    from reference_impl import responses
+
+    original = responses.cursor_value
+
+    def cursor_value(text: str) -> int | None:
+        if not text.isdigit():
+            raise RuntimeError(f"bad cursor {text!r}")  # unhandled: the server answers 500
+        return original(text)
+
+    responses.cursor_value = cursor_value
+
+
+def _cancel_keeps_streaming() -> None:
+    from starlette.responses import JSONResponse
+
+    from reference_impl import responses
+
+    original = responses.cancel_response
+
+    async def cancel(request: Any) -> Any:
+        rt = responses._runtime(request)
+        rid = request.path_params["response_id"]
+        run = rt.runs.get(rid)
+        env = rt.visible(rid)
+        if run is not None and env is not None and env.get("background"):
+            return JSONResponse(dict(env["response"], status="cancelled", output=[]))  # the bug: the run goes on
+        return await original(request)
+
+    responses.cancel_response = cancel  # app.py builds its routes after this patch
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "--variant" or argv[1] not in VARIANTS:
         print(f"usage: variant_server.py --variant {{{'|'.join(VARIANTS)}}} <reference_impl options>", file=sys.stderr)
         return 2
-    {"lenient": _lenient, "readings": _readings, "deep-500": _deep_500, "surrogate-500": _surrogate_500, "stuck": _stuck}[argv[1]]()
+    {"lenient": _lenient, "readings": _readings, "deep-500": _deep_500, "surrogate-500": _surrogate_500, "stuck": _stuck,
+     "seq-restart": _seq_restart, "replay-drops-last": _replay_drops_last, "terminal-not-last": _terminal_not_last,
+     "cursor-500": _cursor_500, "cancel-keeps-streaming": _cancel_keeps_streaming}[argv[1]]()
     from reference_impl.cli import main as reference_main
 
     return reference_main(argv[2:])

@@ -1,0 +1,109 @@
+"""The black-box tier: a contract cell re-phrased for a target with no test-control adapter.
+
+A target file with ``control: none`` has no script, no markers and no release file
+(docs/protocol.md §8).  ``derive(cell)`` is a pure function of the cell: either the cell's
+black-box variant, whose expectations are judged from the wire alone, or the reason the cell
+needs control (the plugin counts it "not claimed" with that reason, never silently drops it).
+
+What changes in a black-box variant:
+
+- the request carries the target's plain ``blackbox.input`` instead of a script;
+- a fault at ``held`` is placed by observation of the wire instead: after the first delta on the
+  live stream (``first_delta``), or while ``GET`` says the response is not terminal
+  (``in_progress``, stream=false).  The executor proves the fault landed mid-run (no terminal
+  event on the faulted live stream) or the cell is "not testable", never a pass;
+- expectations that need the script or the markers are dropped (``attempts``, the exact reset
+  text of ``replay.reset_event``), and the exact output text becomes ``output: streamed`` (the
+  final text equals the output the stream announced: the last ``response.in_progress``'s output
+  plus every delta after it) where a complete stream from the start is read, else it is dropped;
+- everything that holds for any server is kept: statuses, HTTP codes, content types, error
+  shapes, stream order, one ``response.created`` first, one terminal event last, the status
+  inside it, replays from every cursor (no loss, no duplicate), exit modes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .model import Cell, FaultSpec
+
+DROPPED_KEYS = frozenset({"attempts", "output_text"})
+"""Keys judged from the script or the markers; never in a black-box variant."""
+
+INVOCATIONS_CONTROL_KEYS = frozenset({"steering", "queue"})
+"""Invocations keys whose cells drive the handler through its hold and checkpoints."""
+
+
+def _judged_from_a_full_stream(cell: Cell, expect: dict[str, Any]) -> bool:
+    """A complete read from the start exists: a replay from the start, or a live stream the
+    fault does not cut (none, cancel, a fault at the terminal status)."""
+    replay = expect.get("replay")
+    if isinstance(replay, dict) and "start" in [str(a) for a in replay.get("after") or []]:
+        return True
+    if cell.profile == "invocations":
+        return True  # the kit reads the whole transcript after the end (executor TRANSCRIPT_KEYS)
+    fault = cell.fault
+    uncut = fault.kind in ("none", "cancel", "pause") or fault.at == "terminal"
+    return bool(cell.request.get("stream")) and uncut
+
+
+def needs_control(cell: Cell) -> str | None:
+    """Why the cell cannot be judged from the wire alone, or None when it can."""
+    script, fault, request = cell.script, cell.fault, cell.request
+    if cell.profile == "invocations":
+        if fault.kind in ("steer", "queue") or INVOCATIONS_CONTROL_KEYS & set(cell.expect):
+            return "steering and queues are driven through the handler's hold and checkpoints"
+    if script.get("fail_at") is not None:
+        return "fail_at: a handler error on demand needs the test-control script"
+    if script.get("hold_at") == -1:
+        return "hold_at: -1 holds the handler before creation, which a plain prompt cannot do"
+    if fault.kind == "crash_twice":
+        return "crash_twice places its second crash at the recovering attempt's held marker"
+    if cell.profile != "responses":
+        return None
+    foreground_json = not request.get("background") and not request.get("stream")
+    if foreground_json and fault.kind != "none" and fault.at != "terminal":
+        return "a foreground non-stream create reveals no id and no progress until it ends"
+    if fault.kind in ("sigterm", "sigterm_then_sigkill") and not request.get("stream"):
+        return ("whether the run was still going when the shutdown grace ran out is visible only on "
+                "a live stream (stream=true)")
+    return None
+
+
+def _black_box_fault(cell: Cell) -> FaultSpec:
+    fault = cell.fault
+    if fault.at != "held":
+        return fault
+    live = cell.profile == "invocations" or cell.request.get("stream")  # an invocation always has a live GET
+    return dataclasses.replace(fault, at="first_delta" if live else "in_progress")
+
+
+def _black_box_expect(cell: Cell) -> dict[str, Any]:
+    expect = {k: v for k, v in cell.expect.items() if k not in DROPPED_KEYS}
+    replay = expect.get("replay")
+    if isinstance(replay, dict) and "reset_event" in replay:
+        expect["replay"] = {k: v for k, v in replay.items() if k != "reset_event"}
+    wants_text = "output_text" in cell.expect or cell.expect.get("output") == "full"
+    if cell.expect.get("output") == "full":
+        del expect["output"]
+    if wants_text and _judged_from_a_full_stream(cell, expect):
+        expect["output"] = "streamed"
+    return expect
+
+
+def derive(cell: Cell) -> Cell | str:
+    """The cell's black-box variant, or the reason it needs control (a string)."""
+    reason = needs_control(cell)
+    if reason is not None:
+        return reason
+    expect = _black_box_expect(cell)
+    if not [k for k in expect if k != "status"]:
+        return "nothing but the status is left to judge from the wire"
+    return dataclasses.replace(
+        cell,
+        script={},
+        fault=_black_box_fault(cell),
+        expect=expect,
+        blackbox=True,
+    )
