@@ -125,12 +125,12 @@ def json_report(
 def store_of(target: Any) -> dict[str, Any]:
     """The store provider a run used, as the JSON report records it: ``{"name", "info"}``.
 
-    With ``--store NAME[:OPTIONS]``: ``name`` is that spec (a password inside a URL option is
+    With ``--conformance-store NAME[:OPTIONS]``: ``name`` is that spec (a password inside a URL option is
     masked) and ``info`` is what the target's ``store.describe`` printed (``{"name", "durable",
-    "shared", "withdraws"}`` for the reference server).  Without ``--store``: ``name`` is the
+    "shared", "withdraws"}`` for the reference server).  Without ``--conformance-store``: ``name`` is the
     ``store.default`` the target file declares (``file`` for the bundled reference target), else
     ``None``, and ``info`` is ``{}``, because ``describe`` only runs for a store selected with
-    ``--store``.
+    ``--conformance-store``.
     """
     spec = getattr(target, "store", None)
     if spec:

@@ -536,5 +536,5 @@ def explore_suite(test_name: str, conformance_settings: Any, spawn_target: Any,
         budget_for(conformance_settings.explore),
         machine=machine,
         replay_hint=f"{SEED_ENV}={{seed}} pytest conformance -k {test_name} --conformance-explore {conformance_settings.explore}"
-        + (f" --target {target.source}" if target.name != "reference" else ""),
+        + (f" --conformance-target {target.source}" if target.name != "reference" else ""),
     )

@@ -115,15 +115,15 @@ rows:
 
 
 def test_plugin_writes_the_store_into_the_report_and_report_reads_it(tmp_path, capsys):
-    """End to end: `pytest conformance --store sqlite --conformance-report` then `conformance report`."""
+    """End to end: `pytest conformance --conformance-store sqlite --conformance-report` then `conformance report`."""
     contracts = tmp_path / "contracts" / "responses"
     contracts.mkdir(parents=True)
     (contracts / "storedemo.yaml").write_text(CONTRACT)
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     out = tmp_path / "conformance-sqlite.json"
     cmd = [sys.executable, "-m", "pytest", str(Path(conformance.__file__).parent), "-q", "-m", "conformance_cell",
-           "--contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results"),
-           "--store", "sqlite", "--conformance-report", str(out)]
+           "--conformance-contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results"),
+           "--conformance-store", "sqlite", "--conformance-report", str(out)]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = json.loads(out.read_text())

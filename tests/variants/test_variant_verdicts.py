@@ -32,10 +32,10 @@ def target_file(tmp_path: Path, variant: str, extra: str = "") -> Path:
 
 
 def run_kit(tmp_path: Path, target: Path, *args: str, select: str = "conformance") -> tuple[int, dict, str]:
-    """``pytest <select> --target target *args`` (``select``: ``conformance`` or one test's id):
+    """``pytest <select> --conformance-target target *args`` (``select``: ``conformance`` or one test's id):
     (exit code, JSON report, output tail)."""
     report = tmp_path / f"report-{len(list(tmp_path.glob('report-*')))}.json"
-    cmd = [sys.executable, "-m", "pytest", select, "-q", "-p", "no:cacheprovider", "--target", str(target),
+    cmd = [sys.executable, "-m", "pytest", select, "-q", "-p", "no:cacheprovider", "--conformance-target", str(target),
            "--conformance-report", str(report), "--conformance-results", str(tmp_path / "results"), *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
