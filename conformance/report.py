@@ -50,21 +50,27 @@ FAILING = ("fail", "not_testable", "stale_baseline")
 def render_matrix(
     tables: list[Any], results: list[dict[str, Any]], color: bool = True, suites: list[dict[str, Any]] | None = None
 ) -> str:
-    """One table per contract: rows x paths, one glyph per variant, then totals (of the cells,
-    and of the suite tests in ``conformance/suites/`` when ``suites`` has their results)."""
+    """One table per contract that ran: its rows that ran x paths, one glyph per variant, then
+    totals (of the cells, and of the suite tests in ``conformance/suites/`` when ``suites`` has
+    their results).  A table none of whose cells ran is not drawn, nor is a row none of whose
+    cells ran (a one-cell run draws one row); a line under the table says how much was left out."""
     by_id = {r["id"]: r for r in results}
     out = io.StringIO()
     console = Console(file=out, force_terminal=color, no_color=not color, width=140)
     console.rule("conformance matrix")
+    na_total = 0
     for table in tables:
+        ran_rows = [row for row in table.row_ids if any(c.row == row and c.id in by_id for c in table.cells)]
+        if not ran_rows:
+            continue
         paths = list(table.paths)
         grid = Table(show_lines=False)
         grid.add_column("row", no_wrap=True)
         for path in paths:
             grid.add_column(path, justify="center")
-        na = {(n.row, n.path) for n in table.not_applicable}
-        ran_any = False
-        for row in table.row_ids:
+        na = {(n.row, n.path) for n in table.not_applicable if n.row in ran_rows}
+        na_total += len(na)
+        for row in ran_rows:
             cells_text = []
             for path in paths:
                 text = Text()
@@ -73,18 +79,18 @@ def render_matrix(
                     text.append(glyph, style)
                 for cell in (c for c in table.cells if c.row == row and c.path == path):
                     verdict = by_id.get(cell.id, {}).get("verdict", "not_run")
-                    ran_any = ran_any or cell.id in by_id
                     glyph, style = GLYPHS.get(verdict, GLYPHS["not_run"])
                     text.append(glyph, style)
                 cells_text.append(text)
             grid.add_row(row, *cells_text)
-        if ran_any:
-            console.print(Text(f"{table.name}  [{table.level}]  {table.source}", style="bold"))
-            console.print(grid)
+        console.print(Text(f"{table.name}  [{table.level}]  {table.source}", style="bold"))
+        console.print(grid)
+        left_out = len(table.row_ids) - len(ran_rows)
+        if left_out:
+            console.print(f"({left_out} of {len(table.row_ids)} rows not run, not drawn)", style="dim")
     counts = Counter(r["verdict"] for r in results)
-    na_total = sum(len(t.not_applicable) for t in tables)
     summary = ", ".join(f"{counts[k]} {k}" for k in GLYPHS if counts.get(k)) or "no cells"
-    console.print(f"cells: {summary}; {na_total} not applicable (declared)")
+    console.print(f"cells: {summary}; {na_total} not applicable (declared) in the rows drawn")
     if suites:
         console.print(f"suite tests: {_counts_text(Counter(r['verdict'] for r in suites))}")
         for entry in suites:  # SHOULD findings do not fail the run: they are listed, one line a rule

@@ -96,6 +96,26 @@ def test_wrong_expectation_fails_and_true_one_passes(tmp_path):
         "contract": "responses/selftest", "row": "WRONG", "path": "A", "variant": "A", "level": "MUST"}, props
 
 
+def test_one_cell_run_draws_only_what_ran(tmp_path):
+    """``pytest "<file>::<cell>"`` draws the one table and the one row that ran, not every table
+    full of ``?``; the not-applicable count is that of the rows drawn."""
+    setup_run(tmp_path)
+    other = tmp_path / "contracts/responses/other.yaml"
+    other.write_text(CONTRACT.replace("responses/selftest", "responses/other") % {"level": "MUST"})
+    cmd = [sys.executable, "-m", "pytest", "contracts/responses/selftest.yaml::OK[A]", "-q",
+           "--conformance-contracts", str(tmp_path / "contracts/**/*.yaml"),
+           "--conformance-results", str(tmp_path / "results")]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    matrix = proc.stdout[proc.stdout.index("conformance matrix"):]
+    assert "responses/selftest  [MUST]" in matrix and "responses/other" not in matrix, matrix
+    rows = {line.split()[1]: line for line in matrix.splitlines() if line.startswith("│")}
+    assert set(rows) == {"OK"} and "✓" in rows["OK"], matrix
+    assert "?" not in "".join(rows.values()), matrix
+    assert "(1 of 2 rows not run, not drawn)" in matrix
+    assert "cells: 1 pass; 0 not applicable (declared) in the rows drawn" in matrix
+
+
 def test_should_level_xfails_and_may_informs(tmp_path):
     proc, rep = report(setup_run(tmp_path, level="SHOULD"))
     assert proc.returncode == 0, proc.stdout
