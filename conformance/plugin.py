@@ -14,7 +14,7 @@ the target's claims (unclaimed → skipped and counted), could-not-run (an ``evi
 xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails as ``warn`` or fails
 under ``--conformance-strict`` / ``strict: true``, MAY informs).  Suite tests hand their SHOULD
 findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report).
-Results travel in ``report.user_properties`` so that under pytest-xdist one controller sees them
+Results (``results.CellResult`` / ``SuiteResult``) travel as JSON in ``report.user_properties`` so that under pytest-xdist one controller sees them
 all and writes one matrix and one JSON report.
 """
 
@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from .errors import KitError
+from .results import CellResult, SuiteResult
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESULT_KEY = "conformance_result"
@@ -337,19 +338,19 @@ class CellItem(pytest.Item):
 
     def _record(self, verdict: str, **extra: Any) -> None:
         cell = self.cell
-        result = {
-            "id": cell.id,
-            "contract": cell.contract,
-            "row": cell.row,
-            "path": cell.path,
-            "variant": cell.variant_id,
-            "level": cell.level,
-            "fault": cell.fault.describe(),
-            "source": cell.source,
-            "verdict": verdict,
+        result = CellResult(
+            id=cell.id,
+            contract=cell.contract,
+            row=cell.row,
+            path=cell.path,
+            variant=cell.variant_id,
+            level=cell.level,
+            fault=cell.fault.describe(),
+            source=cell.source,
+            verdict=verdict,
             **extra,
-        }
-        self.user_properties.append((RESULT_KEY, json.dumps(result)))
+        )
+        self.user_properties.append((RESULT_KEY, result.to_json()))
 
     def runtest(self) -> None:
         from .checks import run_checks
@@ -530,15 +531,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
         judged = _suite_verdict(report)
         if judged is not None:
             verdict, reason = judged
-            entry: dict[str, Any] = {"id": f"conformance/suites/{item.path.name}::{item.name}", "verdict": verdict}
-            if reason:
-                entry["reason"] = reason
-            findings = [json.loads(v) for k, v in item.user_properties if k == SHOULD_KEY]
-            if findings:
-                entry["should"] = [f for batch in findings for f in batch]
-                if verdict == "pass":
-                    entry["verdict"] = "warn"  # every MUST held; SHOULD findings are listed, not failed
-            report.user_properties.append((SUITE_KEY, json.dumps(entry)))
+            findings = [f for k, v in item.user_properties if k == SHOULD_KEY for f in json.loads(v)]
+            if findings and verdict == "pass":
+                verdict = "warn"  # every MUST held; SHOULD findings are listed, not failed
+            entry = SuiteResult(id=f"conformance/suites/{item.path.name}::{item.name}", verdict=verdict,
+                                reason=reason or None, should=findings or None)
+            report.user_properties.append((SUITE_KEY, entry.to_json()))
     return report
 
 
@@ -549,12 +547,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     for key, value in report.user_properties:
         if key == RESULT_KEY and report.when == "call":
-            config._conformance_results.append(json.loads(value))
+            config._conformance_results.append(CellResult.from_json(value))
         elif key == SUITE_KEY:  # one entry per phase that has something to say; a failure wins
-            entry = json.loads(value)
+            entry = SuiteResult.from_json(value)
             suites = config._conformance_suites  # type: ignore[attr-defined]
-            if entry["id"] not in suites or entry["verdict"] == "fail":
-                suites[entry["id"]] = entry
+            if entry.id not in suites or entry.verdict == "fail":
+                suites[entry.id] = entry
 
 
 _current_config: pytest.Config | None = None

@@ -25,8 +25,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import KitError
+from .results import CellResult, SuiteResult
 
 KIT = "stream-task-conformance"
+SCHEMA_VERSION = 1
+"""Version of the JSON report's layout.  Fields may be added within a version; removing,
+renaming or changing the meaning of one bumps it."""
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "report.schema.json"
 
 GLYPHS: dict[str, tuple[str, str]] = {
     "pass": ("✓", "green"),
@@ -48,13 +53,13 @@ FAILING = ("fail", "not_testable", "stale_baseline")
 
 
 def render_matrix(
-    tables: list[Any], results: list[dict[str, Any]], color: bool = True, suites: list[dict[str, Any]] | None = None
+    tables: list[Any], results: list[CellResult], color: bool = True, suites: list[SuiteResult] | None = None
 ) -> str:
     """One table per contract that ran: its rows that ran x paths, one glyph per variant, then
     totals (of the cells, and of the suite tests in ``conformance/suites/`` when ``suites`` has
     their results).  A table none of whose cells ran is not drawn, nor is a row none of whose
     cells ran (a one-cell run draws one row); a line under the table says how much was left out."""
-    by_id = {r["id"]: r for r in results}
+    by_id = {r.id: r for r in results}
     out = io.StringIO()
     console = Console(file=out, force_terminal=color, no_color=not color, width=140)
     console.rule("conformance matrix")
@@ -78,7 +83,7 @@ def render_matrix(
                     glyph, style = GLYPHS["not_applicable"]
                     text.append(glyph, style)
                 for cell in (c for c in table.cells if c.row == row and c.path == path):
-                    verdict = by_id.get(cell.id, {}).get("verdict", "not_run")
+                    verdict = by_id[cell.id].verdict if cell.id in by_id else "not_run"
                     glyph, style = GLYPHS.get(verdict, GLYPHS["not_run"])
                     text.append(glyph, style)
                 cells_text.append(text)
@@ -88,28 +93,30 @@ def render_matrix(
         left_out = len(table.row_ids) - len(ran_rows)
         if left_out:
             console.print(f"({left_out} of {len(table.row_ids)} rows not run, not drawn)", style="dim")
-    counts = Counter(r["verdict"] for r in results)
+    counts = Counter(r.verdict for r in results)
     summary = ", ".join(f"{counts[k]} {k}" for k in GLYPHS if counts.get(k)) or "no cells"
     console.print(f"cells: {summary}; {na_total} not applicable (declared) in the rows drawn")
     if suites:
-        console.print(f"suite tests: {_counts_text(Counter(r['verdict'] for r in suites))}")
+        console.print(f"suite tests: {_counts_text(Counter(r.verdict for r in suites))}")
         for entry in suites:  # SHOULD findings do not fail the run: they are listed, one line a rule
-            for finding in entry.get("should", []) if entry["verdict"] == "warn" else []:
-                console.print(f"~ {entry['id']}: {finding[:300]}", style="yellow", markup=False, highlight=False)
+            for finding in (entry.should or []) if entry.verdict == "warn" else []:
+                console.print(f"~ {entry.id}: {finding[:300]}", style="yellow", markup=False, highlight=False)
     console.print(LEGEND, style="dim")
     return out.getvalue()
 
 
 def json_report(
-    settings: Any, results: list[dict[str, Any]], started: float, suites: list[dict[str, Any]] | None = None
+    settings: Any, results: list[CellResult], started: float, suites: list[SuiteResult] | None = None
 ) -> dict[str, Any]:
-    """The machine-readable report: target, totals, every cell with verdict and evidence paths,
-    every suite test with its verdict.  ``totals`` and ``passed`` count cells and suite tests
-    alike (a suite test skipped for a capability the target does not claim is "not_claimed")."""
-    suites = sorted(suites or [], key=lambda r: r["id"])
-    counts = Counter(r["verdict"] for r in [*results, *suites])
+    """The machine-readable report (``SCHEMA_FILE`` describes it, version ``SCHEMA_VERSION``):
+    target, totals, every cell with verdict and evidence paths, every suite test with its
+    verdict.  ``totals`` and ``passed`` count cells and suite tests alike (a suite test skipped
+    for a capability the target does not claim is "not_claimed")."""
+    suites = sorted(suites or [], key=lambda r: r.id)
+    counts = Counter(r.verdict for r in [*results, *suites])
     return {
         "kit": KIT,
+        "schema_version": SCHEMA_VERSION,
         "target": {"name": settings.target.name, "source": settings.target.source},
         "store": store_of(settings.target),
         "started": started,
@@ -118,8 +125,8 @@ def json_report(
         "strict": bool(getattr(settings, "strict", False)),
         "totals": dict(sorted(counts.items())),
         "passed": not any(counts.get(k) for k in FAILING),
-        "cells": sorted(results, key=lambda r: r["id"]),
-        "suites": suites,
+        "cells": [r.to_dict() for r in sorted(results, key=lambda r: r.id)],
+        "suites": [r.to_dict() for r in suites],
         "not_applicable": [
             {"contract": n.contract, "row": n.row, "path": n.path, "reason": n.reason, "source": n.source}
             for t in settings.tables
@@ -192,7 +199,6 @@ class LoadedReport:
         return {c.id: c.verdict for c in self.cells}
 
 
-_CELL_ID = re.compile(r"^(?P<contract>.+?)::(?P<row>[^\[\]]+)\[(?P<path>[^,\[\]]+)(?:,[^\[\]]*)?\]$")
 _NO_LINE = 10**9  # sorts after every real line
 
 
@@ -225,6 +231,9 @@ def load_report(path: str | Path) -> LoadedReport:
     def bad(what: str) -> ReportError:
         return ReportError(f"{not_ours}: {what}")
 
+    version = data.get("schema_version", SCHEMA_VERSION)  # reports from before versioning have none: version 1
+    if version != SCHEMA_VERSION:
+        raise bad(f'"schema_version" is {version!r}; this kit reads version {SCHEMA_VERSION}')
     if not isinstance(data.get("passed"), bool):
         raise bad('"passed" is not true or false')
     if not isinstance(data.get("cells"), list):
@@ -236,14 +245,11 @@ def load_report(path: str | Path) -> LoadedReport:
     for i, raw in enumerate(data["cells"]):
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("verdict"), str):
             raise bad(f'cells[{i}] has no "id" and "verdict" strings')
-        parsed = _CELL_ID.match(raw["id"])
         fields = {}
-        for key in ("contract", "row", "path"):
+        for key in ("contract", "row", "path"):  # carried by every cell entry: never parsed back out of the id
             value = raw.get(key)
             if not isinstance(value, str) or not value:
-                value = parsed.group(key) if parsed else None
-            if value is None:
-                raise bad(f"cells[{i}]: cannot tell its {key} (id {raw['id']!r} is not CONTRACT::ROW[PATH,...])")
+                raise bad(f'cells[{i}]: cannot tell its {key} (no "{key}" string in cell {raw["id"]!r})')
             fields[key] = value
         src_file, line = _source_line(raw.get("source"))
         cells[raw["id"]] = ReportCell(raw["id"], fields["contract"], fields["row"], fields["path"], raw["verdict"],

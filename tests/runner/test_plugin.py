@@ -17,11 +17,14 @@ import textwrap
 from pathlib import Path
 from xml.etree import ElementTree
 
+import jsonschema
 import pytest
 
 import conformance
+from conformance.report import SCHEMA_FILE
 
 PACKAGE = str(Path(conformance.__file__).parent)
+REPORT_SCHEMA = json.loads(SCHEMA_FILE.read_text())
 
 CONTRACT = """\
 contract: responses/selftest
@@ -65,7 +68,9 @@ def report(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dic
     out = tmp_path / "report.json"
     proc = run(tmp_path, "--conformance-report", str(out), *args)
     assert out.exists(), proc.stdout + proc.stderr
-    return proc, json.loads(out.read_text())
+    rep = json.loads(out.read_text())
+    jsonschema.validate(rep, REPORT_SCHEMA)  # every real report of these runs has the documented layout
+    return proc, rep
 
 
 def verdicts(rep: dict) -> dict[str, str]:

@@ -12,9 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from conformance.explore.adversarial import CONTENT_TYPE_RULE, CURSOR_RULE, ERROR_SHAPE_RULE, UNKNOWN_FIELD_RULE
+from conformance.report import SCHEMA_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER = Path(__file__).with_name("variant_server.py")
@@ -41,7 +43,9 @@ def run_kit(tmp_path: Path, target: Path, *args: str, select: str = "conformance
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
     out = proc.stdout + proc.stderr
     assert report.is_file(), f"no report written (exit {proc.returncode}):\n{out[-4000:]}"
-    return proc.returncode, json.loads(report.read_text()), out[-6000:]
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, json.loads(SCHEMA_FILE.read_text()))  # a whole matrix, suites included
+    return proc.returncode, data, out[-6000:]
 
 
 def failing(report: dict) -> list[str]:
