@@ -32,6 +32,7 @@ from conformance.drivers import invocations as inv
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
 from conformance.history import HttpCall
 from harness.errors import MarkerTimeout
+from harness.markers import Held
 from harness.process import Target
 
 from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, call_response_id, read_cursor, settled
@@ -244,7 +245,7 @@ class ResponsesMachine(RuleBasedStateMachine):
         the same pre-crash events to compare; under load the stream can lag the marker)."""
         assert self.target is not None
         try:
-            self.target.markers.wait_for(tag, rf"^held {hold}$", timeout_s=WAIT_S, alive=self.target.is_alive)
+            self.target.markers.wait_for(tag, Held(hold), timeout_s=WAIT_S, alive=self.target.is_alive)
         except MarkerTimeout as exc:
             self._fail([f"the handler never held: {exc}"])
         self._wait(
