@@ -1,4 +1,4 @@
-"""Run one Cell against a target and record its History (DESIGN.md §2).
+"""Run one Cell against a target and record its History (docs/architecture.md, "A cell's run").
 
 The executor joins the parts: the harness (processes), the driver (wire) and the markers
 (test-control evidence).  It never sleeps to synchronise: every step waits for an

@@ -1,6 +1,6 @@
 """target.yaml: how to start a target, which server modes and capabilities it claims.
 
-A target file is data (DESIGN.md §7).  ``load_target`` validates it against a JSON schema and
+A target file is data (README.md, "Pointing it at your server").  ``load_target`` validates it against a JSON schema and
 turns it into a TargetConfig; every mistake is one ``TargetConfigError`` naming ``file:line``
 and the key.  The bundled reference target is ``conformance/targets/reference.yaml``.
 """
