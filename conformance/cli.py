@@ -27,6 +27,20 @@ from .errors import ContractError, ContractNotFoundError, KitError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
+DESCRIPTION = """\
+Stream-and-task conformance kit.
+
+A conformance run is a pytest run, not this command:
+  pytest conformance                                  every cell and suite (bundled reference server)
+  pytest conformance --conformance-target T.yaml      against your server, described by its target file
+  pytest "contracts/responses/resilience.yaml::R1[C,stream=true]"    one cell, by its printed id
+Main run options (all under `pytest --help`): --conformance-target T.yaml,
+  --conformance-contracts GLOB, --conformance-profile responses|invocations,
+  --conformance-store NAME[:OPTIONS], --conformance-baseline PATH, --conformance-report PATH,
+  --conformance-strict, --conformance-results DIR, --conformance-explore N.
+
+This command lints contract files and compares JSON reports of runs:"""
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors on our stream with exit 2 (never a traceback)."""
@@ -38,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="conformance", description="Stream-and-task conformance kit.")
+    parser = _Parser(prog="conformance", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     lint = sub.add_parser("lint", help="validate contract files and count their cells")
     lint.add_argument("paths", nargs="+", metavar="PATH", help="contract file, directory or glob")

@@ -1,4 +1,4 @@
-"""Contract tables: load YAML, validate, apply the gates, produce Cells (DESIGN.md §2, §5).
+"""Contract tables: load YAML, validate, apply the gates, produce Cells (docs/contracts.md).
 
 A contract file is data (``contracts/<profile>/<name>.yaml``, format in docs/contracts.md).
 ``load_contract`` reads one file with line numbers kept, validates it against
@@ -54,7 +54,7 @@ REQUEST_FIELDS = ("store", "background", "stream", "model", "metadata", "previou
 """Request fields a row, a cell or ``vary`` may set (the script goes into ``input``)."""
 
 SCRIPT_FIELDS = ("deltas", "delay_ms", "hold_at", "checkpoint_every", "fail_at")
-"""Test-control script fields (DESIGN.md §3); the executor adds ``tag``."""
+"""Test-control script fields (docs/protocol.md §3.2); the executor adds ``tag``."""
 
 SERVER_MODES = (
     "resilient_background",

@@ -1,4 +1,4 @@
-"""Run one Cell against a target and record its History (DESIGN.md §2).
+"""Run one Cell against a target and record its History (docs/architecture.md, "A cell's run").
 
 The executor joins the parts: the harness (processes), the driver (wire) and the markers
 (test-control evidence).  It never sleeps to synchronise: every step waits for an
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import HarnessError, MarkerTimeout
-from harness.markers import Markers
+from harness.markers import Held, Interrupted, Markers, Start, parse_marker, parse_markers
 from harness.process import Target
 
 from .drivers.base import Recorder, StreamControl
@@ -50,10 +50,15 @@ from .history import (
 from .model import PROCESS_FAULTS, QUEUE_FAULTS, Cell, calls_named
 from .targets import TargetConfig
 
-START_RE = re.compile(r"^start attempt=(\d+) id=(\S+)")
-HELD_RE = r"^held -?\d+$"
 POLL_INTERVAL_S = 0.02
 MAX_SCAN_BYTES = 8 * 1024 * 1024
+
+
+def held_index(line: str) -> int:
+    """The ``k`` of a ``held k`` line a wait for ``Held`` returned."""
+    marker = parse_marker(line)
+    assert isinstance(marker, Held), marker  # the wait only returns Held lines
+    return marker.index
 
 
 class CellTimeout(Exception):
@@ -143,11 +148,7 @@ class CellRun:
         return self.markers.lines(self.tag)
 
     def marker_id(self) -> str | None:
-        for line in self.marker_lines():
-            m = START_RE.match(line)
-            if m:
-                return m.group(2)
-        return None
+        return next((m.id for m in parse_markers(self.marker_lines()) if isinstance(m, Start) and m.id), None)
 
     def live_seq_max(self) -> int | None:
         call = self.create_call
@@ -250,7 +251,7 @@ class CellRun:
         """Wait for the path's trigger; return the observation that fired it."""
         fault = self.cell.fault
         if fault.at == "held":
-            line = self.markers.wait_for(self.tag, HELD_RE, timeout_s=self.timeout, alive=self.target.is_alive)
+            line = self.markers.wait_for(self.tag, Held, timeout_s=self.timeout, alive=self.target.is_alive)
             self._catch_up_live(line)
             return line
         if fault.at == "created":
@@ -283,7 +284,7 @@ class CellRun:
         call = self.create_call
         if call is None or not call.is_sse or not self.create_in_flight():
             return
-        k = int(held_line.split()[1])
+        k = held_index(held_line)
         if k < 0:
             return
         want = k + 1
@@ -389,7 +390,7 @@ class CellRun:
         start = len(self.marker_lines())
         try:
             self.markers.wait_for(
-                self.tag, r"^interrupted$", timeout_s=self.timeout, start=max(start - 1, 0), alive=self.target.is_alive
+                self.tag, Interrupted(), timeout_s=self.timeout, start=max(start - 1, 0), alive=self.target.is_alive
             )
         except MarkerTimeout:
             self.history.notes.append(f"observation: the handler was not stopped after {cause} within {self.timeout:.0f}s")
@@ -405,10 +406,10 @@ class CellRun:
 
     def _second_crash(self, first: FaultRecord) -> None:
         """crash_twice: restart without releasing, kill the recovering attempt when it holds again."""
-        held_before = sum(1 for line in self.marker_lines() if re.match(HELD_RE, line))
+        held_before = sum(1 for m in parse_markers(self.marker_lines()) if isinstance(m, Held))
         first.restarted_as = self.target.restart().index
         lines = self.markers.wait_count(
-            self.tag, HELD_RE, held_before + 1, timeout_s=self.timeout, alive=self.target.is_alive
+            self.tag, Held, held_before + 1, timeout_s=self.timeout, alive=self.target.is_alive
         )
         second = FaultRecord(
             kind="sigkill",
@@ -558,13 +559,9 @@ class CellRun:
         return hits
 
 
-def _incarnation_record(inc: Any) -> IncarnationRecord:
-    data = dataclasses.asdict(inc)
-    names = {f.name for f in dataclasses.fields(IncarnationRecord)}
-    data = {k: v for k, v in data.items() if k in names}
-    if data.get("log_path") is not None:
-        data["log_path"] = str(data["log_path"])
-    return IncarnationRecord(**data)
+def _incarnation_record(inc: IncarnationRecord) -> IncarnationRecord:
+    """A copy of the harness's live record, frozen into the History as it is now."""
+    return dataclasses.replace(inc, log_path=str(inc.log_path), survivors=list(inc.survivors))
 
 
 # ==========================================================================================
@@ -747,7 +744,7 @@ class InvocationsRun(CellRun):
         for index, inv_id, tag in entries:
             if inv_id is None:
                 continue
-            starts = sum(1 for line in self.markers.lines(tag) if START_RE.match(line))
+            starts = sum(1 for m in parse_markers(self.markers.lines(tag)) if isinstance(m, Start))
             snap = self.idriver.snapshot(inv_id, name="steer_get")
             snap.params.update(steer=index, moment=moment, starts=starts)
             if holding is not None:
@@ -767,11 +764,11 @@ class InvocationsRun(CellRun):
             behind = records[n + 1 :]
 
             def ready() -> tuple[str, Any] | None:
-                held = next((line for line in self.markers.lines(record.tag) if re.match(HELD_RE, line)), None)
+                held = next((line for line in self.markers.lines(record.tag) if isinstance(parse_marker(line), Held)), None)
                 if held is not None:
                     return ("held", held)
                 for other in behind:
-                    if any(START_RE.match(line) for line in self.markers.lines(other.tag)):
+                    if any(isinstance(m, Start) for m in parse_markers(self.markers.lines(other.tag))):
                         return ("jumped", other)
                 if not self.target.is_alive():
                     return ("died", None)
@@ -796,7 +793,7 @@ class InvocationsRun(CellRun):
 
     def _catch_up_live(self, held_line: str) -> None:
         """Deltas 0..k were emitted before ``held k``: wait until the live stream shows delta k."""
-        k = int(held_line.split()[1])
+        k = held_index(held_line)
         call = self.live_call
         if k < 0 or call is None:
             return
@@ -858,7 +855,7 @@ class InvocationsRun(CellRun):
             self._open_stream(record.invocation_id, "steer_live", {"steer": k})
             self.markers.release(previous_tag)  # the steer is acknowledged: let the held step finish
             if k < count:
-                line = self.markers.wait_for(tag, HELD_RE, timeout_s=self.timeout, alive=self.target.is_alive)
+                line = self.markers.wait_for(tag, Held, timeout_s=self.timeout, alive=self.target.is_alive)
                 snap = self.idriver.snapshot(previous_id, name="steer_get")
                 snap.params["steer"] = k - 1
                 record.observations.append(

@@ -14,6 +14,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from harness.markers import Start, parse_markers
+from harness.process import Incarnation
+
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "incomplete"})
 """Statuses after which a response never changes again (responses profile)."""
 
@@ -137,20 +140,10 @@ INVOCATION_TERMINAL_EVENTS = frozenset(f"invocation.{status}" for status in INVO
 """Event types that end an invocation's transcript (exactly one, last)."""
 
 
-@dataclass
-class IncarnationRecord:
-    """One lifetime of the target process, as the harness saw it."""
-
-    index: int
-    pid: int | None
-    started_at: float
-    ready_at: float | None = None
-    exited_at: float | None = None
-    exit_code: int | None = None
-    exit_mode: str | None = None  # graceful | killed_after_grace | killed | exited | None (alive)
-    log_path: str | None = None
-    stragglers_killed: int = 0  # processes of the tree the harness had to kill after the leader ended
-    survivors: list[int] = field(default_factory=list)  # pids alive even after that (the harness raised)
+IncarnationRecord = Incarnation
+"""One lifetime of the target process, as the harness saw it: the harness's own record
+(``harness.process.Incarnation``: index, pid, start/ready/exit times, exit code and mode, log
+path, stragglers killed, survivors), copied into the History when the cell ends."""
 
 
 @dataclass
@@ -219,7 +212,7 @@ class History:
 
     def attempts(self) -> int:
         """How many times the handler really started, from ``start attempt=`` markers."""
-        return sum(1 for line in self.markers if line.startswith("start "))
+        return sum(1 for m in parse_markers(self.markers) if isinstance(m, Start))
 
     # -- JSON round trip ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ the target's claims (unclaimed → skipped and counted), could-not-run (an ``evi
 xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails as ``warn`` or fails
 under ``--conformance-strict`` / ``strict: true``, MAY informs).  Suite tests hand their SHOULD
 findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report).
-Results travel in ``report.user_properties`` so that under pytest-xdist one controller sees them
+Results (``results.CellResult`` / ``SuiteResult``) travel as JSON in ``report.user_properties`` so that under pytest-xdist one controller sees them
 all and writes one matrix and one JSON report.
 """
 
@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from .errors import KitError
+from .results import CellResult, SuiteResult
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESULT_KEY = "conformance_result"
@@ -40,11 +41,11 @@ PROFILES = ("responses", "invocations")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "stream-and-task conformance kit")
-    group.addoption("--target", default=None, help="target.yaml to run against (default: the bundled reference server)")
-    group.addoption("--contracts", default=None, help="glob of contract files (default: <rootdir>/contracts/**/*.yaml)")
-    group.addoption("--profile", default=None, help="run only cells of this profile (responses | invocations)")
+    group.addoption("--conformance-target", default=None, help="target.yaml to run against (default: the bundled reference server)")
+    group.addoption("--conformance-contracts", default=None, help="glob of contract files (default: <rootdir>/contracts/**/*.yaml)")
+    group.addoption("--conformance-profile", default=None, help="run only cells of this profile (responses | invocations)")
     group.addoption("--conformance-report", default=None, metavar="PATH", help="write the JSON report here")
-    group.addoption("--baseline", default=None, metavar="PATH", help="expected-failures file (overrides the target's)")
+    group.addoption("--conformance-baseline", default=None, metavar="PATH", help="expected-failures file (overrides the target's)")
     group.addoption(
         "--conformance-explore",
         type=int,
@@ -53,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="examples per property-based exploration test (default: a small budget that keeps the suite fast)",
     )
     group.addoption(
-        "--store",
+        "--conformance-store",
         default=None,
         metavar="NAME[:OPTIONS]",
         help="store provider the target runs with (targets that declare `store:` in their target file)",
@@ -81,25 +82,25 @@ class Settings:
         from .targets import load_baseline, load_target
 
         opt = config.option
-        self.target = load_target(opt.target)
-        if opt.store:
-            self.target = self.target.with_store(opt.store)
+        self.target = load_target(opt.conformance_target)
+        if opt.conformance_store:
+            self.target = self.target.with_store(opt.conformance_store)
         if opt.conformance_explore < 0:
             raise KitError("--conformance-explore: expected a whole number >= 0")
         self.explore = opt.conformance_explore
         self.strict = bool(opt.conformance_strict or self.target.strict)
-        baseline = Path(opt.baseline) if opt.baseline else self.target.baseline
+        baseline = Path(opt.conformance_baseline) if opt.conformance_baseline else self.target.baseline
         if baseline is not None and not baseline.is_file():
-            raise KitError(f"--baseline: file {baseline} not found")
+            raise KitError(f"--conformance-baseline: file {baseline} not found")
         self.baseline = load_baseline(baseline)
-        if opt.profile is not None and opt.profile not in PROFILES:
-            raise KitError(f"--profile: unknown profile {opt.profile!r} (known: {', '.join(PROFILES)})")
-        pattern = opt.contracts or str(config.rootpath / "contracts" / "**" / "*.yaml")
+        if opt.conformance_profile is not None and opt.conformance_profile not in PROFILES:
+            raise KitError(f"--conformance-profile: unknown profile {opt.conformance_profile!r} (known: {', '.join(PROFILES)})")
+        pattern = opt.conformance_contracts or str(config.rootpath / "contracts" / "**" / "*.yaml")
         files = sorted(glob.glob(pattern, recursive=True))
         if not files:
-            raise KitError(f"--contracts: no contract file matches {pattern!r}")
+            raise KitError(f"--conformance-contracts: no contract file matches {pattern!r}")
         tables = load_contracts(files)
-        self.tables = [t for t in tables if opt.profile in (None, t.profile)]
+        self.tables = [t for t in tables if opt.conformance_profile in (None, t.profile)]
         if self.baseline:
             _check_baseline(baseline, self.baseline, tables, files, config)
         self.results_dir = Path(opt.conformance_results or config.rootpath / ".conformance-results").resolve()
@@ -114,9 +115,9 @@ class Settings:
 
 
 def _check_baseline(path: Path, entries: dict[str, str], tables: list[Any], files: list[str], config: pytest.Config) -> None:
-    """Baseline entries must name existing cells.  An entry for a cell that ``--profile`` or
-    ``--contracts`` left out is not unknown: the ids are looked up in every table of the
-    ``--contracts`` files (before the profile filter) and, only when that leaves some unknown,
+    """Baseline entries must name existing cells.  An entry for a cell that ``--conformance-profile`` or
+    ``--conformance-contracts`` left out is not unknown: the ids are looked up in every table of the
+    ``--conformance-contracts`` files (before the profile filter) and, only when that leaves some unknown,
     in the default ``<rootdir>/contracts/`` too.  ``-k`` and node-id selection change what is
     collected, not what exists, so they never make an entry unknown."""
     from .contract import load_contracts
@@ -167,7 +168,7 @@ def settings(config: pytest.Config) -> Settings:
 def _conformance_requested(config: pytest.Config) -> bool:
     """True when this run collects cells: the conformance package, a contract file, or a kit option."""
     opt = config.option
-    if any(getattr(opt, name) for name in ("target", "contracts", "profile", "conformance_report", "baseline", "store")):
+    if any(getattr(opt, name) for name in ("conformance_target", "conformance_contracts", "conformance_profile", "conformance_report", "conformance_baseline", "conformance_store")):
         return True
     contracts_dir = (config.rootpath / "contracts").resolve()
     for arg in config.args:
@@ -257,7 +258,7 @@ SUITES_DIR = PACKAGE_DIR / "suites"
 def suite_profile(module: Path) -> str | None:
     """The profile a suite module belongs to: the last word of its name,
     ``test_<what>_<profile>.py``.  A module without one (the store provider contract, the
-    multi-worker suite) belongs to every profile.  With ``--profile``, modules of the other
+    multi-worker suite) belongs to every profile.  With ``--conformance-profile``, modules of the other
     profile are not collected at all."""
     return next((p for p in PROFILES if module.stem.endswith(f"_{p}")), None)
 
@@ -274,7 +275,7 @@ class SuiteDir(pytest.Directory):
         s = settings(self.config)
         for table in s.tables:
             yield ContractFile.from_parent(self, path=Path(table.source).resolve(), table=table)
-        wanted = self.config.option.profile
+        wanted = self.config.option.conformance_profile
         for module in sorted(SUITES_DIR.glob("test_*.py")):
             if wanted is None or suite_profile(module) in (None, wanted):
                 yield pytest.Module.from_parent(self, path=module)
@@ -337,19 +338,19 @@ class CellItem(pytest.Item):
 
     def _record(self, verdict: str, **extra: Any) -> None:
         cell = self.cell
-        result = {
-            "id": cell.id,
-            "contract": cell.contract,
-            "row": cell.row,
-            "path": cell.path,
-            "variant": cell.variant_id,
-            "level": cell.level,
-            "fault": cell.fault.describe(),
-            "source": cell.source,
-            "verdict": verdict,
+        result = CellResult(
+            id=cell.id,
+            contract=cell.contract,
+            row=cell.row,
+            path=cell.path,
+            variant=cell.variant_id,
+            level=cell.level,
+            fault=cell.fault.describe(),
+            source=cell.source,
+            verdict=verdict,
             **extra,
-        }
-        self.user_properties.append((RESULT_KEY, json.dumps(result)))
+        )
+        self.user_properties.append((RESULT_KEY, result.to_json()))
 
     def runtest(self) -> None:
         from .checks import run_checks
@@ -447,7 +448,7 @@ def conformance_settings(request: pytest.FixtureRequest) -> Settings:
 
 @pytest.fixture(scope="session")
 def conformance_target(conformance_settings: Settings) -> Any:
-    """The TargetConfig under test (``--target``, ``--store`` applied)."""
+    """The TargetConfig under test (``--conformance-target``, ``--conformance-store`` applied)."""
     return conformance_settings.target
 
 
@@ -456,7 +457,7 @@ def spawn_target(request: pytest.FixtureRequest, conformance_settings: Settings)
     """Factory: ``spawn_target(server={...}) -> started harness Target`` in a work dir of its own
     under this run's results dir; every target is closed at teardown, pass or fail.
 
-    When the selected store withdraws ``durable_store`` (``--store memory``), starting a second
+    When the selected store withdraws ``durable_store`` (``--conformance-store memory``), starting a second
     incarnation skips the test as not claimed: state that does not survive a restart cannot be
     judged across one."""
     from harness.process import Target
@@ -556,15 +557,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
         judged = _suite_verdict(report)
         if judged is not None:
             verdict, reason = judged
-            entry: dict[str, Any] = {"id": f"conformance/suites/{item.path.name}::{item.name}", "verdict": verdict}
-            if reason:
-                entry["reason"] = reason
-            findings = [json.loads(v) for k, v in item.user_properties if k == SHOULD_KEY]
-            if findings:
-                entry["should"] = [f for batch in findings for f in batch]
-                if verdict == "pass":
-                    entry["verdict"] = "warn"  # every MUST held; SHOULD findings are listed, not failed
-            report.user_properties.append((SUITE_KEY, json.dumps(entry)))
+            findings = [f for k, v in item.user_properties if k == SHOULD_KEY for f in json.loads(v)]
+            if findings and verdict == "pass":
+                verdict = "warn"  # every MUST held; SHOULD findings are listed, not failed
+            entry = SuiteResult(id=f"conformance/suites/{item.path.name}::{item.name}", verdict=verdict,
+                                reason=reason or None, should=findings or None)
+            report.user_properties.append((SUITE_KEY, entry.to_json()))
     return report
 
 
@@ -575,12 +573,12 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         return
     for key, value in report.user_properties:
         if key == RESULT_KEY and report.when == "call":
-            config._conformance_results.append(json.loads(value))
+            config._conformance_results.append(CellResult.from_json(value))
         elif key == SUITE_KEY:  # one entry per phase that has something to say; a failure wins
-            entry = json.loads(value)
+            entry = SuiteResult.from_json(value)
             suites = config._conformance_suites  # type: ignore[attr-defined]
-            if entry["id"] not in suites or entry["verdict"] == "fail":
-                suites[entry["id"]] = entry
+            if entry.id not in suites or entry.verdict == "fail":
+                suites[entry.id] = entry
 
 
 _current_config: pytest.Config | None = None

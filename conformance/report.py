@@ -25,8 +25,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import KitError
+from .results import CellResult, SuiteResult
 
 KIT = "stream-task-conformance"
+SCHEMA_VERSION = 1
+"""Version of the JSON report's layout.  Fields may be added within a version; removing,
+renaming or changing the meaning of one bumps it."""
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "report.schema.json"
 
 GLYPHS: dict[str, tuple[str, str]] = {
     "pass": ("✓", "green"),
@@ -48,23 +53,29 @@ FAILING = ("fail", "not_testable", "stale_baseline")
 
 
 def render_matrix(
-    tables: list[Any], results: list[dict[str, Any]], color: bool = True, suites: list[dict[str, Any]] | None = None
+    tables: list[Any], results: list[CellResult], color: bool = True, suites: list[SuiteResult] | None = None
 ) -> str:
-    """One table per contract: rows x paths, one glyph per variant, then totals (of the cells,
-    and of the suite tests in ``conformance/suites/`` when ``suites`` has their results)."""
-    by_id = {r["id"]: r for r in results}
+    """One table per contract that ran: its rows that ran x paths, one glyph per variant, then
+    totals (of the cells, and of the suite tests in ``conformance/suites/`` when ``suites`` has
+    their results).  A table none of whose cells ran is not drawn, nor is a row none of whose
+    cells ran (a one-cell run draws one row); a line under the table says how much was left out."""
+    by_id = {r.id: r for r in results}
     out = io.StringIO()
     console = Console(file=out, force_terminal=color, no_color=not color, width=140)
     console.rule("conformance matrix")
+    na_total = 0
     for table in tables:
+        ran_rows = [row for row in table.row_ids if any(c.row == row and c.id in by_id for c in table.cells)]
+        if not ran_rows:
+            continue
         paths = list(table.paths)
         grid = Table(show_lines=False)
         grid.add_column("row", no_wrap=True)
         for path in paths:
             grid.add_column(path, justify="center")
-        na = {(n.row, n.path) for n in table.not_applicable}
-        ran_any = False
-        for row in table.row_ids:
+        na = {(n.row, n.path) for n in table.not_applicable if n.row in ran_rows}
+        na_total += len(na)
+        for row in ran_rows:
             cells_text = []
             for path in paths:
                 text = Text()
@@ -72,21 +83,21 @@ def render_matrix(
                     glyph, style = GLYPHS["not_applicable"]
                     text.append(glyph, style)
                 for cell in (c for c in table.cells if c.row == row and c.path == path):
-                    verdict = by_id.get(cell.id, {}).get("verdict", "not_run")
-                    ran_any = ran_any or cell.id in by_id
+                    verdict = by_id[cell.id].verdict if cell.id in by_id else "not_run"
                     glyph, style = GLYPHS.get(verdict, GLYPHS["not_run"])
                     text.append(glyph, style)
                 cells_text.append(text)
             grid.add_row(row, *cells_text)
-        if ran_any:
-            console.print(Text(f"{table.name}  [{table.level}]  {table.source}", style="bold"))
-            console.print(grid)
-    counts = Counter(r["verdict"] for r in results)
-    na_total = sum(len(t.not_applicable) for t in tables)
+        console.print(Text(f"{table.name}  [{table.level}]  {table.source}", style="bold"))
+        console.print(grid)
+        left_out = len(table.row_ids) - len(ran_rows)
+        if left_out:
+            console.print(f"({left_out} of {len(table.row_ids)} rows not run, not drawn)", style="dim")
+    counts = Counter(r.verdict for r in results)
     summary = ", ".join(f"{counts[k]} {k}" for k in GLYPHS if counts.get(k)) or "no cells"
-    console.print(f"cells: {summary}; {na_total} not applicable (declared)")
-    blackbox = [r for r in results if r.get("control") == "blackbox"]
-    needs = Counter(r["missing"][0] for r in results if r.get("control") == "needs" and r.get("missing"))
+    console.print(f"cells: {summary}; {na_total} not applicable (declared) in the rows drawn")
+    blackbox = [r for r in results if r.control == "blackbox"]
+    needs = Counter(r.missing[0] for r in results if r.control == "needs" and r.missing)
     if blackbox or needs:  # a target with no test-control adapter (docs/protocol.md §8)
         console.print(f"black-box: {len(blackbox)} cell(s) judged from the wire alone; "
                       f"{sum(needs.values())} need control (not claimed):")
@@ -94,24 +105,26 @@ def render_matrix(
             console.print(f"  {n:3d} × {reason.removeprefix('control (').removesuffix(')')}",
                           style="dim", markup=False, highlight=False)
     if suites:
-        console.print(f"suite tests: {_counts_text(Counter(r['verdict'] for r in suites))}")
+        console.print(f"suite tests: {_counts_text(Counter(r.verdict for r in suites))}")
         for entry in suites:  # SHOULD findings do not fail the run: they are listed, one line a rule
-            for finding in entry.get("should", []) if entry["verdict"] == "warn" else []:
-                console.print(f"~ {entry['id']}: {finding[:300]}", style="yellow", markup=False, highlight=False)
+            for finding in (entry.should or []) if entry.verdict == "warn" else []:
+                console.print(f"~ {entry.id}: {finding[:300]}", style="yellow", markup=False, highlight=False)
     console.print(LEGEND, style="dim")
     return out.getvalue()
 
 
 def json_report(
-    settings: Any, results: list[dict[str, Any]], started: float, suites: list[dict[str, Any]] | None = None
+    settings: Any, results: list[CellResult], started: float, suites: list[SuiteResult] | None = None
 ) -> dict[str, Any]:
-    """The machine-readable report: target, totals, every cell with verdict and evidence paths,
-    every suite test with its verdict.  ``totals`` and ``passed`` count cells and suite tests
-    alike (a suite test skipped for a capability the target does not claim is "not_claimed")."""
-    suites = sorted(suites or [], key=lambda r: r["id"])
-    counts = Counter(r["verdict"] for r in [*results, *suites])
+    """The machine-readable report (``SCHEMA_FILE`` describes it, version ``SCHEMA_VERSION``):
+    target, totals, every cell with verdict and evidence paths, every suite test with its
+    verdict.  ``totals`` and ``passed`` count cells and suite tests alike (a suite test skipped
+    for a capability the target does not claim is "not_claimed")."""
+    suites = sorted(suites or [], key=lambda r: r.id)
+    counts = Counter(r.verdict for r in [*results, *suites])
     return {
         "kit": KIT,
+        "schema_version": SCHEMA_VERSION,
         "target": {"name": settings.target.name, "source": settings.target.source},
         "store": store_of(settings.target),
         "started": started,
@@ -121,8 +134,8 @@ def json_report(
         "control": getattr(settings.target, "control", "full"),  # "none": black-box cells only
         "totals": dict(sorted(counts.items())),
         "passed": not any(counts.get(k) for k in FAILING),
-        "cells": sorted(results, key=lambda r: r["id"]),
-        "suites": suites,
+        "cells": [r.to_dict() for r in sorted(results, key=lambda r: r.id)],
+        "suites": [r.to_dict() for r in suites],
         "not_applicable": [
             {"contract": n.contract, "row": n.row, "path": n.path, "reason": n.reason, "source": n.source}
             for t in settings.tables
@@ -134,12 +147,12 @@ def json_report(
 def store_of(target: Any) -> dict[str, Any]:
     """The store provider a run used, as the JSON report records it: ``{"name", "info"}``.
 
-    With ``--store NAME[:OPTIONS]``: ``name`` is that spec (a password inside a URL option is
+    With ``--conformance-store NAME[:OPTIONS]``: ``name`` is that spec (a password inside a URL option is
     masked) and ``info`` is what the target's ``store.describe`` printed (``{"name", "durable",
-    "shared", "withdraws"}`` for the reference server).  Without ``--store``: ``name`` is the
+    "shared", "withdraws"}`` for the reference server).  Without ``--conformance-store``: ``name`` is the
     ``store.default`` the target file declares (``file`` for the bundled reference target), else
     ``None``, and ``info`` is ``{}``, because ``describe`` only runs for a store selected with
-    ``--store``.
+    ``--conformance-store``.
     """
     spec = getattr(target, "store", None)
     if spec:
@@ -195,7 +208,6 @@ class LoadedReport:
         return {c.id: c.verdict for c in self.cells}
 
 
-_CELL_ID = re.compile(r"^(?P<contract>.+?)::(?P<row>[^\[\]]+)\[(?P<path>[^,\[\]]+)(?:,[^\[\]]*)?\]$")
 _NO_LINE = 10**9  # sorts after every real line
 
 
@@ -228,6 +240,9 @@ def load_report(path: str | Path) -> LoadedReport:
     def bad(what: str) -> ReportError:
         return ReportError(f"{not_ours}: {what}")
 
+    version = data.get("schema_version", SCHEMA_VERSION)  # reports from before versioning have none: version 1
+    if version != SCHEMA_VERSION:
+        raise bad(f'"schema_version" is {version!r}; this kit reads version {SCHEMA_VERSION}')
     if not isinstance(data.get("passed"), bool):
         raise bad('"passed" is not true or false')
     if not isinstance(data.get("cells"), list):
@@ -239,14 +254,11 @@ def load_report(path: str | Path) -> LoadedReport:
     for i, raw in enumerate(data["cells"]):
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not isinstance(raw.get("verdict"), str):
             raise bad(f'cells[{i}] has no "id" and "verdict" strings')
-        parsed = _CELL_ID.match(raw["id"])
         fields = {}
-        for key in ("contract", "row", "path"):
+        for key in ("contract", "row", "path"):  # carried by every cell entry: never parsed back out of the id
             value = raw.get(key)
             if not isinstance(value, str) or not value:
-                value = parsed.group(key) if parsed else None
-            if value is None:
-                raise bad(f"cells[{i}]: cannot tell its {key} (id {raw['id']!r} is not CONTRACT::ROW[PATH,...])")
+                raise bad(f'cells[{i}]: cannot tell its {key} (no "{key}" string in cell {raw["id"]!r})')
             fields[key] = value
         src_file, line = _source_line(raw.get("source"))
         cells[raw["id"]] = ReportCell(raw["id"], fields["contract"], fields["row"], fields["path"], raw["verdict"],

@@ -1,6 +1,6 @@
 """target.yaml: how to start a target, which server modes and capabilities it claims.
 
-A target file is data (DESIGN.md §7).  ``load_target`` validates it against a JSON schema and
+A target file is data (README.md, "Pointing it at your server").  ``load_target`` validates it against a JSON schema and
 turns it into a TargetConfig; every mistake is one ``TargetConfigError`` naming ``file:line``
 and the key.  The bundled reference target is ``conformance/targets/reference.yaml``.
 """
@@ -125,8 +125,8 @@ class TargetConfig:
     baseline: Path | None
     cell_timeout_s: float
     store_args: tuple[str, ...] = ()  # how to select a store: args with a {store} placeholder
-    store: str | None = None  # the store selected with --store, if any
-    store_default: str | None = None  # the store the target uses without --store (`store.default`)
+    store: str | None = None  # the store selected with --conformance-store, if any
+    store_default: str | None = None  # the store the target uses without --conformance-store (`store.default`)
     store_describe: str | None = None  # command printing the selected store's capabilities as JSON
     store_info: dict[str, Any] = field(default_factory=dict)  # what store_describe printed
     withdrawn: frozenset[str] = frozenset()  # claims the selected store withdraws (e.g. durable_store)
@@ -151,17 +151,17 @@ class TargetConfig:
         """This target running with store provider ``store`` (``NAME[:OPTIONS]``)."""
         if not self.store_args:
             raise TargetConfigError(
-                f"--store: target {self.name} ({self.source}) does not declare how to select a store "
+                f"--conformance-store: target {self.name} ({self.source}) does not declare how to select a store "
                 "(add `store: {args: [--store, \"{store}\"]}` to its target file)"
             )
         if not store or store.startswith(":") or any(c.isspace() for c in store):
-            raise TargetConfigError(f"--store: expected NAME[:OPTIONS], got {store!r}")
+            raise TargetConfigError(f"--conformance-store: expected NAME[:OPTIONS], got {store!r}")
         if not self.store_describe:
             return dataclasses.replace(self, store=store)
         info = _describe_store(self, store)
         withdraws = info.get("withdraws", [])
         if not isinstance(withdraws, list) or not all(isinstance(w, str) for w in withdraws):
-            raise TargetConfigError(f"--store {store}: store.describe printed a bad 'withdraws': {withdraws!r}")
+            raise TargetConfigError(f"--conformance-store {store}: store.describe printed a bad 'withdraws': {withdraws!r}")
         return dataclasses.replace(self, store=store, store_info=info, withdrawn=frozenset(withdraws))
 
     def spec_for(self, server: dict[str, Any], worker: str | None = None) -> TargetSpec:
@@ -224,17 +224,17 @@ def _describe_store(target: TargetConfig, store: str) -> dict[str, Any]:
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TargetConfigError(f"--store {store}: store.describe of target {target.name} did not run: {exc}") from None
+        raise TargetConfigError(f"--conformance-store {store}: store.describe of target {target.name} did not run: {exc}") from None
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
         why = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise TargetConfigError(f"--store {store}: {why}")
+        raise TargetConfigError(f"--conformance-store {store}: {why}")
     try:
         info = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         info = None
     if not isinstance(info, dict):
-        raise TargetConfigError(f"--store {store}: store.describe did not print a JSON object: {proc.stdout[-200:]!r}")
+        raise TargetConfigError(f"--conformance-store {store}: store.describe did not print a JSON object: {proc.stdout[-200:]!r}")
     return info
 
 

@@ -1,8 +1,10 @@
-"""Test-control marker files (DESIGN §3), read and waited on by the harness.
+"""Test-control marker files (docs/protocol.md §3.4), read, parsed and waited on by the harness.
 
 The target's handler appends one fsync'd line per event to ``<marker_dir>/<tag>.log``
 (``start attempt=1 id=...``, ``delta 0``, ``held 3``, ``released``, ``done``...).  A held
-handler goes on when ``<marker_dir>/<tag>.release`` exists.
+handler goes on when ``<marker_dir>/<tag>.release`` exists.  ``parse_marker`` turns a line
+into its typed record (``Start``, ``Delta``, ``Held``, ... or ``Unparsed``): the one place the
+line formats are read.
 
 Only complete lines count: a last line without its ``\\n`` is a write in progress and is
 ignored until it is finished.  Every wait is bounded; a timeout names the tag, the
@@ -16,6 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import MarkerTimeout
@@ -24,6 +27,162 @@ POLL_S = 0.005
 """Interval between two looks at a marker file while waiting."""
 
 _SHOW_LINES = 10
+
+
+# -- marker lines, parsed once ---------------------------------------------------------------
+# The lines a handler writes (docs/protocol.md §3.4 and §7.9), one record type each.  Every
+# consumer in the kit reads these records instead of matching the text itself.
+
+
+@dataclass(frozen=True)
+class Start:
+    """``start attempt=<n> id=<id> from=<i>``: an attempt begins (``from_``: its first delta).
+    A field the line leaves out is ``None`` (the checks say what is missing)."""
+
+    attempt: int | None
+    id: str | None
+    from_: int | None
+
+    def __str__(self) -> str:
+        parts = [f"{k}={v}" for k, v in (("attempt", self.attempt), ("id", self.id), ("from", self.from_)) if v is not None]
+        return " ".join(["start", *parts])
+
+
+@dataclass(frozen=True)
+class Delta:
+    """``delta <i>``: delta ``i`` was emitted (and persisted)."""
+
+    index: int
+
+    def __str__(self) -> str:
+        return f"delta {self.index}"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """``checkpoint <i>``: a checkpoint covering deltas up to ``i`` is durable."""
+
+    index: int
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.index}"
+
+
+@dataclass(frozen=True)
+class Held:
+    """``held <i>``: the handler blocks at ``hold_at = i`` (``-1``: before it started)."""
+
+    index: int
+
+    def __str__(self) -> str:
+        return f"held {self.index}"
+
+
+@dataclass(frozen=True)
+class Fail:
+    """``fail <i>``: ``fail_at = i`` fired."""
+
+    index: int
+
+    def __str__(self) -> str:
+        return f"fail {self.index}"
+
+
+@dataclass(frozen=True)
+class Released:
+    """``released``: the release file was seen."""
+
+    def __str__(self) -> str:
+        return "released"
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """``interrupted``: cancel, disconnect, shutdown or a supersede reached the handler."""
+
+    def __str__(self) -> str:
+        return "interrupted"
+
+
+@dataclass(frozen=True)
+class Done:
+    """``done``: the terminal event of a completed run was emitted."""
+
+    def __str__(self) -> str:
+        return "done"
+
+
+@dataclass(frozen=True)
+class Unparsed:
+    """A line that is none of the above: kept as written, with its first ``word`` and ``why``."""
+
+    line: str
+    word: str
+    why: str
+
+    def __str__(self) -> str:
+        return self.line
+
+
+Marker = Start | Delta | Checkpoint | Held | Fail | Released | Interrupted | Done | Unparsed
+"""One parsed marker line."""
+
+_INDEXED: dict[str, type] = {"delta": Delta, "checkpoint": Checkpoint, "held": Held, "fail": Fail}
+_BARE: dict[str, Marker] = {"released": Released(), "interrupted": Interrupted(), "done": Done()}
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def parse_marker(line: str) -> Marker:
+    """The record of one marker line; a line that does not follow the contract is ``Unparsed``
+    (never an exception)."""
+    words = line.split()
+    word = words[0] if words else ""
+    if word in _BARE:
+        return _BARE[word] if len(words) == 1 else Unparsed(line, word, f"'{word}' takes no argument")
+    if word in _INDEXED:
+        index = _int(words[1]) if len(words) == 2 else None
+        if index is None:
+            return Unparsed(line, word, f"expected '{word} <integer>'")
+        return _INDEXED[word](index)
+    if word == "start":
+        fields = dict(w.split("=", 1) for w in words[1:] if "=" in w)  # a word without '=' is ignored
+        return Start(_int(fields.get("attempt")), fields.get("id") or None, _int(fields.get("from")))
+    return Unparsed(line, word, "not a marker line of the test-control contract" if word else "empty line")
+
+
+def parse_markers(lines: list[str]) -> list[Marker]:
+    """``parse_marker`` of every line, in order."""
+    return [parse_marker(line) for line in lines]
+
+
+MarkerWanted = type | Marker
+"""What a wait can ask for: a record type (any ``Held``) or one record (``Held(1)``)."""
+
+
+def _matches(wanted: str | MarkerWanted) -> Callable[[str], bool]:
+    if isinstance(wanted, str):
+        regex = re.compile(wanted)
+        return lambda line: regex.search(line) is not None
+    if isinstance(wanted, type):
+        return lambda line: isinstance(parse_marker(line), wanted)
+    return lambda line: parse_marker(line) == wanted
+
+
+def _describe(wanted: str | MarkerWanted, n: int = 1) -> str:
+    lines = "line" if n == 1 else f"{n} lines"
+    if isinstance(wanted, str):
+        return f"{lines} matching /{wanted}/"
+    return f"{lines} '{_FORMS.get(wanted, wanted) if isinstance(wanted, type) else wanted}' (marker)"
+
+
+_FORMS: dict[type, str] = {Start: "start attempt=N id=ID from=N", Delta: "delta N", Checkpoint: "checkpoint N",
+                           Held: "held N", Fail: "fail N", Released: "released", Interrupted: "interrupted", Done: "done"}
 
 
 class Markers:
@@ -97,13 +256,15 @@ class Markers:
     def wait_for(
         self,
         tag: str,
-        pattern: str,
+        pattern: str | MarkerWanted,
         timeout_s: float = 10.0,
         *,
         start: int = 0,
         alive: Callable[[], bool] | None = None,
     ) -> str:
-        """First line at index >= ``start`` that ``re.search``es ``pattern``; bounded by ``timeout_s``.
+        """First line at index >= ``start`` that is the marker ``pattern`` asks for (a record type
+        such as ``Held``, or a record such as ``Held(1)``), or, for a ``str``, that ``re.search``es
+        it; bounded by ``timeout_s``.
 
         If ``alive()`` returns False the wait ends at once (after one last look at the file)
         with ``MarkerTimeout``.
@@ -113,7 +274,7 @@ class Markers:
     def wait_count(
         self,
         tag: str,
-        pattern: str,
+        pattern: str | MarkerWanted,
         n: int,
         timeout_s: float = 10.0,
         *,
@@ -121,7 +282,7 @@ class Markers:
         alive: Callable[[], bool] | None = None,
     ) -> list[str]:
         """The first ``n`` lines (from index ``start``) matching ``pattern``; bounded by ``timeout_s``."""
-        regex = re.compile(pattern)
+        wanted = _matches(pattern)
         deadline = time.monotonic() + timeout_s
         ticker = threading.Event()
         matched: list[str] = []
@@ -131,7 +292,7 @@ class Markers:
             # Read after asking alive(): a line written just before death is still seen.
             lines = self.lines(tag)
             for line in lines[checked:]:
-                if regex.search(line):
+                if wanted(line):
                     matched.append(line)
                     if len(matched) >= n:
                         return matched
@@ -146,7 +307,7 @@ class Markers:
     def _timeout(
         self,
         tag: str,
-        pattern: str,
+        pattern: str | MarkerWanted,
         n: int,
         matched: list[str],
         lines: list[str],
@@ -154,7 +315,7 @@ class Markers:
         *,
         died: bool,
     ) -> MarkerTimeout:
-        want = f"line matching /{pattern}/" if n == 1 else f"{n} lines matching /{pattern}/ (got {len(matched)})"
+        want = _describe(pattern, n) + ("" if n == 1 else f" (got {len(matched)})")
         if died:
             head = f"marker {tag!r}: the target process exited while waiting for a {want}"
         else:

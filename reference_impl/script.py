@@ -1,4 +1,4 @@
-"""The test-control handler: the only handler of the reference server (DESIGN §3).
+"""The test-control handler: the only handler of the reference server (docs/protocol.md §3).
 
 A request's ``input`` string may hold ``{"conformance": {...script...}}``. The script drives a
 deterministic run: ``deltas`` text deltas ``"a{attempt}:d{i} "``, optional ``delay_ms`` between

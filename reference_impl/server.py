@@ -1,4 +1,4 @@
-"""uvicorn, run programmatically so the app hears SIGTERM at once (DESIGN §11)."""
+"""uvicorn, run programmatically so the app hears SIGTERM at once (docs/protocol.md §4.2)."""
 
 from __future__ import annotations
 

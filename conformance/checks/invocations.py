@@ -22,6 +22,7 @@ from conformance.history import INVOCATION_TERMINAL_EVENTS as TERMINAL_EVENTS
 from conformance.history import INVOCATION_TERMINAL_STATUSES as TERMINAL_STATUSES
 from conformance.history import HttpCall, History, SSEFrame, SteeredInput, Violation
 from conformance.model import Cell
+from harness.markers import Checkpoint, Done, Held, Interrupted, Released, Start, parse_markers
 
 from ._util import as_int, call_summary, excerpt, is_comment_frame, quoted
 from .output import markers_excerpt, piece, predict_output
@@ -260,8 +261,7 @@ def entry_problems(frames: list[SSEFrame], want: list[str], markers: list[str]) 
     attempts = [payload(f).get("attempt") for f in started]
     if attempts != list(range(1, len(started) + 1)):
         problems.append(f"expected attempts 1..{len(started)} in order, observed {attempts}")
-    starts = [dict(p.split("=", 1) for p in m.split()[1:] if "=" in p) for m in markers if m.startswith("start ")]
-    by_attempt = {as_int(s.get("attempt")): as_int(s.get("from")) for s in starts}
+    by_attempt = {m.attempt: m.from_ for m in parse_markers(markers) if isinstance(m, Start)}
     for f in started:
         attempt = as_int(payload(f).get("attempt"))
         if attempt in by_attempt and by_attempt[attempt] is not None and as_int(payload(f).get("from")) != by_attempt[attempt]:
@@ -468,19 +468,20 @@ def wind_down_problems(who: str, markers: list[str], final: dict[str, Any] | Non
         want = "completed"
     if judge_status and status != want:
         problems.append(f"{who}: steered while held, expected it to {rule}, observed status {status!r}")
-    held = next((n for n, line in enumerate(markers) if line.startswith("held ")), None)
+    parsed = parse_markers(markers)
+    held = next((n for n, m in enumerate(parsed) if isinstance(m, Held)), None)
     if held is None:
         problems.append(f"{who}: expected a `held` marker (it was steered while held), observed none")
     else:
         after = markers[held + 1 : held + 2]
-        if after != ["released"]:
+        if parsed[held + 1 : held + 2] != [Released()]:
             problems.append(
                 f"{who}: expected its held step to go on until released ('released' right after "
                 f"{markers[held]!r}), observed {after or 'nothing'}: a steer must not stop a held turn, "
                 "it winds down at its next checkpoint"
             )
     if stop is not None:
-        if markers[-2:] != [f"checkpoint {stop}", "interrupted"] or "done" in markers:
+        if parsed[-2:] != [Checkpoint(stop), Interrupted()] or Done() in parsed:
             problems.append(
                 f"{who}: expected its markers to end 'checkpoint {stop}', 'interrupted' (stopped at the "
                 f"boundary, no delta after it, never done), observed ...{markers[-4:]}"
@@ -488,7 +489,7 @@ def wind_down_problems(who: str, markers: list[str], final: dict[str, Any] | Non
         want_text = "".join(piece(1, i) for i in range(stop + 1))
         if isinstance(final, dict) and final.get("output") != want_text:
             problems.append(f"{who}: expected output {quoted(want_text)} (up to its boundary), observed {quoted(str(final.get('output')))}")
-    elif "interrupted" in markers or markers[-1:] != ["done"]:
+    elif Interrupted() in parsed or parsed[-1:] != [Done()]:
         problems.append(f"{who}: expected it to run to its end (marker 'done' last, never 'interrupted'), observed ...{markers[-4:]}")
     if frames:
         if stop is not None:
@@ -539,7 +540,7 @@ def _steered_problems(history: History, record: SteeredInput, session: str | Non
             problems.append(f"steered input {k}: expected session_id {session!r}, observed {final.get('session_id')!r}")
         if final.get("entry_mode") not in (None, "resumed"):
             problems.append(f"steered input {k}: snapshot entry_mode {final.get('entry_mode')!r}, expected resumed")
-    starts = [m for m in record.markers if m.startswith("start ")]
+    starts = [m for m in parse_markers(record.markers) if isinstance(m, Start)]
     if len(starts) != 1:
         problems.append(f"steered input {k}: expected exactly one handler start, observed {len(starts)} ({markers_excerpt(record.markers)})")
     full = transcript(history, "steer_replay", steer=k)
@@ -644,14 +645,15 @@ def _queued_run_problems(history: History, record: SteeredInput, session: str | 
     iid = record.invocation_id
     if iid is None:
         return [f"{who}: the POST was refused (no invocation id): the input was never acknowledged"]
-    starts = [m for m in record.markers if m.startswith("start ")]
-    if starts != [f"start attempt=1 id={iid} from=0"]:
+    starts = [str(m) for m in parse_markers(record.markers) if isinstance(m, Start)]
+    if starts != [str(Start(1, iid, 0))]:
         problems.append(
             f"{who}: expected its handler to run exactly once (one marker 'start attempt=1 id={iid} from=0'), "
             f"observed {len(starts)} start marker(s): {starts[:4]}"
             + (" (delivered more than once)" if len(starts) > 1 else " (lost: never delivered)" if not starts else "")
         )
-    if record.markers.count("done") != 1 or "interrupted" in record.markers:
+    parsed = parse_markers(record.markers)
+    if parsed.count(Done()) != 1 or Interrupted() in parsed:
         problems.append(f"{who}: expected one 'done' and no 'interrupted' marker, observed ...{record.markers[-4:]}")
     final = record.final if isinstance(record.final, dict) else None
     if final is None:
@@ -767,8 +769,8 @@ def check_queue(history: History, expected: Any, cell: Cell) -> list[Violation]:
         for p in wind_down_problems("the first input", history.markers, final, frames, history.script):
             fail(p, markers_excerpt(history.markers))
     else:
-        starts = [m for m in history.markers if m.startswith("start ")]
-        if len(starts) != 1 or "done" in history.markers or "released" in history.markers:
+        parsed = parse_markers(history.markers)
+        if history.attempts() != 1 or Done() in parsed or Released() in parsed:
             fail("the first input: expected it never to run again or past its hold after the fault (one 'start', "
                  f"no 'released', no 'done'), observed {markers_excerpt(history.markers)}")
     return violations

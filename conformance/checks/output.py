@@ -1,7 +1,7 @@
 """Output expectations: ``output`` (full | empty, predicted from the markers), ``output_text``
 (exact), ``attempts`` (handler starts counted from markers).
 
-The prediction (``predict_output``) follows the test-control contract (DESIGN §3): delta ``i``
+The prediction (``predict_output``) follows the test-control contract (docs/protocol.md §3): delta ``i``
 of attempt ``n`` has the text ``"a{n}:d{i} "``; a ``checkpoint i`` marker commits every delta up
 to ``i`` not committed yet to the attempt that wrote it, for good: a checkpointed delta keeps the
 attempt that checkpointed it even when a later attempt resumes before it (``from=f`` below the
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_EVENTS, History, SSEFrame, Violation
+from harness.markers import Checkpoint, Delta, Start, Unparsed, parse_markers
 from conformance.model import Cell
 
 from ._util import as_int, output_text, quoted
@@ -60,20 +61,14 @@ class Prediction:
         return "".join(piece(att, i) for i, att in enumerate(self.owners))
 
 
-def _fields(line: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
-
-
-def _inferred_from(markers: list[str], index: int, committed: dict[int, int]) -> int:
+def _inferred_from(markers: list[Any], index: int, committed: dict[int, int]) -> int:
     """``from`` of a start marker that does not say it: the first ``delta i`` marker of that
     attempt, else one past the contiguous committed prefix."""
-    for line in markers[index + 1 :]:
-        if line.startswith("start "):
+    for marker in markers[index + 1 :]:
+        if isinstance(marker, Start):
             break
-        if line.startswith("delta "):
-            value = as_int(line.split()[1]) if len(line.split()) > 1 else None
-            if value is not None:
-                return value
+        if isinstance(marker, Delta):
+            return marker.index
     return _prefix(committed)
 
 
@@ -92,17 +87,17 @@ def predict_output(markers: list[str], deltas: int) -> Prediction:
     problems: list[str] = []
     current: int | None = None
     emitted: set[int] = set()  # deltas the current attempt's markers show it emitted
-    for index, line in enumerate(markers):
-        if line.startswith("start "):
-            fields = _fields(line)
-            number = as_int(fields.get("attempt"))
+    parsed = parse_markers(markers)
+    for index, (line, marker) in enumerate(zip(markers, parsed)):
+        if isinstance(marker, Start):
+            number = marker.attempt
             if number is None:
                 number = len(starts) + 1
                 problems.append(f"start marker without attempt number: {line!r}")
-            start_from = as_int(fields.get("from"))
+            start_from = marker.from_
             inferred = start_from is None
             if start_from is None:
-                start_from = _inferred_from(markers, index, committed)
+                start_from = _inferred_from(parsed, index, committed)
             prefix = _prefix(committed)
             if current is not None and start_from > prefix and all(i in emitted for i in range(prefix, start_from)):
                 # The checkpoint is durable before its marker is written, so a kill can land in
@@ -120,17 +115,12 @@ def predict_output(markers: list[str], deltas: int) -> Prediction:
                 )
             starts.append(AttemptStart(number, start_from, line, dict(committed), inferred))
             current = number
-        elif line.startswith("delta "):
-            parts = line.split()
-            i = as_int(parts[1]) if len(parts) > 1 else None
-            if i is not None:
-                emitted.add(i)
-        elif line.startswith("checkpoint "):
-            parts = line.split()
-            upto = as_int(parts[1]) if len(parts) > 1 else None
-            if upto is None:
-                problems.append(f"unreadable checkpoint marker {line!r}")
-                continue
+        elif isinstance(marker, Delta):
+            emitted.add(marker.index)
+        elif isinstance(marker, Unparsed) and marker.word == "checkpoint":
+            problems.append(f"unreadable checkpoint marker {line!r}")
+        elif isinstance(marker, Checkpoint):
+            upto = marker.index
             if current is None:
                 problems.append(f"{line!r} before any start marker")
                 continue
@@ -153,7 +143,7 @@ def markers_excerpt(markers: list[str], only_structural: bool = True, limit: int
     """The marker lines as evidence: start/checkpoint/held/done lines (all lines if few)."""
     lines = markers
     if only_structural and len(markers) > 12:
-        lines = [m for m in markers if not m.startswith("delta ")]
+        lines = [line for line, m in zip(markers, parse_markers(markers)) if not isinstance(m, Delta)]
     if len(lines) > limit:
         lines = lines[: limit // 2] + [f"... {len(lines) - limit} more ..."] + lines[-limit // 2 :]
     return " | ".join(lines) if lines else "(no markers)"
@@ -318,7 +308,7 @@ def check_output(history: History, expected: Any, cell: Cell) -> list[Violation]
                 evidence=f"script={history.script!r}",
             )
         ]
-    if not any(m.startswith("start ") for m in history.markers):
+    if not history.attempts():
         return [
             Violation(
                 "output",
@@ -368,12 +358,12 @@ def check_attempts(history: History, expected: Any, cell: Cell) -> list[Violatio
     want = as_int(expected)
     if want is None:
         return [Violation("attempts", f"expected attempts must be an int, got {expected!r}")]
-    starts = [m for m in history.markers if m.startswith("start ")]
-    if len(starts) != want:
+    starts = history.attempts()
+    if starts != want:
         return [
             Violation(
                 "attempts",
-                f"expected {want} handler start(s), observed {len(starts)}",
+                f"expected {want} handler start(s), observed {starts}",
                 evidence=markers_excerpt(history.markers),
             )
         ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from conformance.history import FaultRecord, History, IncarnationRecord, Violation
 from conformance.model import PROCESS_FAULTS, Cell
+from harness.markers import Held, parse_markers
 
 from .output import markers_excerpt
 
@@ -120,7 +121,7 @@ def check_evidence(history: History, expected: Any, cell: Cell) -> list[Violatio
             f"expected two process faults for crash_twice, observed {len(process_faults(history))}"
         )
     held_expected = spec.at == "held" or any(f.trigger.startswith("held") for f in history.faults)
-    if held_expected and not any(m.startswith("held") for m in history.markers):
+    if held_expected and not any(isinstance(m, Held) for m in parse_markers(history.markers)):
         fail(
             "expected a `held` marker line (trigger held), observed none",
             f"markers: {markers_excerpt(history.markers)}",

@@ -1,7 +1,7 @@
 """Event-stream expectations: ``replay`` (every ``replay`` call's events) and ``stream`` (the
 create call's own live stream).
 
-Responses-profile rules these encode (research/azure-contract-suite.md §2.1, §2.2): cursors are
+Responses-profile rules these encode (docs/contracts.md Sources: B-rules, streaming clauses): cursors are
 the JSON ``sequence_number`` (B9, B27); a replay after ``N`` holds only events with seq > N (B4);
 exactly one terminal event, last (B26); one ``response.created`` per stream, first, at seq 0 or 1
 (B9 says 0, the spec's worked example 1: both are accepted, docs/protocol.md §6);
@@ -582,7 +582,7 @@ def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]
     last (an empty replay after a cursor at/after the terminal is fine, B4); plus the options:
     ``after`` (one replay per listed cursor label), ``terminal``, ``terminal_status`` (the last
     event's ``response.status``; not judged on an empty replay past the end), ``single_created``,
-    ``gap_free``, ``reset_event`` and ``keeps_live`` (see module docs / DESIGN)."""
+    ``gap_free``, ``reset_event`` and ``keeps_live`` (see module docs / docs/contracts.md)."""
     if expected is None or expected is True:
         expected = {}
     violations = _option_problems("replay", expected, REPLAY_OPTIONS)

@@ -1,4 +1,4 @@
-"""Driver for the invocations profile wire (DESIGN.md §4, the invocations wire spec).
+"""Driver for the invocations profile wire (docs/protocol.md §7).
 
 ``POST /invocations`` creates a run, ``GET /invocations/{id}`` streams its events (SSE, one
 ``id: <n>`` per frame, resumable with the ``Last-Event-ID`` header or ``?last_event_id=N``) or,
@@ -21,7 +21,7 @@ STATUSES = ("queued", "in_progress") + tuple(sorted(TERMINAL_STATUSES))
 
 
 def script_input(script: dict[str, Any]) -> dict[str, Any]:
-    """The request ``input`` that carries a test-control script (an object, DESIGN.md §3)."""
+    """The request ``input`` that carries a test-control script (an object, docs/protocol.md §7.9)."""
     return {"conformance": dict(script)}
 
 

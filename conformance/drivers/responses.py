@@ -1,4 +1,4 @@
-"""Driver for the responses profile wire (OpenAI Responses shape, DESIGN.md §4).
+"""Driver for the responses profile wire (OpenAI Responses shape, docs/protocol.md §2).
 
 Knows paths, bodies, event types and where the id and status live; knows nothing of
 processes.  Every method returns the recorded HttpCall.
@@ -15,7 +15,7 @@ from .base import Recorder, StreamControl, Transport, status_of  # noqa: F401 (s
 
 
 def script_input(script: dict[str, Any]) -> str:
-    """The request ``input`` that carries a test-control script (DESIGN.md §3)."""
+    """The request ``input`` that carries a test-control script (docs/protocol.md §3.1)."""
     return json.dumps({"conformance": script}, sort_keys=True)
 
 

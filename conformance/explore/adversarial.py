@@ -1,5 +1,5 @@
-"""Adversarial input: hypothesis strategies for bad requests, a raw HTTP/1.1 sender, and the
-pure expectation every answer must meet.
+"""Adversarial input: hypothesis strategies for bad requests, a raw HTTP/1.1 sender (answers are
+read with h11), and the pure expectation every answer must meet.
 
 Each class (``CLASSES``) is its own test id in ``conformance/suites/test_adversarial_responses.py``.
 A request is sent as raw bytes over a loopback socket (so that CR/LF in headers, NUL in paths,
@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h11
 from hypothesis import strategies as st
 
 DEADLINE_S = 10.0
@@ -125,50 +126,42 @@ def send_raw(host: str, port: int, request: BadRequest, deadline_s: float = DEAD
         if not data:
             answer.error = f"{type(exc).__name__}: {exc}"
     answer.elapsed_s = time.monotonic() - start
-    _parse(data, answer)
+    _parse(data, answer, request.method)
     return answer
 
 
-def _parse(data: bytes, answer: Answer) -> None:
-    head, sep, rest = data.partition(b"\r\n\r\n")
-    if not sep:
-        if data and answer.error is None:
-            answer.error = f"answer cut in its headers: {data[:200]!r}"
-        return
-    lines = head.split(b"\r\n")
+def _parse(data: bytes, answer: Answer, method: str = "GET") -> None:
+    """Read ``data`` (all the server sent) as the HTTP/1.1 answer to a ``method`` request, with h11.
+    ``complete``: the answer ended where its framing says, with nothing after it.  An answer h11
+    cannot read (a bad status line, cut in its headers, a bad chunk) is an ``error`` saying so,
+    never an exception; a body cut short leaves the status and what came, ``complete`` False."""
+    conn = h11.Connection(our_role=h11.CLIENT)
+    # The request went out as raw bytes; h11 only needs to know it was sent (HEAD has no body).
+    conn.send(h11.Request(method="HEAD" if method.upper() == "HEAD" else "GET", target="/",
+                          headers=[("host", "adversarial"), ("connection", "close")]))
+    conn.send(h11.EndOfMessage())
+    conn.receive_data(data)
+    if answer.error is None:
+        conn.receive_data(b"")  # read to EOF: the server closed the connection
+    body = bytearray()
     try:
-        answer.status = int(lines[0].split()[1])
-    except (IndexError, ValueError):
-        answer.error = f"unreadable status line {lines[0][:100]!r}"
-        return
-    for line in lines[1:]:
-        key, _, value = line.partition(b":")
-        answer.headers[key.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-    if answer.headers.get("transfer-encoding", "").lower() == "chunked":
-        body, ok = _dechunk(rest)
-        answer.body, answer.complete = body, ok and answer.error is None
-    else:
-        length = answer.headers.get("content-length")
-        answer.body = rest
-        answer.complete = answer.error is None and (length is None or len(rest) == int(length))
-
-
-def _dechunk(data: bytes) -> tuple[bytes, bool]:
-    out = b""
-    while True:
-        size_line, sep, data = data.partition(b"\r\n")
-        if not sep:
-            return out, False
-        try:
-            size = int(size_line.split(b";")[0], 16)
-        except ValueError:
-            return out, False
-        if size == 0:
-            return out, True
-        out += data[:size]
-        if len(data) < size + 2:
-            return out, False
-        data = data[size + 2 :]
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
+                break
+            if isinstance(event, h11.Response):
+                answer.status = event.status_code
+                answer.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                answer.complete = answer.error is None and not conn.trailing_data[0]
+                break
+    except h11.RemoteProtocolError as exc:
+        if answer.status is None and answer.error is None:
+            answer.error = (f"malformed HTTP answer (h11: {exc}): {data[:200]!r}" if data
+                            else "the server closed the connection without an answer")
+    answer.body = bytes(body)
 
 
 # -- expectations (pure) ---------------------------------------------------------------------

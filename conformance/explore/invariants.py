@@ -4,7 +4,7 @@ No I/O here.  The state machine records every HTTP exchange (``HttpCall`` with i
 and monotonic timestamps), the responses it was told exist, the marker lines of each script
 tag and the moments the process was stopped; after every step it calls ``all_problems``.
 
-What is promised (responses profile, DESIGN §3/§4, docs/protocol.md §2, §3.6):
+What is promised (responses profile, docs/protocol.md §2, §3, §3.6):
 
 - every read: cursors are integers, strictly increasing, all after the read's cursor; at most
   one terminal event and nothing after it; a read that ended cleanly ended on a terminal event

@@ -25,6 +25,7 @@ from typing import Any
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
 from conformance.history import TERMINAL_STATUSES, HttpCall
+from harness.markers import Held
 from harness.process import Target
 
 from .invariants import Observations, Tracked, all_problems
@@ -89,7 +90,7 @@ def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> L
     result.acknowledged = len(obs.responses)
     for tracked in obs.responses.values():
         try:
-            target.markers.wait_for(tracked.tag or "", r"^held 1$", timeout_s=WAIT_S, alive=target.is_alive)
+            target.markers.wait_for(tracked.tag or "", Held(1), timeout_s=WAIT_S, alive=target.is_alive)
         except Exception as exc:  # noqa: BLE001 - a MarkerTimeout (or a dead target) is a finding, not a crash
             result.problems.append(f"{tracked.response_id}: {exc}")
             break

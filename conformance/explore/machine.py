@@ -32,6 +32,7 @@ from conformance.drivers import invocations as inv
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
 from conformance.history import HttpCall
 from harness.errors import MarkerTimeout
+from harness.markers import Held
 from harness.process import Target
 
 from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, call_response_id, read_cursor, settled
@@ -244,7 +245,7 @@ class ResponsesMachine(RuleBasedStateMachine):
         the same pre-crash events to compare; under load the stream can lag the marker)."""
         assert self.target is not None
         try:
-            self.target.markers.wait_for(tag, rf"^held {hold}$", timeout_s=WAIT_S, alive=self.target.is_alive)
+            self.target.markers.wait_for(tag, Held(hold), timeout_s=WAIT_S, alive=self.target.is_alive)
         except MarkerTimeout as exc:
             self._fail([f"the handler never held: {exc}"])
         self._wait(
@@ -536,5 +537,5 @@ def explore_suite(test_name: str, conformance_settings: Any, spawn_target: Any,
         budget_for(conformance_settings.explore),
         machine=machine,
         replay_hint=f"{SEED_ENV}={{seed}} pytest conformance -k {test_name} --conformance-explore {conformance_settings.explore}"
-        + (f" --target {target.source}" if target.name != "reference" else ""),
+        + (f" --conformance-target {target.source}" if target.name != "reference" else ""),
     )

@@ -30,7 +30,6 @@ Schedule (every wait bounded, triggered by a frame, a marker or a status):
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from typing import Any
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, is_terminal_frame, response_id_of, script_input
 from conformance.history import TERMINAL_STATUSES
+from harness.markers import Held, Start, parse_markers
 from harness.process import Target
 
 from .invariants import Observations, Tracked, all_problems
@@ -49,7 +49,6 @@ SETTLE_S = 10.0  # beyond the lease periods: how long a reclaimed response may t
 POLL_S = 0.05
 OBSERVE_TTLS = 3  # fault `none`: how many lease periods the other worker must leave a live owner alone
 SCRIPT = {"deltas": 6, "hold_at": 3, "checkpoint_every": 2}
-START = re.compile(r"^start attempt=(\d+) id=\S+ from=(\d+)$")
 
 
 @dataclass
@@ -100,7 +99,7 @@ def run_workers(owner: Target, other: Target, fault: str, *, lease_ttl_s: float,
         result.response_id = rid
         obs.responses[rid] = Tracked(rid, tag, script, create.frames[0].t, True)
         reader(lambda control: on_other.replay(rid, None, label="tail-on-other-worker", control=control))
-        owner.markers.wait_for(tag, r"^held 3$", timeout_s=WAIT_S, alive=owner.is_alive)
+        owner.markers.wait_for(tag, Held(3), timeout_s=WAIT_S, alive=owner.is_alive)
         mid = max((s for f in list(create.frames) if (s := obs.wire.cursor(f)) is not None), default=None)
         _fault(owner, other, fault, tag, lease_ttl_s, obs, on_other, recorder, result, rid)
         final = _poll_terminal(on_other, rid, SETTLE_S + 4 * lease_ttl_s)
@@ -126,7 +125,8 @@ def run_workers(owner: Target, other: Target, fault: str, *, lease_ttl_s: float,
             thread.join(WAIT_S)
         owner.markers.release(tag)
     obs.markers[tag] = owner.markers.lines(tag)
-    result.attempts = [(int(m.group(1)), int(m.group(2))) for line in obs.markers[tag] if (m := START.match(line))]
+    result.attempts = [(m.attempt, m.from_) for m in parse_markers(obs.markers[tag])
+                       if isinstance(m, Start) and m.attempt is not None and m.from_ is not None]
     result.problems.extend(_judge(owner, fault, obs, result))
     result.problems.extend(all_problems(obs))
     result.elapsed_s = time.monotonic() - t0
@@ -148,7 +148,7 @@ def _fault(owner: Target, other: Target, fault: str, tag: str, ttl: float, obs: 
         # A timed observation, not a synchronisation: nothing may happen for OBSERVE_TTLS periods.
         until = time.monotonic() + OBSERVE_TTLS * ttl
         while time.monotonic() < until:
-            starts = [line for line in owner.markers.lines(tag) if START.match(line)]
+            starts = [str(m) for m in parse_markers(owner.markers.lines(tag)) if isinstance(m, Start)]
             if len(starts) > 1:
                 result.problems.append(f"the other worker re-ran the response while its owner was alive and "
                                        f"renewing its lease: markers {starts}")

@@ -26,6 +26,7 @@ from conformance.drivers.invocations import InvocationsDriver, invocation_id_of,
 from conformance.explore.adversarial import adversarial_target, outside_files, probe_problems, run_class, server_problems
 from conformance.explore.adversarial_invocations import CLASSES, TERMINAL_EVENTS, Transcript, ok_judge, pinned, strategy_for
 from conformance.history import HttpCall
+from harness.markers import Held
 from harness.process import Target
 
 DEFAULT_EXAMPLES = 15
@@ -109,7 +110,7 @@ def arena(conformance_settings):
         create = driver.create({"input": script_input(HELD)})
         held_id = invocation_id_of(create)
         assert create.status == 200 and held_id, f"cannot create the held bystander: {create.status} {create.body_text}"
-        target.markers.wait_for(HELD["tag"], r"^held 1$", timeout_s=WAIT_S, alive=target.is_alive)
+        target.markers.wait_for(HELD["tag"], Held(1), timeout_s=WAIT_S, alive=target.is_alive)
         held_snapshot = driver.snapshot(held_id).body
         assert isinstance(held_snapshot, dict) and held_snapshot.get("status") == "in_progress", f"held bystander: {held_snapshot}"
         # the held stream sees no frame until teardown releases it: its read timeout must outlast the module

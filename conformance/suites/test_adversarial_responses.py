@@ -30,6 +30,7 @@ from conformance.explore.adversarial import (
     strategy_for,
 )
 from conformance.history import HttpCall
+from harness.markers import Held
 from harness.process import Target
 
 DEFAULT_EXAMPLES = 15
@@ -99,7 +100,7 @@ def arena(conformance_settings):
         quiet = ResponsesDriver(target.base_url, recorder, timeout_s=HELD_READ_TIMEOUT_S)
         thread = threading.Thread(target=lambda: quiet.create(body, control=control), daemon=True)
         thread.start()
-        target.markers.wait_for("adv_held", r"^held 1$", timeout_s=WAIT_S, alive=target.is_alive)
+        target.markers.wait_for("adv_held", Held(1), timeout_s=WAIT_S, alive=target.is_alive)
         held_call = next(c for c in recorder.calls if c.request_body is body)
         # the marker can come before the frames reach us: wait (bounded) for the created frame
         held_id = recorder.wait_until(lambda: response_id_of(held_call), WAIT_S)

@@ -7,7 +7,7 @@ schedule and what is judged.
 
 Runs when the target claims ``multi_worker`` (its target file says how to start a worker:
 ``workers: {args: [...{worker}...], lease_ttl_s: N}``) and the selected store is shared (its
-``store.describe`` says ``"shared": true``: ``--store sqlite`` or ``--store postgres`` for the
+``store.describe`` says ``"shared": true``: ``--conformance-store sqlite`` or ``--conformance-store postgres`` for the
 reference server). Otherwise each test is reported as not claimed, with the reason.
 """
 
@@ -28,7 +28,7 @@ def _not_claimed(cfg, fault: str) -> str | None:
     if cfg.store_describe and not cfg.store_info.get("shared"):
         store = cfg.store or "its default store"
         return (f"not claimed by target {cfg.name} with {store}: multi_worker needs a store that several processes "
-                "share (store.describe says shared: true; e.g. --store sqlite or --store postgres)")
+                "share (store.describe says shared: true; e.g. --conformance-store sqlite or --conformance-store postgres)")
     return None
 
 

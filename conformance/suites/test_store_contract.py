@@ -1,7 +1,7 @@
 """The store provider contract: the provider under test, directly (no HTTP, no server).
 
-``pytest conformance --store NAME[:OPTIONS]`` runs these against that provider, next to the full
-matrix; without ``--store`` they run against the reference server's default ``file`` provider.
+``pytest conformance --conformance-store NAME[:OPTIONS]`` runs these against that provider, next to the full
+matrix; without ``--conformance-store`` they run against the reference server's default ``file`` provider.
 They check what the matrix can only see from far away:
 
 - records: get/put/delete, compare-and-set (create-if-absent, stale expectation refused and

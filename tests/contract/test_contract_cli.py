@@ -78,3 +78,18 @@ def test_lint_table_never_truncates_long_paths_on_narrow_output(capsys, tmp_path
     assert main(["lint", str(contract)]) == 0
     out = capsys.readouterr().out
     assert "responses/good" in out and str(contract) in out and "…" not in out
+
+
+def test_help_says_runs_are_pytest_and_names_only_real_run_options(capsys, pytestconfig):
+    """``conformance --help`` sends a newcomer to ``pytest conformance`` for runs; every run option
+    it names is one the pytest plugin really registers (so the help cannot drift from the plugin)."""
+    import re
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "pytest conformance" in out and "--conformance-target" in out
+    assert "lints contract files and compares JSON reports" in out
+    named = set(re.findall(r"--conformance-[a-z-]+", out))
+    assert {"--conformance-target", "--conformance-store", "--conformance-profile"} <= named
+    for option in named:  # getoption raises ValueError for an option nobody registered
+        pytestconfig.getoption(option.removeprefix("--").replace("-", "_"))

@@ -233,7 +233,7 @@ def test_schema_type_errors_are_readable():
         parse_contract(text, "x.yaml")
     lines = str(info.value).splitlines()
     assert "x.yaml:9: rows[0].cells.A.attempts: expected an integer, got text 'two'" in lines
-    assert "x.yaml:9: rows[0].cells.A.output: invalid value 'most' (expected one of: full, empty)" in lines
+    assert "x.yaml:9: rows[0].cells.A.output: invalid value 'most' (expected one of: full, empty, streamed)" in lines
 
 
 def test_missing_file_is_its_own_error():

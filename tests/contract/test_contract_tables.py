@@ -62,7 +62,7 @@ def test_every_cell_passes_the_depth_gate_and_has_a_source(tables):
 
 
 def test_every_fault_cell_carries_evidence_that_the_fault_happened(tables):
-    """A process-fault cell pins the exit mode, so a crash that never happened fails (research §7.2/7.3)."""
+    """A process-fault cell pins the exit mode, so a crash that never happened fails (docs/contracts.md Sources: weaknesses 2 and 3)."""
     for cell in collect_cells(tables):
         if cell.fault.kind in PROCESS_FAULTS:
             assert "exit" in cell.expect, cell.id
@@ -76,9 +76,9 @@ def test_scripts_are_deterministic(tables):
 
 STREAM = [(("stream", False),), (("stream", True),)]
 """The two variants of a row that varies stream."""
-SOURCE_RE = re.compile(r"research/|DESIGN\.md|docs/[\w/.-]+\.md|issue \d+|\bB\d+\b|§\s?\d")
-"""What names a source in a contract's header: a research doc, a DESIGN section, a docs page,
-an issue, a B-rule or a section sign."""
+SOURCE_RE = re.compile(r"docs/[\w/.-]+\.md|issue \d+|\bB\d+\b|§\s?\d")
+"""What names a source in a contract's header: a docs page (docs/contracts.md "Sources" states the
+Azure rules), an issue, a B-rule or a section sign."""
 
 
 def _variant_text(variant: tuple) -> str:
@@ -114,7 +114,7 @@ def table_named(tables, name: str):
 
 
 def test_create_table_rows_are_pinned(tables):
-    """research §1.6 create matrix: C1-C8, one cell each, store x background x stream."""
+    """The create matrix (docs/contracts.md Sources): C1-C8, one cell each, store x background x stream."""
     table = table_named(tables, "responses/create")
     rows = [f"C{i}" for i in range(1, 9)]
     assert_matrix(table, rows, ["A"], {}, set())
@@ -146,7 +146,7 @@ def test_crosscutting_table_rows_are_pinned(tables):
 
 def test_every_contract_file_starts_with_a_header_naming_its_sources():
     """A table is only as good as the rules it encodes: each file opens with comment lines
-    saying where they come from (research sections, DESIGN sections, B-rules, issues)."""
+    saying where they come from (docs pages, B-rules, issues)."""
     files = sorted(CONTRACTS.rglob("*.yaml")) + sorted(CONTRACTS.rglob("*.yml"))
     assert files
     for path in files:
@@ -160,7 +160,7 @@ def test_every_contract_file_starts_with_a_header_naming_its_sources():
             header.append(line)
         text = "\n".join(header)
         assert "Where the rules come from" in text, f"{path}: header does not say where the rules come from"
-        assert SOURCE_RE.search(text), f"{path}: header names no source (research doc, DESIGN section, rule id)"
+        assert SOURCE_RE.search(text), f"{path}: header names no source (docs page, rule id)"
 
 
 def test_resilience_matrix_shape(tables):
@@ -180,7 +180,7 @@ def test_resilience_matrix_shape(tables):
                         covered.update({False, True})
             assert covered == {False, True}, (row, path)
     assert all(n.reason for n in table.not_applicable)
-    # research §1.3 rows 1, 2, 3, 4, 11 (cut points C1/C3) x A-E x stream, and exactly these
+    # the crash matrix (docs/contracts.md Sources): rows 1, 2, 3, 4, 11 (cut points C1/C3) x A-E x stream, and exactly these
     # waived: D for a background non-stream create (nothing to drop), E for foreground rows
     bg = ["R1", "R2", "R11-C1", "R11-C3"]
     assert_matrix(

@@ -94,6 +94,58 @@ def test_send_raw_to_a_closed_port_is_an_answerless_problem() -> None:
     assert answer.status is None and answer.error and answer_problems(REQ, answer)[0].startswith("no answer")
 
 
+def _answer_from(reply: bytes, request: BadRequest = REQ) -> Answer:
+    """``send_raw`` against a one-shot loopback server that reads the request and sends ``reply``
+    (raw bytes), then closes."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        return send_raw("127.0.0.1", port, request, deadline_s=5)
+    finally:
+        thread.join(5)
+        server.close()
+
+
+def test_a_malformed_answer_is_a_clear_finding_not_a_crash() -> None:
+    """h11 refuses the answer: the Answer says why, and the judge makes it one "no answer" problem."""
+    for reply, why in [(b"garbage\r\n\r\n", "illegal status line"), (b"HTTP/1.1 abc OK\r\n\r\n", "illegal status line"),
+                       (b"HTTP/1.1 400 Bad\r\ncontent-ty", "malformed HTTP answer"),
+                       (b"", "closed the connection without an answer")]:
+        answer = _answer_from(reply)
+        assert answer.status is None and why in (answer.error or ""), (reply, answer)
+        problems = answer_problems(REQ, answer)
+        assert len(problems) == 1 and problems[0].startswith("no answer: ") and why in problems[0], problems
+
+
+def test_answers_are_framed_by_h11() -> None:
+    chunked = _answer_from(b"HTTP/1.1 400 Bad\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+                           + f"{len(GOOD_ERROR):x}\r\n".encode() + GOOD_ERROR + b"\r\n0\r\n\r\n")
+    assert (chunked.status, chunked.body, chunked.complete, chunked.error) == (400, GOOD_ERROR, True, None)
+    assert answer_problems(REQ, chunked) == []
+    cut = _answer_from(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 50\r\n\r\n{}")
+    assert (cut.status, cut.body, cut.complete) == (200, b"{}", False)
+    assert "not complete JSON" in answer_problems(MAYBE, cut)[0]
+    extra = _answer_from(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}SMUGGLED")
+    assert extra.status == 200 and extra.complete is False  # bytes after the answer's end
+    bad_chunk = _answer_from(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n")
+    assert bad_chunk.status == 200 and bad_chunk.complete is False
+    assert "partial SSE" in answer_problems(MAYBE, bad_chunk)[0]
+    head = _answer_from(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n", BadRequest("HEAD", "/responses", None, ()))
+    assert head.status == 200 and head.complete and head.body == b""  # HEAD: no body, whatever the length says
+
+
 def levels(problems: list[str]) -> list[str]:
     return [level_of(p) for p in problems]
 

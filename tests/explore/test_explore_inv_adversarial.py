@@ -1,6 +1,6 @@
 """The invocations adversarial suite catches each deliberately broken tiny invocations target in
 the class that is about its bug, and passes the correct one.  The suite runs as a real
-``pytest conformance --target`` subprocess; the judge of a 2xx answer is checked in-process."""
+``pytest conformance --conformance-target`` subprocess; the judge of a 2xx answer is checked in-process."""
 
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def start_inv_suite(tmp_path: Path, bug: str) -> subprocess.Popen:
     )
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     select = SUITE if bug == "none" else f"{SUITE} and {CAUGHT[bug][0]}"
-    cmd = [sys.executable, "-m", "pytest", str(PACKAGE), "-q", "-p", "no:benchmark", "--target", str(config),
-           "--contracts", str(CONTRACTS), "--conformance-results", str(tmp_path / "results"), "-k", select]
+    cmd = [sys.executable, "-m", "pytest", str(PACKAGE), "-q", "-p", "no:benchmark", "--conformance-target", str(config),
+           "--conformance-contracts", str(CONTRACTS), "--conformance-results", str(tmp_path / "results"), "-k", select]
     return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

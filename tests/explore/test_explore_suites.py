@@ -1,5 +1,5 @@
 """The adversarial and load suites catch the deliberately broken tiny targets, and pass the
-correct one.  The adversarial suite runs as a real ``pytest conformance --target`` subprocess."""
+correct one.  The adversarial suite runs as a real ``pytest conformance --conformance-target`` subprocess."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ CONTRACTS = PACKAGE.parent / "contracts" / "**" / "*.yaml"
 def run_suite(tmp_path: Path, bug: str, select: str) -> subprocess.CompletedProcess:
     config = tiny_config(tmp_path, bug)
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    cmd = [sys.executable, "-m", "pytest", str(PACKAGE), "-q", "-p", "no:benchmark", "--target", config.source,
-           "--contracts", str(CONTRACTS), "--conformance-results", str(tmp_path / "results"), "-k", select]
+    cmd = [sys.executable, "-m", "pytest", str(PACKAGE), "-q", "-p", "no:benchmark", "--conformance-target", config.source,
+           "--conformance-contracts", str(CONTRACTS), "--conformance-results", str(tmp_path / "results"), "-k", select]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 

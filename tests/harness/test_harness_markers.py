@@ -8,7 +8,9 @@ import time
 import pytest
 
 from harness.errors import HarnessError, MarkerTimeout
-from harness.markers import Markers
+from harness.markers import (
+    Checkpoint, Delta, Done, Fail, Held, Interrupted, Markers, Released, Start, Unparsed, parse_marker, parse_markers,
+)
 
 
 def append(markers: Markers, tag: str, text: str) -> None:
@@ -134,3 +136,61 @@ def test_broken_log_tail_does_not_hide_the_timeout(tmp_path):
 
     with pytest.raises(MarkerTimeout, match="log tail unavailable: boom"):
         Markers(tmp_path, log_tail=broken).wait_for("t", "x", timeout_s=0.01)
+
+
+# -- marker lines, parsed once (docs/protocol.md §3.4, §7.9) --------------------------------
+
+
+@pytest.mark.parametrize("line, record", [
+    ("start attempt=2 id=resp_1 from=3", Start(2, "resp_1", 3)),
+    ("start attempt=1 id=inv-9", Start(1, "inv-9", None)),  # from= left out: the checks say so
+    ("start id=x", Start(None, "x", None)),
+    ("delta 0", Delta(0)),
+    ("checkpoint 4", Checkpoint(4)),
+    ("held 3", Held(3)),
+    ("held -1", Held(-1)),
+    ("fail 2", Fail(2)),
+    ("released", Released()),
+    ("interrupted", Interrupted()),
+    ("done", Done()),
+])
+def test_every_marker_form_parses_to_its_record(line, record):
+    assert parse_marker(line) == record
+    assert str(record) == line  # the record prints as the line it came from
+
+
+def test_a_start_line_keeps_its_fields_and_ignores_stray_words():
+    assert parse_marker("start attempt=x id=a from=1 extra") == Start(None, "a", 1)
+
+
+@pytest.mark.parametrize("line, why", [
+    ("held", "expected 'held <integer>'"),
+    ("held x", "expected 'held <integer>'"),
+    ("delta 1 2", "expected 'delta <integer>'"),
+    ("checkpoint", "expected 'checkpoint <integer>'"),
+    ("done now", "'done' takes no argument"),
+    ("pid 42", "not a marker line"),
+    ("", "empty line"),
+    ("\x00\xff garbage", "not a marker line"),
+])
+def test_a_malformed_line_is_unparsed_never_an_exception(line, why):
+    record = parse_marker(line)
+    assert isinstance(record, Unparsed) and record.line == line and why in record.why, record
+    assert str(record) == line
+
+
+def test_parse_markers_keeps_the_order():
+    assert parse_markers(["start attempt=1 id=a from=0", "delta 0", "bogus"]) == [
+        Start(1, "a", 0), Delta(0), Unparsed("bogus", "bogus", "not a marker line of the test-control contract")]
+
+
+def test_waits_for_a_record_type_or_one_record(tmp_path):
+    (tmp_path / "r.log").write_text("start attempt=1 id=a from=0\nheld x\nheld 2\nheld 3\nreleased\n")
+    markers = Markers(tmp_path)
+    assert markers.wait_for("r", Held, timeout_s=1) == "held 2"  # 'held x' is no Held
+    assert markers.wait_for("r", Held(3), timeout_s=1) == "held 3"
+    assert markers.wait_count("r", Held, 2, timeout_s=1) == ["held 2", "held 3"]
+    with pytest.raises(MarkerTimeout, match=r"no line 'held 4' \(marker\) within"):
+        markers.wait_for("r", Held(4), timeout_s=0.05)
+    with pytest.raises(MarkerTimeout, match=r"no line 'done' \(marker\) within"):
+        markers.wait_for("r", Done, timeout_s=0.05)

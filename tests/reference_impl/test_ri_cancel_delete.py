@@ -1,4 +1,4 @@
-"""Cancellation scenarios S1–S7 (Azure §1.6, B1/B3/B11/B12) and DELETE."""
+"""Cancellation scenarios S1–S7 (docs/contracts.md, Sources; B1/B3/B11/B12) and DELETE."""
 
 from __future__ import annotations
 

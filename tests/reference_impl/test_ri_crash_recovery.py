@@ -1,6 +1,6 @@
 """Real SIGKILL / SIGTERM against the server process, then restart on the same state dir.
 
-Rows of the resilience matrix (Azure §1.3): 1 (resilient store+bg), 2 (stored bg, not
+Rows of the crash matrix (docs/contracts.md, Sources): 1 (resilient store+bg), 2 (stored bg, not
 resilient), 3 (stored foreground), 4 (store=false), 11 (resilient with checkpoints). Every
 fault is triggered on a marker (``held k``), and every test checks that the fault happened
 (exit mode, marker lines, a new incarnation).

@@ -1,4 +1,4 @@
-"""Create matrix C1–C8 (Azure §1.6) and the exact event sequence of a fresh attempt."""
+"""Create matrix C1–C8 (docs/contracts.md, Sources) and the exact event sequence of a fresh attempt."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The executor's status poll (``CellRun._poll_status``), without a server: a fake GET feeds it
-answers and the poll must classify each one (DESIGN.md §10: an unexpected 404 or 500 fails at
+answers and the poll must classify each one (docs/architecture.md: an unexpected 404 or 500 fails at
 once with the body, never by waiting out the cell timeout)."""
 
 from __future__ import annotations

@@ -17,11 +17,14 @@ import textwrap
 from pathlib import Path
 from xml.etree import ElementTree
 
+import jsonschema
 import pytest
 
 import conformance
+from conformance.report import SCHEMA_FILE
 
 PACKAGE = str(Path(conformance.__file__).parent)
+REPORT_SCHEMA = json.loads(SCHEMA_FILE.read_text())
 
 CONTRACT = """\
 contract: responses/selftest
@@ -56,7 +59,7 @@ def setup_run(tmp_path: Path, level: str = "MUST") -> Path:
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     # -m conformance_cell: only the cells of these small contracts, not the suites in conformance/suites/
     cmd = [sys.executable, "-m", "pytest", PACKAGE, "-rA", "-m", "conformance_cell",
-           "--contracts", str(tmp_path / "contracts/**/*.yaml"),
+           "--conformance-contracts", str(tmp_path / "contracts/**/*.yaml"),
            "--conformance-results", str(tmp_path / "results"), *args]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
@@ -65,7 +68,9 @@ def report(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dic
     out = tmp_path / "report.json"
     proc = run(tmp_path, "--conformance-report", str(out), *args)
     assert out.exists(), proc.stdout + proc.stderr
-    return proc, json.loads(out.read_text())
+    rep = json.loads(out.read_text())
+    jsonschema.validate(rep, REPORT_SCHEMA)  # every real report of these runs has the documented layout
+    return proc, rep
 
 
 def verdicts(rep: dict) -> dict[str, str]:
@@ -96,6 +101,26 @@ def test_wrong_expectation_fails_and_true_one_passes(tmp_path):
         "contract": "responses/selftest", "row": "WRONG", "path": "A", "variant": "A", "level": "MUST"}, props
 
 
+def test_one_cell_run_draws_only_what_ran(tmp_path):
+    """``pytest "<file>::<cell>"`` draws the one table and the one row that ran, not every table
+    full of ``?``; the not-applicable count is that of the rows drawn."""
+    setup_run(tmp_path)
+    other = tmp_path / "contracts/responses/other.yaml"
+    other.write_text(CONTRACT.replace("responses/selftest", "responses/other") % {"level": "MUST"})
+    cmd = [sys.executable, "-m", "pytest", "contracts/responses/selftest.yaml::OK[A]", "-q",
+           "--conformance-contracts", str(tmp_path / "contracts/**/*.yaml"),
+           "--conformance-results", str(tmp_path / "results")]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    matrix = proc.stdout[proc.stdout.index("conformance matrix"):]
+    assert "responses/selftest  [MUST]" in matrix and "responses/other" not in matrix, matrix
+    rows = {line.split()[1]: line for line in matrix.splitlines() if line.startswith("│")}
+    assert set(rows) == {"OK"} and "✓" in rows["OK"], matrix
+    assert "?" not in "".join(rows.values()), matrix
+    assert "(1 of 2 rows not run, not drawn)" in matrix
+    assert "cells: 1 pass; 0 not applicable (declared) in the rows drawn" in matrix
+
+
 def test_should_level_xfails_and_may_informs(tmp_path):
     proc, rep = report(setup_run(tmp_path, level="SHOULD"))
     assert proc.returncode == 0, proc.stdout
@@ -115,7 +140,7 @@ def test_baseline_xfails_listed_failure_and_flags_stale_entry(tmp_path):
           "responses/selftest::WRONG[A]": known off-by-one
           "responses/selftest::OK[A]": listed, but it passes
         """))
-    proc, rep = report(tmp_path, "--baseline", str(baseline))
+    proc, rep = report(tmp_path, "--conformance-baseline", str(baseline))
     assert verdicts(rep) == {"WRONG": "baseline", "OK": "stale_baseline"}
     assert proc.returncode == 1 and "stale baseline" in proc.stdout
 
@@ -130,7 +155,7 @@ def test_unclaimed_capability_is_skipped_and_counted(tmp_path):
     contract = tmp_path / "contracts/responses/selftest.yaml"
     contract.write_text(contract.read_text().replace("    title: a true expectation\n",
                                                      "    title: a true expectation\n    server: {resilient_background: true}\n"))
-    proc, rep = report(tmp_path, "--target", str(target))
+    proc, rep = report(tmp_path, "--conformance-target", str(target))
     assert verdicts(rep)["OK"] == "not_claimed"
     assert "not claimed by target" in proc.stdout
 
@@ -138,9 +163,9 @@ def test_unclaimed_capability_is_skipped_and_counted(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--target", "nope.yaml"], "nope.yaml: target file not found"),
-        (["--profile", "grpc"], "--profile: unknown profile 'grpc'"),
-        (["--baseline", "missing.yaml"], "--baseline: file missing.yaml not found"),
+        (["--conformance-target", "nope.yaml"], "nope.yaml: target file not found"),
+        (["--conformance-profile", "grpc"], "--conformance-profile: unknown profile 'grpc'"),
+        (["--conformance-baseline", "missing.yaml"], "--conformance-baseline: file missing.yaml not found"),
         (["--conformance-report", "contracts"], "--conformance-report: contracts is a directory; give a file path"),
         (["--conformance-report", "pytest.ini/r.json"], "--conformance-report: cannot create pytest.ini/r.json: pytest.ini is a file"),
         (["--conformance-results", "pytest.ini"], "is a file, not a directory"),
@@ -155,10 +180,21 @@ def test_bad_option_is_one_clear_line(tmp_path, args, message):
     assert " passed" not in proc.stdout and " failed" not in proc.stdout  # before any test ran
 
 
+def test_kit_options_carry_the_plugin_prefix(tmp_path):
+    """Generic names (``--profile`` is also pytest-profiling's) would collide with other plugins
+    at argparse level: the kit registers only ``--conformance-*`` options."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    group = proc.stdout.split("stream-and-task conformance kit:")[1].split("\n\n")[0]
+    options = re.findall(r"^\s+(--[\w-]+)", group, re.M)
+    assert {"--conformance-target", "--conformance-contracts", "--conformance-profile", "--conformance-baseline",
+            "--conformance-store"} <= set(options), group
+    assert all(o.startswith("--conformance-") for o in options), options
+
+
 def test_bad_contract_glob_is_one_clear_line(tmp_path):
-    cmd = [sys.executable, "-m", "pytest", PACKAGE, "--contracts", str(tmp_path / "none/*.yaml")]
+    cmd = [sys.executable, "-m", "pytest", PACKAGE, "--conformance-contracts", str(tmp_path / "none/*.yaml")]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 4 and "--contracts: no contract file matches" in proc.stderr
+    assert proc.returncode == 4 and "--conformance-contracts: no contract file matches" in proc.stderr
 
 
 def test_bad_contract_fails_collection_with_file_line(tmp_path):
@@ -211,7 +247,7 @@ def test_cell_whose_trigger_never_shows_fails_as_not_testable(tmp_path):
         'command: "{python} -m reference_impl --port {port} --state-dir {state_dir} --marker-dir {work_dir}/elsewhere"\n'
         "profiles: [responses]\ncell_timeout_s: 3\n"
     )
-    proc, rep = report(tmp_path, "--target", str(target))
+    proc, rep = report(tmp_path, "--conformance-target", str(target))
     assert proc.returncode == 1
     [cell] = rep["cells"]
     assert cell["verdict"] == "not_testable", cell
@@ -248,14 +284,14 @@ def test_a_status_stuck_past_the_deadline_is_the_targets_violation_at_its_level(
         for level in ("MUST", "SHOULD", "MAY")
     )
     slow_table(tmp_path, rows)
-    proc, rep = report(tmp_path, "--target", str(slow_target(tmp_path)))
+    proc, rep = report(tmp_path, "--conformance-target", str(slow_target(tmp_path)))
     assert proc.returncode == 1, proc.stdout
     assert verdicts(rep) == {"STUCK_MUST": "fail", "STUCK_SHOULD": "warn", "STUCK_MAY": "info"}, rep["cells"]
     for cell in rep["cells"]:
         assert len(cell["violations"]) == 1 and cell["violations"][0].startswith(
             "status: expected final status 'completed', observed resp_"), cell["violations"]
         assert "is still 'in_progress'" in cell["violations"][0] and "log tail" not in cell["violations"][0]
-    proc, rep = report(tmp_path, "--target", str(slow_target(tmp_path, "strict: true\n")))
+    proc, rep = report(tmp_path, "--conformance-target", str(slow_target(tmp_path, "strict: true\n")))
     assert verdicts(rep) == {"STUCK_MUST": "fail", "STUCK_SHOULD": "fail", "STUCK_MAY": "info"}, rep["cells"]
     assert rep["strict"] is True and "2 failed" in proc.stdout, proc.stdout
 
@@ -275,7 +311,7 @@ def test_cell_that_could_not_run_fails_at_every_level(tmp_path):
     target = slow_target(tmp_path)
     baseline = tmp_path / "baseline.yaml"  # listing it changes nothing: a claimed cell that could not run
     baseline.write_text('expected_failures:\n  "responses/selftest::SLOW_MUST[A]": slow\n')
-    proc, rep = report(tmp_path, "--target", str(target), "--baseline", str(baseline))
+    proc, rep = report(tmp_path, "--conformance-target", str(target), "--conformance-baseline", str(baseline))
     assert proc.returncode == 1, proc.stdout
     assert verdicts(rep) == {f"SLOW_{level}": "not_testable" for level in ("MUST", "SHOULD", "MAY")}, rep["cells"]
     assert all(any("executor error" in v for v in c["violations"]) for c in rep["cells"])
@@ -304,7 +340,7 @@ def test_baseline_entry_naming_no_cell_fails_before_any_test(tmp_path):
           "responses/selftest::WRNG[A]": a typo
           "zzz": nothing like it
         """))
-    proc = run(tmp_path, "--baseline", str(baseline))
+    proc = run(tmp_path, "--conformance-baseline", str(baseline))
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert (f"ERROR: {baseline}:3: expected_failures: 'responses/selftest::WRNG[A]' is not the id of any contract "
             "cell (did you mean 'responses/selftest::WRONG[A]'?)") in proc.stderr
@@ -314,7 +350,7 @@ def test_baseline_entry_naming_no_cell_fails_before_any_test(tmp_path):
 
 
 def test_baseline_entry_for_a_cell_left_out_is_not_unknown(tmp_path):
-    """--profile, --contracts and -k narrow what runs, not what exists: a baseline entry for a
+    """--conformance-profile, --conformance-contracts and -k narrow what runs, not what exists: a baseline entry for a
     cell they leave out is fine (cwd = the tmp project, so its contracts/ is the default)."""
     setup_run(tmp_path)
     (tmp_path / "contracts/responses/second.yaml").write_text(
@@ -322,10 +358,10 @@ def test_baseline_entry_for_a_cell_left_out_is_not_unknown(tmp_path):
     baseline = tmp_path / "baseline.yaml"
     baseline.write_text('expected_failures:\n  "responses/selftest::WRONG[A]": x\n  "responses/second::WRONG[A]": y\n')
     refused = []
-    for args in (["contracts/responses/selftest.yaml", "--contracts", "contracts/responses/selftest.yaml"],
-                 ["contracts", "--profile", "invocations"],
+    for args in (["contracts/responses/selftest.yaml", "--conformance-contracts", "contracts/responses/selftest.yaml"],
+                 ["contracts", "--conformance-profile", "invocations"],
                  ["contracts", "-k", "OK"]):
-        cmd = [sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "--baseline", str(baseline),
+        cmd = [sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "--conformance-baseline", str(baseline),
                "--conformance-results", str(tmp_path / "results")]
         proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         if proc.returncode not in (0, 5) or "ERROR" in proc.stderr:
@@ -337,8 +373,8 @@ def test_profile_selects_the_suites_of_that_profile_only(tmp_path):
     setup_run(tmp_path)
     collected = {}
     for profile in ("responses", "invocations"):
-        cmd = [sys.executable, "-m", "pytest", PACKAGE, "--collect-only", "-q", "--profile", profile,
-               "--contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results")]
+        cmd = [sys.executable, "-m", "pytest", PACKAGE, "--collect-only", "-q", "--conformance-profile", profile,
+               "--conformance-contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results")]
         proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         collected[profile] = {line.split("::")[0].rsplit("/", 1)[-1] for line in proc.stdout.splitlines()
                               if "suites/test_" in line}
@@ -358,8 +394,8 @@ def test_suite_tests_not_claimed_are_counted(tmp_path):
                       "profiles: [responses]\nclaims: [resilient_background]\n")
     out = tmp_path / "report.json"
     cmd = [sys.executable, "-m", "pytest", PACKAGE, "-q", "-k", "store_contract or multi_worker",
-           "--target", str(target), "--profile", "responses", "--conformance-report", str(out),
-           "--contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results")]
+           "--conformance-target", str(target), "--conformance-profile", "responses", "--conformance-report", str(out),
+           "--conformance-contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results")]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = json.loads(out.read_text())

@@ -18,12 +18,14 @@ import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
+import jsonschema
 import pytest
 
 import conformance
 from conformance.cli import main
 from conformance.model import NotApplicable
-from conformance.report import json_report, load_reports, render_comparison, store_of
+from conformance.report import SCHEMA_FILE, json_report, load_reports, render_comparison, store_of
+from conformance.results import CellResult
 from conformance.targets import REFERENCE_TARGET, load_target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,11 +42,11 @@ CELLS = [
 NA = [NotApplicable("responses/demo", "R2", "C", "nothing to crash", f"{CONTRACT_FILE}:21")]
 
 
-def cell(cell_id: str, verdict: str) -> dict:
-    """A result dict as the plugin records it (plugin.py ``_record``)."""
+def cell(cell_id: str, verdict: str) -> CellResult:
+    """A cell result as the plugin records it (plugin.py ``_record``)."""
     _, row, path, variant, line = next(c for c in CELLS if c[0] == cell_id)
-    return {"id": cell_id, "contract": "responses/demo", "row": row, "path": path, "variant": variant,
-            "level": "MUST", "fault": "none", "source": f"{CONTRACT_FILE}:{line}", "verdict": verdict}
+    return CellResult(id=cell_id, contract="responses/demo", row=row, path=path, variant=variant,
+                      level="MUST", fault="none", source=f"{CONTRACT_FILE}:{line}", verdict=verdict)
 
 
 def write_report(path: Path, store: str | None, verdicts: dict[str, str] | None = None,
@@ -115,18 +117,19 @@ rows:
 
 
 def test_plugin_writes_the_store_into_the_report_and_report_reads_it(tmp_path, capsys):
-    """End to end: `pytest conformance --store sqlite --conformance-report` then `conformance report`."""
+    """End to end: `pytest conformance --conformance-store sqlite --conformance-report` then `conformance report`."""
     contracts = tmp_path / "contracts" / "responses"
     contracts.mkdir(parents=True)
     (contracts / "storedemo.yaml").write_text(CONTRACT)
     (tmp_path / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     out = tmp_path / "conformance-sqlite.json"
     cmd = [sys.executable, "-m", "pytest", str(Path(conformance.__file__).parent), "-q", "-m", "conformance_cell",
-           "--contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results"),
-           "--store", "sqlite", "--conformance-report", str(out)]
+           "--conformance-contracts", str(tmp_path / "contracts/**/*.yaml"), "--conformance-results", str(tmp_path / "results"),
+           "--conformance-store", "sqlite", "--conformance-report", str(out)]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rep = json.loads(out.read_text())
+    jsonschema.validate(rep, json.loads(SCHEMA_FILE.read_text()))
     assert rep["store"]["name"] == "sqlite" and rep["store"]["info"]["durable"] is True
     code, printed, err = compare(capsys, out)
     assert code == 0 and err == ""
@@ -213,7 +216,7 @@ def test_reports_with_the_same_label_are_told_apart(tmp_path):
 
 def test_long_names_are_never_cut_on_a_narrow_non_tty_output(tmp_path):
     long_contract = "responses/" + "a-very-long-contract-name-" * 4
-    cells = [dict(cell(c[0], "pass"), contract=long_contract, id=c[0].replace("responses/demo", long_contract))
+    cells = [dict(cell(c[0], "pass").to_dict(), contract=long_contract, id=c[0].replace("responses/demo", long_contract))
              for c in CELLS]
     data = json.loads(write_report(tmp_path / "x.json", None).read_text())
     data["cells"], data["not_applicable"] = cells, []

@@ -1,4 +1,4 @@
-"""The provider gate, end to end: ``pytest conformance --store NAME`` run as a user would.
+"""The provider gate, end to end: ``pytest conformance --conformance-store NAME`` run as a user would.
 
 The deliberately broken providers (``plugins/broken_store_providers.py``, registered through a
 real ``entry_points.txt`` on PYTHONPATH) must be caught by the provider contract; the bundled
@@ -22,7 +22,7 @@ def run_gate(store: str, tmp_path: Path, *extra: str) -> subprocess.CompletedPro
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     env.pop("PYTEST_XDIST_WORKER", None)
     cmd = [
-        sys.executable, "-m", "pytest", "conformance", "-k", "test_store_contract", "--store", store,
+        sys.executable, "-m", "pytest", "conformance", "-k", "test_store_contract", "--conformance-store", store,
         "-q", "-p", "no:benchmark", "-p", "no:cacheprovider", "-p", "no:xdist",
         "--conformance-results", str(tmp_path / "results"), *extra,
     ]
@@ -73,7 +73,7 @@ def test_unusable_store_is_one_line_before_any_test(tmp_path: Path, store: str, 
     proc = run_gate(store, tmp_path)
     assert proc.returncode == 4, proc.stdout + proc.stderr  # pytest usage error: nothing ran
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith(f"ERROR: --store {store}: "), proc.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"ERROR: --conformance-store {store}: "), proc.stderr
     assert message in lines[0]
     assert "Traceback" not in proc.stdout + proc.stderr
 
@@ -91,9 +91,9 @@ def test_restarts(spawn_target, conformance_target):
 def test_a_suite_restart_is_not_claimed_on_a_non_durable_store(tmp_path: Path, store: str, outcome: str) -> None:
     (tmp_path / "test_suite_restart.py").write_text(SUITE)
     cmd = [
-        sys.executable, "-m", "pytest", str(tmp_path / "test_suite_restart.py"), "--store", store, "-rs", "-q",
+        sys.executable, "-m", "pytest", str(tmp_path / "test_suite_restart.py"), "--conformance-store", store, "-rs", "-q",
         "-p", "no:benchmark", "-p", "no:cacheprovider", "-p", "no:xdist", "--rootdir", str(tmp_path),
-        "--contracts", str(ROOT / "contracts" / "**" / "*.yaml"), "--conformance-results", str(tmp_path / "results"),
+        "--conformance-contracts", str(ROOT / "contracts" / "**" / "*.yaml"), "--conformance-results", str(tmp_path / "results"),
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert outcome in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]

@@ -47,7 +47,7 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
 
 def test_provider_gate_passes(tmp_path: Path) -> None:
     cmd = [
-        sys.executable, "-m", "pytest", "conformance", "-k", "test_store_contract", "--store", "postgres",
+        sys.executable, "-m", "pytest", "conformance", "-k", "test_store_contract", "--conformance-store", "postgres",
         "-q", "-p", "no:benchmark", "-p", "no:cacheprovider", "-p", "no:xdist",
         "--conformance-results", str(tmp_path / "results"),
     ]

@@ -31,7 +31,7 @@ def target_file(tmp_path: Path, variant: str | None) -> Path:
 
 def run_kit(tmp_path: Path, target: Path, *args: str) -> tuple[int, dict, str]:
     report = tmp_path / f"report-{len(list(tmp_path.glob('report-*')))}.json"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--target", str(target),
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--conformance-target", str(target),
            "--conformance-report", str(report), "--conformance-results", str(tmp_path / "results"), *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)

@@ -12,10 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from conformance.history import History
 from conformance.explore.adversarial import CONTENT_TYPE_RULE, CURSOR_RULE, ERROR_SHAPE_RULE, UNKNOWN_FIELD_RULE
+from conformance.report import SCHEMA_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER = Path(__file__).with_name("variant_server.py")
@@ -33,16 +35,18 @@ def target_file(tmp_path: Path, variant: str, extra: str = "") -> Path:
 
 
 def run_kit(tmp_path: Path, target: Path, *args: str, select: str = "conformance") -> tuple[int, dict, str]:
-    """``pytest <select> --target target *args`` (``select``: ``conformance`` or one test's id):
+    """``pytest <select> --conformance-target target *args`` (``select``: ``conformance`` or one test's id):
     (exit code, JSON report, output tail)."""
     report = tmp_path / f"report-{len(list(tmp_path.glob('report-*')))}.json"
-    cmd = [sys.executable, "-m", "pytest", select, "-q", "-p", "no:cacheprovider", "--target", str(target),
+    cmd = [sys.executable, "-m", "pytest", select, "-q", "-p", "no:cacheprovider", "--conformance-target", str(target),
            "--conformance-report", str(report), "--conformance-results", str(tmp_path / "results"), *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1200, env=env)
     out = proc.stdout + proc.stderr
     assert report.is_file(), f"no report written (exit {proc.returncode}):\n{out[-4000:]}"
-    return proc.returncode, json.loads(report.read_text()), out[-6000:]
+    data = json.loads(report.read_text())
+    jsonschema.validate(data, json.loads(SCHEMA_FILE.read_text()))  # a whole matrix, suites included
+    return proc.returncode, data, out[-6000:]
 
 
 def failing(report: dict) -> list[str]:
@@ -75,7 +79,7 @@ def test_the_other_readings_of_the_documents_pass_every_must(tmp_path: Path) -> 
     """docs/protocol.md §6: numbering from 1, a cancel ending with response.cancelled, code
     server_crashed after a crash and a gap after each recovery are all readings the documents
     allow: no MUST failure; the gaps are SHOULD findings (warn), and strict fails exactly those."""
-    code, report, out = run_kit(tmp_path, target_file(tmp_path, "readings"), "-n", "2", "--profile", "responses")
+    code, report, out = run_kit(tmp_path, target_file(tmp_path, "readings"), "-n", "2", "--conformance-profile", "responses")
     assert code == 0 and not failing(report), f"MUST failures on a server taking other readings: {failing(report)}\n{out}"
     warned = {e["id"]: e["violations"] for e in report["cells"] if e["verdict"] == "warn"}
     assert warned, out  # the recovered attempts' gaps are reported ...

@@ -1,4 +1,4 @@
-"""The multi-worker suite, end to end, as a user runs it: ``pytest conformance --store sqlite``.
+"""The multi-worker suite, end to end, as a user runs it: ``pytest conformance --conformance-store sqlite``.
 
 The reference server with one lease promise broken (``$REFERENCE_IMPL_FAULT_LEASE``, test-only,
 see reference_impl/faults.py) must be caught by the fault that exposes it; the correct server
@@ -29,7 +29,7 @@ def run_suite(tmp_path: Path, select: str, *extra: str, fault: str | None = None
     env = dict(os.environ)
     env.pop("PYTEST_XDIST_WORKER", None)
     cmd = [
-        sys.executable, "-m", "pytest", "conformance", "-k", select, "--target", str(target_file),
+        sys.executable, "-m", "pytest", "conformance", "-k", select, "--conformance-target", str(target_file),
         "-q", "-p", "no:benchmark", "-p", "no:cacheprovider", "-p", "no:xdist", "-rs",
         "--conformance-results", str(tmp_path / "results"), *extra,
     ]
@@ -45,18 +45,18 @@ def run_suite(tmp_path: Path, select: str, *extra: str, fault: str | None = None
     ],
 )
 def test_broken_lease_promise_is_caught(tmp_path: Path, fault: str, select: str, finding: str) -> None:
-    proc = run_suite(tmp_path, select, "--store", "sqlite", fault=fault)
+    proc = run_suite(tmp_path, select, "--conformance-store", "sqlite", fault=fault)
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "1 failed" in proc.stdout and finding in proc.stdout, proc.stdout[-3000:]
 
 
 def test_correct_workers_pass_every_fault(tmp_path: Path) -> None:
-    proc = run_suite(tmp_path, "test_multi_worker", "--store", "sqlite")
+    proc = run_suite(tmp_path, "test_multi_worker", "--conformance-store", "sqlite")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "5 passed" in proc.stdout, proc.stdout[-2000:]
 
 
 def test_unshared_store_is_not_claimed(tmp_path: Path) -> None:
-    proc = run_suite(tmp_path, "test_multi_worker", "--store", "file")
+    proc = run_suite(tmp_path, "test_multi_worker", "--conformance-store", "file")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "5 skipped" in proc.stdout and "multi_worker needs a store that several processes share" in proc.stdout, proc.stdout[-2000:]

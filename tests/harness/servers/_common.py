@@ -19,7 +19,7 @@ _tick = threading.Event()
 
 
 def marker(tag, line):
-    """Append one fsync'd line to the tag's marker file, as DESIGN §3 says a handler does."""
+    """Append one fsync'd line to the tag's marker file, as docs/protocol.md §3.4 says a handler does."""
     path = os.path.join(os.environ["CONFORMANCE_MARKER_DIR"], tag + ".log")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
