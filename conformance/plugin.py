@@ -193,6 +193,20 @@ def pytest_configure(config: pytest.Config) -> None:
             _prepare_run_dir(s.results_dir, s.run_dir)
         except OSError as exc:
             raise pytest.UsageError(f"--conformance-results: cannot create {s.run_dir}: {exc.strerror or exc}") from None
+        if not config.option.collectonly:
+            _probe(s)
+
+
+def _probe(s: Settings) -> None:
+    """Start the target once before any test (see ``targets.probe_target``): a command that
+    cannot start is one ``ERROR:`` line, not a "not testable" failure per cell.  Only the
+    controller probes (xdist workers start after it), and ``--collect-only`` does not."""
+    from .targets import probe_target
+
+    try:
+        probe_target(s.target, s.run_dir / "probe")
+    except KitError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 KEEP_RUNS = 5

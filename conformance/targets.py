@@ -330,6 +330,22 @@ def _line_of(node: yaml.Node | None, path: list[Any]) -> int:
     return line
 
 
+def probe_target(target: TargetConfig, work_dir: Path) -> None:
+    """Start the target once in its default mode (no server mode, the selected store), wait for
+    its readiness within its own ``readiness.timeout_s``, and kill it.  A command that cannot
+    start (a missing module, a crash at import, a wrong port flag) is then one
+    ``TargetConfigError`` naming the command and quoting the log tail once, before any test
+    runs, instead of one "not testable" cell after another."""
+    from harness.errors import HarnessError
+    from harness.process import Target
+
+    try:
+        with Target(target.spec_for({}), work_dir) as server:
+            server.start()
+    except HarnessError as exc:
+        raise TargetConfigError(f"{target.source}: command: target {target.name} did not start: {exc}") from None
+
+
 def load_baseline(path: Path | None) -> dict[str, str]:
     """Expected failures of a target: ``{cell id: reason}``.  Empty when there is no baseline."""
     if path is None:

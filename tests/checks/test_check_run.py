@@ -116,3 +116,20 @@ def test_a_stuck_note_is_one_status_violation_naming_the_expected_status():
     assert str(status).startswith("status: expected final status 'failed', observed resp_1 is still 'in_progress' 30s")
     from conformance.plugin import could_not_run
     assert not could_not_run([status])  # a violation of the target, never "not testable"
+
+
+def test_executor_error_before_any_request_is_the_whole_verdict():
+    """The target never started (a readiness error before the first request): one `notes`
+    violation, not a status/http/attempts/evidence knock-on for every expectation."""
+    history = History(cell_id="c", notes=["executor error: harness: target exited with code 1 (log: x.log)"])
+    violations = run_checks(history, make_cell(FULL_CRASH_EXPECT, fault=SIGKILL_HELD))
+    assert [v.check for v in violations] == ["notes"], messages(violations)
+    assert "target exited with code 1" in violations[0].message
+    assert violations[0].evidence is None  # the note is quoted once, in the message
+
+
+def test_executor_error_after_a_request_keeps_the_other_violations():
+    history = make_history(normal_run())
+    history.notes.append("executor error: cell timed out")
+    checks_seen = {v.check for v in run_checks(history, make_cell({"status": "completed", "attempts": 2}))}
+    assert checks_seen == {"notes", "attempts"}

@@ -369,3 +369,40 @@ def test_suite_tests_not_claimed_are_counted(tmp_path):
     mw = next(s for s in rep["suites"] if "multi_worker" in s["id"])
     assert mw["id"].startswith("conformance/suites/test_multi_worker_responses.py::") and "multi_worker" in mw["reason"]
     assert f"suite tests: {skipped} not_claimed" in proc.stdout, proc.stdout
+
+
+def test_a_command_that_cannot_start_is_one_error_before_any_test(tmp_path):
+    """`{python} -m missing_module` exits before readiness: the plugin starts the target once
+    before any test and reports one ERROR naming the command, with the log tail quoted once."""
+    setup_run(tmp_path)
+    target = tmp_path / "target.yaml"
+    target.write_text('command: "{python} -m missing_module --port {port}"\nprofiles: [responses]\n')
+    proc = run(tmp_path, "--target", str(target))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out
+    assert f"ERROR: {target}: command: target target did not start: target exited with code 1" in proc.stderr, out
+    assert "-m missing_module --port" in proc.stderr
+    assert out.count("No module named missing_module") == 1, out
+    assert " passed" not in proc.stdout and " failed" not in proc.stdout and "Traceback" not in out
+
+
+def test_a_mode_that_cannot_start_fails_its_cell_once_without_knock_ons(tmp_path):
+    """The default mode starts (so the probe passes) but a claimed mode's args make the server
+    exit: that cell is "not testable" with one violation, the log tail printed once."""
+    setup_run(tmp_path)
+    contract = tmp_path / "contracts/responses/selftest.yaml"
+    contract.write_text(contract.read_text().replace(
+        "    title: a true expectation\n", "    title: a true expectation\n    server: {resilient_background: true}\n"))
+    target = tmp_path / "target.yaml"
+    target.write_text(
+        'command: "{python} -m reference_impl --port {port} --state-dir {state_dir}"\n'
+        "profiles: [responses]\nmodes:\n  resilient_background: {args: [--no-such-flag]}\nclaims: [resilient_background]\n"
+    )
+    proc, rep = report(tmp_path, "--target", str(target), "-k", "OK")
+    [cell] = rep["cells"]
+    assert cell["verdict"] == "not_testable", cell
+    [violation] = cell["violations"]
+    assert violation.startswith("notes: expected a cell the executor could run, observed note: executor error: harness: "
+                                "target exited with code 2"), violation
+    assert "unrecognized arguments: --no-such-flag" not in violation  # the log is named, not quoted ...
+    assert proc.stdout.count("unrecognized arguments: --no-such-flag") == 1, proc.stdout  # ... and its tail shown once
