@@ -81,6 +81,7 @@ class TargetSpec:
     shutdown_grace_s: float = 5.0
     cwd: str | None = None
     extra_args: tuple[str, ...] = ()
+    python: str | None = None  # what {python} stands for (default: this interpreter, sys.executable)
 
     def __post_init__(self) -> None:
         if not isinstance(self.command, str) or not self.command.strip():
@@ -379,7 +380,7 @@ class Target:
             "state_dir": str(self.state_dir),
             "marker_dir": str(self.marker_dir),
             "work_dir": str(self.work_dir),
-            "python": sys.executable,
+            "python": self.spec.python or sys.executable,
         }
 
     def _env(self, index: int) -> dict[str, str]:

@@ -10,6 +10,7 @@ pass fails as stale); the JSON report and the matrix, also under xdist.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -53,17 +54,18 @@ def setup_run(tmp_path: Path, level: str = "MUST") -> Path:
     return tmp_path
 
 
-def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # -m conformance_cell: only the cells of these small contracts, not the suites in conformance/suites/
     cmd = [sys.executable, "-m", "pytest", PACKAGE, "-rA", "-m", "conformance_cell",
            "--contracts", str(tmp_path / "contracts/**/*.yaml"),
            "--conformance-results", str(tmp_path / "results"), *args]
-    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=None if env is None else {**os.environ, **env})
 
 
-def report(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+def report(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "report.json"
-    proc = run(tmp_path, "--conformance-report", str(out), *args)
+    proc = run(tmp_path, "--conformance-report", str(out), *args, env=env)
     assert out.exists(), proc.stdout + proc.stderr
     return proc, json.loads(out.read_text())
 
@@ -406,3 +408,24 @@ def test_a_mode_that_cannot_start_fails_its_cell_once_without_knock_ons(tmp_path
                                 "target exited with code 2"), violation
     assert "unrecognized arguments: --no-such-flag" not in violation  # the log is named, not quoted ...
     assert proc.stdout.count("unrecognized arguments: --no-such-flag") == 1, proc.stdout  # ... and its tail shown once
+
+
+def test_a_target_file_elsewhere_with_a_relative_program_and_variables_runs(tmp_path):
+    """pytest runs in one folder, the target file lies in another and names its program
+    relatively (`./run-server`) and its interpreter by an environment variable: the program is
+    found and started from the target file's folder, and the cell passes."""
+    setup_run(tmp_path)
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    script = deploy / "run-server"
+    script.write_text('#!/bin/sh\nexec "$SERVER_PY" -m reference_impl --port "$1" --state-dir "$2"\n')
+    script.chmod(0o755)
+    target = deploy / "target.yaml"
+    target.write_text("command: ./run-server {port} {state_dir}\nenv: {SERVER_PY: '${KIT_TEST_PY}'}\nprofiles: [responses]\n")
+    proc, rep = report(tmp_path, "--target", str(target), "-k", "OK", env={"KIT_TEST_PY": sys.executable})
+    assert verdicts(rep) == {"OK": "pass"}, proc.stdout + proc.stderr
+    # the same file without the variable: one ERROR line naming it and its line, before any test
+    assert "KIT_TEST_PY" not in os.environ
+    proc = run(tmp_path, "--target", str(target))
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert f"ERROR: {target}:2: env.SERVER_PY: environment variable KIT_TEST_PY is not set" in proc.stderr
