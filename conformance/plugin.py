@@ -1,7 +1,8 @@
 """pytest plugin: ``pytest conformance`` turns every contract cell into one test item.
 
 Options are validated before any test runs (one clear line for a bad target, contract glob,
-profile, baseline, report path or results dir).  Collecting the ``conformance/`` package
+profile, baseline, report path or results dir), then the target is started once and stopped (a
+command that cannot start is one ``ERROR:`` with its log tail, not a failure per cell).  Collecting the ``conformance/`` package
 directory yields one collector per contract table and one item per cell.  An item's pytest node
 id keeps the contract file as its node, ``contracts/responses/resilience.yaml::R1[C,stream=true]``,
 so a printed id can be pasted back to rerun that cell; the JSON report and the baseline name the

@@ -30,26 +30,14 @@ from harness.errors import CommandTemplateError
 from harness.process import PLACEHOLDERS, TargetSpec
 
 from . import yamlfile
+from .contract import CAPABILITIES
 from .errors import TargetConfigError
 
 REFERENCE_TARGET = Path(__file__).parent / "targets" / "reference.yaml"
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "target.schema.json"
 
-KNOWN_CLAIMS = (
-    "resilient_background",
-    "steerable_conversations",
-    "resilient",
-    "resilient_invocations",
-    "event_retention",
-    "checkpoints",
-    "cancel",
-    "disconnect",
-    "delete",
-    "steering",
-    "multi_worker",
-    "durable_store",
-)
+KNOWN_CLAIMS = CAPABILITIES + ("multi_worker", "durable_store")
 """What a target may claim: the contracts' server modes and capabilities (``contract.CAPABILITIES``),
 ``multi_worker`` (several workers on one store) and ``durable_store`` (implicit, see
 ``IMPLICIT_CLAIMS``).  The target schema's ``claims`` enum is this list (a test keeps them equal)."""
