@@ -1,9 +1,11 @@
 """The ``conformance`` console command (also ``python -m conformance``).
 
 ``conformance lint PATH...`` validates contract files, directories or globs and prints, per
-table, its rows, cells and not-applicable pairs.  Exit codes: 0 all valid, 1 a contract has
-problems (each printed as ``file:line: key: message``), 2 a usage mistake (a path that names no
-contract file, a bad option).  A user's mistake never shows a traceback.
+table, its rows, cells and not-applicable pairs.  A target file among them (a mapping with
+``command:`` and no ``contract:``) is checked as one, with the errors a run would give (but the
+server is not started).  Exit codes: 0 all valid, 1 a file has problems (each printed as
+``file:line: key: message``), 2 a usage mistake (a path that names no contract file, a bad
+option).  A user's mistake never shows a traceback.
 
 ``conformance report FILE.json...`` puts JSON reports (``pytest conformance --conformance-report``,
 typically one per store provider) side by side: per contract one table, one column group per
@@ -23,7 +25,7 @@ from typing import Sequence, TextIO
 from rich.console import Console
 from rich.table import Table
 
-from .errors import ContractError, ContractNotFoundError, KitError
+from .errors import ContractError, ContractNotFoundError, KitError, TargetConfigError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -54,8 +56,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="conformance", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    lint = sub.add_parser("lint", help="validate contract files and count their cells")
-    lint.add_argument("paths", nargs="+", metavar="PATH", help="contract file, directory or glob")
+    lint = sub.add_parser("lint", help="validate contract files (and target files) and count their cells")
+    lint.add_argument("paths", nargs="+", metavar="PATH", help="contract file or target file, directory or glob")
     lint.add_argument("--cells", action="store_true", help="also list every cell id with its source line")
     rep = sub.add_parser("report", help="show JSON reports (e.g. one per store provider) side by side")
     rep.add_argument("files", nargs="*", metavar="FILE.json", help="a report written by --conformance-report")
@@ -64,8 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def lint(paths: Sequence[str], *, show_cells: bool = False, out: TextIO | None = None) -> int:
-    """Validate contracts; print counts or problems; return the exit code."""
+    """Validate contracts and target files; print counts or problems; return the exit code."""
     from .contract import collect_cells, expand_paths, load_contract
+    from .targets import load_target
 
     out = out or sys.stdout
     try:
@@ -76,7 +79,14 @@ def lint(paths: Sequence[str], *, show_cells: bool = False, out: TextIO | None =
         return EXIT_USAGE
 
     tables, problems = [], []
+    targets, target_problems = [], []  # target files: their configs, their error lines (file, text)
     for file in files:
+        if _is_target_file(file):
+            try:
+                targets.append(load_target(file))
+            except TargetConfigError as exc:
+                target_problems += [(file, line) for line in str(exc).splitlines()]
+            continue
         try:
             tables.append(load_contract(file))
         except ContractError as exc:
@@ -110,14 +120,37 @@ def lint(paths: Sequence[str], *, show_cells: bool = False, out: TextIO | None =
         if show_cells:
             for cell in cells:
                 print(f"{cell.id}  [{cell.level}]  {cell.source}", file=out)
+    for target in targets:
+        print(f"target file {target.source}: {target.name} (profiles: {', '.join(target.profiles)}; "
+              f"claims: {', '.join(sorted(target.claims)) or 'none'})", file=out)
     for err in problems:
         print(str(err), file=out)
-    if problems:
-        print(f"conformance lint: {len(problems)} problem(s) in {len({e.file for e in problems})} file(s)", file=out)
+    for _, line in target_problems:
+        print(line, file=out)
+    if problems or target_problems:
+        bad_files = {e.file for e in problems} | {f for f, _ in target_problems}
+        print(f"conformance lint: {len(problems) + len(target_problems)} problem(s) in {len(bad_files)} file(s)", file=out)
         return EXIT_INVALID
+    counted = f", {len(targets)} target file(s)" if targets else ""
+    if not tables and targets:
+        print(f"conformance lint: {len(targets)} target file(s): ok", file=out)
+        return EXIT_OK
     print(f"conformance lint: {len(tables)} contract(s), {len(cells)} cell(s), "
-          f"{sum(len(t.not_applicable) for t in tables)} not applicable: ok", file=out)
+          f"{sum(len(t.not_applicable) for t in tables)} not applicable{counted}: ok", file=out)
     return EXIT_OK
+
+
+def _is_target_file(file: str) -> bool:
+    """A mapping with ``command:`` and no ``contract:`` is a target file (anything else, even
+    text that is not YAML, is checked as a contract, whose errors then say why)."""
+    from .yamlfile import YamlSyntaxError, parse
+
+    try:
+        with open(file, encoding="utf-8") as handle:
+            doc, _ = parse(handle.read())
+    except (OSError, UnicodeDecodeError, YamlSyntaxError):
+        return False
+    return isinstance(doc, dict) and "command" in doc and "contract" not in doc
 
 
 def report(files: Sequence[str], *, color: bool | None = None, out: TextIO | None = None,

@@ -1,7 +1,7 @@
 """Contract tables: load YAML, validate, apply the gates, produce Cells (docs/contracts.md).
 
 A contract file is data (``contracts/<profile>/<name>.yaml``, format in docs/contracts.md).
-``load_contract`` reads one file with line numbers kept, validates it against
+``load_contract`` reads one file with line numbers kept (``yamlfile``), validates it against
 ``conformance/schema/contract.schema.json`` (unknown keys are errors, not warnings), then runs
 the semantic checks: known paths, fault kinds and triggers, unique row ids, ``vary`` over
 request fields only, the **completeness gate** (every row x path x variant is a cell or an
@@ -19,14 +19,12 @@ import copy
 import glob as globlib
 import itertools
 import json
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
 import jsonschema
-import yaml
 
 from .checks.replay import asserting_options
 from .errors import ContractError, ContractNotFoundError
@@ -47,6 +45,7 @@ from .model import (
     FaultSpec,
     NotApplicable,
 )
+from .yamlfile import LineDict, YamlSyntaxError, key_text, line_of, parse, plain, schema_problems, show
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "contract.schema.json"
 
@@ -82,101 +81,7 @@ _CONTRACT_SUFFIXES = (".yaml", ".yml")
 _GLOB_CHARS = set("*?[")
 
 
-# -- YAML with line numbers --------------------------------------------------------------
-class LineDict(dict):
-    """A mapping from YAML that remembers its own line and the line of each key."""
-
-    line: int = 1
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.key_lines: dict[Any, int] = {}
-
-
-class LineList(list):
-    """A sequence from YAML that remembers its own line and the line of each item."""
-
-    line: int = 1
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.item_lines: list[int] = []
-
-
-class LineLoader(yaml.SafeLoader):
-    """SafeLoader that builds LineDict/LineList (1-based lines) and reports duplicate keys."""
-
-    def __init__(self, stream: Any) -> None:
-        super().__init__(stream)
-        self.problems: list[tuple[int, str]] = []
-
-
-def _construct_mapping(loader: LineLoader, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
-    result = LineDict()
-    result.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if not isinstance(key, str):
-            loader.problems.append((line, f"key {key!r} is not text (quote it)"))
-            key = str(key)
-        if key in result:
-            loader.problems.append((line, f"duplicate key '{key}' (first at line {result.key_lines[key]})"))
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_lines[key] = line
-    return result
-
-
-def _construct_sequence(loader: LineLoader, node: yaml.SequenceNode) -> LineList:
-    result = LineList()
-    result.line = node.start_mark.line + 1
-    for child in node.value:
-        result.append(loader.construct_object(child, deep=True))
-        result.item_lines.append(child.start_mark.line + 1)
-    return result
-
-
-LineLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
-
-
-def _plain(value: Any) -> Any:
-    """Deep copy into plain dicts and lists (no line bookkeeping)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 # -- problem collection ---------------------------------------------------------------------
-def _key_text(path: Iterable[Any]) -> str:
-    out = ""
-    for step in path:
-        if isinstance(step, int):
-            out += f"[{step}]"
-        else:
-            out += ("." if out else "") + str(step)
-    return out
-
-
-def _line_of(doc: Any, path: Iterable[Any]) -> int:
-    """Line of the last key/item of ``path`` that exists in ``doc``."""
-    line = getattr(doc, "line", 1)
-    node = doc
-    for step in path:
-        if isinstance(node, LineDict) and not isinstance(step, int) and step in node:
-            line = node.key_lines.get(step, line)
-            node = node[step]
-        elif isinstance(node, LineList) and isinstance(step, int) and 0 <= step < len(node):
-            line = node.item_lines[step]
-            node = node[step]
-        else:
-            break
-    return line
-
-
 class _Problems:
     """Collects the problems of one file."""
 
@@ -187,8 +92,8 @@ class _Problems:
 
     def add(self, path: Iterable[Any], message: str, line: int | None = None) -> None:
         path = tuple(path)
-        line = _line_of(self.doc, path) if line is None else line
-        key = _key_text(path)
+        line = line_of(self.doc, path) if line is None else line
+        key = key_text(path)
         marker = (line, key, message)
         if marker not in self._seen:
             self._seen.add(marker)
@@ -218,64 +123,9 @@ def schema() -> dict[str, Any]:
     return _validator().schema
 
 
-_YAML_TYPES = {
-    dict: "a mapping", LineDict: "a mapping", list: "a list", LineList: "a list", str: "text",
-    bool: "a boolean", int: "an integer", float: "a number", type(None): "null",
-}
-_SCHEMA_TYPES = {
-    "object": "a mapping", "array": "a list", "string": "text", "boolean": "a boolean",
-    "integer": "an integer", "number": "a number", "null": "null",
-}
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    text = json.dumps(_plain(value), default=str)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _schema_problems(doc: Any, problems: _Problems) -> None:
-    for err in _validator().iter_errors(doc):
-        path = list(err.absolute_path)
-        kind, sub, value = err.validator, err.schema, err.instance
-        if kind == "additionalProperties" and isinstance(value, dict):
-            props = sub.get("properties", {})
-            patterns = list(sub.get("patternProperties", {}))
-            known = sub.get("x-known") or list(props)
-            template = sub.get("x-unknown", "unknown key '{key}' (known: {known})")
-            for extra in value:
-                if extra in props or any(re.search(p, extra) for p in patterns):
-                    continue
-                problems.add(path + [extra], template.format(key=extra, known=", ".join(known)))
-        elif kind == "required" and isinstance(value, dict):
-            for name in err.validator_value:
-                if name not in value:
-                    problems.add(path, f"missing required key '{name}'")
-        elif kind == "enum":
-            options = ", ".join(_show(v) if not isinstance(v, str) else v for v in err.validator_value)
-            problems.add(path, f"invalid value {_show(value)} (expected one of: {options})")
-        elif kind == "type":
-            wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
-            names = " or ".join(_SCHEMA_TYPES.get(w, w) for w in wanted)
-            got = _YAML_TYPES.get(type(value), type(value).__name__)
-            problems.add(path, f"expected {names}, got {got} {_show(value)}")
-        elif kind == "minimum":
-            problems.add(path, f"{_show(value)} is below the minimum {err.validator_value}")
-        elif kind == "maximum":
-            problems.add(path, f"{_show(value)} is above the maximum {err.validator_value}")
-        elif kind in ("minItems", "minProperties", "minLength"):
-            problems.add(path, "must not be empty")
-        elif kind == "uniqueItems":
-            problems.add(path, f"has duplicate items: {_show(value)}")
-        elif kind == "pattern":
-            problems.add(path, f"{_show(value)} does not match the pattern {err.validator_value}")
-        else:
-            problems.add(path, err.message)
+    for problem in schema_problems(_validator(), doc):
+        problems.add(problem.path, problem.message)
 
 
 # -- semantic checks ------------------------------------------------------------------------
@@ -288,7 +138,7 @@ def _merge(*layers: Any) -> dict[str, Any]:
                 if v is None:
                     out.pop(k, None)
                 else:
-                    out[k] = _plain(v)
+                    out[k] = plain(v)
     return out
 
 
@@ -358,7 +208,7 @@ def _check_paths(doc: dict[str, Any], problems: _Problems) -> dict[str, _Path]:
         elif isinstance(at_raw, dict) and isinstance(at_raw.get("after_events"), int):
             after = at_raw["after_events"]
             if isinstance(after, bool) or after < 1:
-                problems.add(here + ("at", "after_events"), f"after_events needs N >= 1, got {_show(after)}")
+                problems.add(here + ("at", "after_events"), f"after_events needs N >= 1, got {show(after)}")
                 ok = False
             at = "after_events"
         else:
@@ -391,7 +241,7 @@ def _check_cursor(cursor: Any) -> str | None:
                 return f"raw cursor {raw!r} would read as the token {raw!r}: write {raw} instead"
             return None
     return (
-        f"invalid cursor {_show(cursor)} (expected start, mid, an integer >= 0, "
+        f"invalid cursor {show(cursor)} (expected start, mid, an integer >= 0, "
         "or {raw: <text>} for a cursor sent verbatim)"
     )
 
@@ -495,7 +345,7 @@ def _check_resume_cursor(cursor: Any) -> str | None:
             return "raw cursor 'seen' would read as the token seen: write seen instead"
         return None
     return (
-        f"invalid cursor {_show(cursor)} (expected seen, an integer >= 0, "
+        f"invalid cursor {show(cursor)} (expected seen, an integer >= 0, "
         "or {raw: <text>} for a cursor sent verbatim)"
     )
 
@@ -594,8 +444,8 @@ def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) ->
             if terminal is None or terminal == "error":
                 problems.add(
                     here + (key, "terminal_status"),
-                    f"terminal_status {_show(options['terminal_status'])} is read from the terminal "
-                    f"event's response object, but terminal: {_show(terminal)} "
+                    f"terminal_status {show(options['terminal_status'])} is read from the terminal "
+                    f"event's response object, but terminal: {show(terminal)} "
                     + ("expects no terminal event" if terminal is None else "is an error event, which carries none")
                     + ": drop one of them",
                 )
@@ -607,13 +457,13 @@ def _hollow_reason(expected: Any) -> str:
     off = [k for k in expected if k != "after"] if isinstance(expected, dict) else []
     if not off:
         return "only lists cursors"
-    return "turns every option off: " + ", ".join(f"{k}: {_show(expected[k])}" for k in off)
+    return "turns every option off: " + ", ".join(f"{k}: {show(expected[k])}" for k in off)
 
 
 def _expectations(spec: dict[str, Any]) -> dict[str, Any]:
     """A cell's expectations as plain data; a ``{raw: X}`` cursor becomes the string X (what the
     executor sends verbatim: any string but the tokens is a raw cursor in a Cell)."""
-    expect = {k: _plain(spec[k]) for k in EXPECTATION_KEYS if k in spec}
+    expect = {k: plain(spec[k]) for k in EXPECTATION_KEYS if k in spec}
     replay = expect.get("replay")
     if isinstance(replay, dict) and isinstance(replay.get("after"), list):
         replay["after"] = [c["raw"] if isinstance(c, dict) and "raw" in c else c for c in replay["after"]]
@@ -656,7 +506,7 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
             if row_id in seen_rows:
                 problems.add(rhere + ("id",), f"duplicate row id '{row_id}' (first at line {seen_rows[row_id]})")
             else:
-                seen_rows[row_id] = _line_of(problems.doc, rhere + ("id",))
+                seen_rows[row_id] = line_of(problems.doc, rhere + ("id",))
                 row_ids.append(row_id)
         else:
             row_id = f"#{r}"
@@ -727,7 +577,7 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
                     if k in dict(vary_items):
                         problems.add(here + ("request", k),
                                      f"'{k}' is varied by the row: restrict the cell with when: {{{k}: ...}} instead")
-                line = spec.line if isinstance(spec, LineDict) else _line_of(problems.doc, here)
+                line = spec.line if isinstance(spec, LineDict) else line_of(problems.doc, here)
                 for variant in matched:
                     if variant in covered:
                         problems.add(here, f"variant {_variant_text(variant)} of path {pid} is already "
@@ -800,24 +650,12 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
 # -- public API -----------------------------------------------------------------------------
 def parse_contract(text: str, file: str) -> ContractTable:
     """Parse contract text (``file`` names it in errors and cell sources)."""
-    loader = LineLoader(text)
     try:
-        doc = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or "invalid YAML"
-        context = ""
-        if exc.context:
-            started = exc.context_mark.line + 1 if exc.context_mark is not None else None
-            context = f" ({exc.context}" + (f" started at line {started}" if started not in (None, line) else "") + ")"
-        raise ContractError(f"YAML syntax error: {problem}{context}", file=file, line=line) from None
-    except yaml.YAMLError as exc:
-        raise ContractError(f"YAML error: {exc}", file=file, line=None) from None
-    finally:
-        loader.dispose()
+        doc, yaml_problems = parse(text)
+    except YamlSyntaxError as exc:
+        raise ContractError(exc.message, file=file, line=exc.line) from None
     problems = _Problems(file, doc)
-    for line, message in loader.problems:
+    for line, message in yaml_problems:
         problems.add((), message, line=line)
     if doc is None:
         problems.add((), "empty contract file", line=1)

@@ -139,10 +139,15 @@ class CellRun:
             if remaining <= 0:
                 raise CellTimeout(
                     f"timed out after {self.timeout:.0f}s waiting for {what}; last seen: {last_seen()}"
-                    f"\n--- server log tail ---\n{self.target.log_tail(20)}"
+                    f" ({self._log_ref()})"
                 )
             with self.recorder.changed:
                 self.recorder.changed.wait(min(POLL_INTERVAL_S, remaining))
+
+    def _log_ref(self) -> str:
+        """Where the server's log is: a note names it, the plugin prints its tail under the failure."""
+        paths = self.target.log_paths
+        return f"log: {paths[-1]}" if paths else "no server log yet"
 
     def marker_lines(self) -> list[str]:
         return self.markers.lines(self.tag)
@@ -164,11 +169,11 @@ class CellRun:
         except CellTimeout as exc:
             self.history.notes.append(f"executor error: {exc}")
         except MarkerTimeout as exc:
-            self.history.notes.append(f"not testable: trigger never observed: {exc}")
+            self.history.notes.append(f"not testable: trigger never observed: {_without_log(exc)}")
         except NotTestable as exc:
             self.history.notes.append(f"not testable: {exc}")
         except HarnessError as exc:
-            self.history.notes.append(f"executor error: harness: {exc}")
+            self.history.notes.append(f"executor error: harness: {_without_log(exc)}")
         finally:
             streams = self._streams()
             for _, control in streams:
@@ -484,7 +489,7 @@ class CellRun:
             )
         raise CellTimeout(
             f"timed out after {self.timeout:.0f}s waiting for a terminal status of {rid}: no poll was made"
-            f"\n--- server log tail ---\n{self.target.log_tail(20)}"
+            f" ({self._log_ref()})"
         )
 
     def _follow(self, rid: str) -> None:
@@ -557,6 +562,15 @@ class CellRun:
                 if any(n in blob for n in needles) or any(n in path.name.encode() for n in needles):
                     hits.append(str(path.relative_to(root)))
         return hits
+
+
+def _without_log(exc: HarnessError) -> str:
+    """A harness error as a note, without the log tail it quotes: the plugin prints every
+    incarnation log's tail under a failed cell, so the note names the log instead of quoting it
+    a second time."""
+    if not exc.log_tail:
+        return str(exc)
+    return f"{exc.message} (log: {exc.log_path})" if exc.log_path else f"{exc.message} (log tail: under the cell's failure)"
 
 
 def _incarnation_record(inc: IncarnationRecord) -> IncarnationRecord:
@@ -782,7 +796,7 @@ class InvocationsRun(CellRun):
             )
             if kind == "died":
                 raise CellTimeout(f"the server exited while waiting for queued input {record.index} to hold; "
-                                  f"last seen: {last_seen()}\n--- server log tail ---\n{self.target.log_tail(20)}")
+                                  f"last seen: {last_seen()} ({self._log_ref()})")
             if kind == "jumped":
                 self._observe_queue(f"input {what.index} started before input {record.index} held", holding=record.index)
                 for other in records[n:]:

@@ -1,7 +1,8 @@
 """pytest plugin: ``pytest conformance`` turns every contract cell into one test item.
 
 Options are validated before any test runs (one clear line for a bad target, contract glob,
-profile, baseline, report path or results dir).  Collecting the ``conformance/`` package
+profile, baseline, report path or results dir), then the target is started once and stopped (a
+command that cannot start is one ``ERROR:`` with its log tail, not a failure per cell).  Collecting the ``conformance/`` package
 directory yields one collector per contract table and one item per cell.  An item's pytest node
 id keeps the contract file as its node, ``contracts/responses/resilience.yaml::R1[C,stream=true]``,
 so a printed id can be pasted back to rerun that cell; the JSON report and the baseline name the
@@ -194,6 +195,20 @@ def pytest_configure(config: pytest.Config) -> None:
             _prepare_run_dir(s.results_dir, s.run_dir)
         except OSError as exc:
             raise pytest.UsageError(f"--conformance-results: cannot create {s.run_dir}: {exc.strerror or exc}") from None
+        if not config.option.collectonly:
+            _probe(s)
+
+
+def _probe(s: Settings) -> None:
+    """Start the target once before any test (see ``targets.probe_target``): a command that
+    cannot start is one ``ERROR:`` line, not a "not testable" failure per cell.  Only the
+    controller probes (xdist workers start after it), and ``--collect-only`` does not."""
+    from .targets import probe_target
+
+    try:
+        probe_target(s.target, s.run_dir / "probe")
+    except KitError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 KEEP_RUNS = 5

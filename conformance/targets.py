@@ -1,8 +1,10 @@
 """target.yaml: how to start a target, which server modes and capabilities it claims.
 
-A target file is data (README.md, "Pointing it at your server").  ``load_target`` validates it against a JSON schema and
-turns it into a TargetConfig; every mistake is one ``TargetConfigError`` naming ``file:line``
-and the key.  The bundled reference target is ``conformance/targets/reference.yaml``.
+A target file is data (docs/architecture.md).  ``load_target`` expands ``${VAR}`` in its text
+values, validates it against ``schema/target.schema.json``, resolves its relative paths against
+the file's own folder and turns it into a TargetConfig; every mistake is one
+``TargetConfigError`` line naming ``file:line`` and the key.  ``probe_target`` starts it once.
+The bundled reference target is ``conformance/targets/reference.yaml``.
 """
 
 from __future__ import annotations
@@ -11,92 +13,68 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import jsonschema
 import yaml
 
-from harness.process import TargetSpec
+from harness.errors import CommandTemplateError
+from harness.process import PLACEHOLDERS, TargetSpec
 
+from . import yamlfile
+from .contract import CAPABILITIES
 from .errors import TargetConfigError
 
 REFERENCE_TARGET = Path(__file__).parent / "targets" / "reference.yaml"
 
-_STRINGS = {"type": "array", "items": {"type": "string"}}
-TARGET_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["command", "profiles"],
-    "properties": {
-        "name": {"type": "string"},
-        "command": {"type": "string", "minLength": 1},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}},
-        "cwd": {"type": "string"},
-        "readiness": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "path": {"type": "string", "pattern": "^/"},
-                "timeout_s": {"type": "number", "exclusiveMinimum": 0},
-            },
-        },
-        "shutdown_grace_s": {"type": "number", "exclusiveMinimum": 0},
-        "profiles": {"type": "array", "items": {"enum": ["responses", "invocations"]}, "minItems": 1},
-        "modes": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {"args": _STRINGS, "env": {"type": "object", "additionalProperties": {"type": "string"}}},
-            },
-        },
-        "claims": _STRINGS,
-        "baseline": {"type": "string"},
-        "strict": {"type": "boolean"},
-        # no test-control adapter: black-box cells only (conformance/blackbox.py, docs/protocol.md §8)
-        "control": {"enum": ["full", "none"]},
-        "blackbox": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["input"],
-            "properties": {
-                "input": {},  # the create body's `input` for every run: a plain prompt
-                "body": {"type": "object"},  # other create fields sent with every run (e.g. model)
-                # per-profile overrides (an invocations `input` is an object, a responses one a string)
-                "responses": {"$ref": "#/$defs/blackbox_request"},
-                "invocations": {"$ref": "#/$defs/blackbox_request"},
-            },
-        },
-        "cell_timeout_s": {"type": "number", "exclusiveMinimum": 0},
-        "store": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["args"],
-            "properties": {"args": _STRINGS, "default": {"type": "string"}, "describe": {"type": "string", "minLength": 1}},
-        },
-        # several workers on one shared store (claim `multi_worker`): args with a {worker} placeholder
-        "workers": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["args", "lease_ttl_s"],
-            "properties": {"args": _STRINGS, "lease_ttl_s": {"type": "number", "exclusiveMinimum": 0}},
-        },
-    },
-    "$defs": {
-        "blackbox_request": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"input": {}, "body": {"type": "object"}},
-        },
-    },
-}
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "target.schema.json"
+
+KNOWN_CLAIMS = CAPABILITIES + ("multi_worker", "durable_store")
+"""What a target may claim: the contracts' server modes and capabilities (``contract.CAPABILITIES``),
+``multi_worker`` (several workers on one store) and ``durable_store`` (implicit, see
+``IMPLICIT_CLAIMS``).  The target schema's ``claims`` enum is this list (a test keeps them equal)."""
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def target_schema() -> dict[str, Any]:
+    """The target-file JSON schema (draft 2020-12)."""
+    return _validator().schema
+
+
+_VAR_RE = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|(\{[^}]*\}?))")
+
+
+def expand_vars(text: str, environ: Mapping[str, str]) -> str:
+    """``${NAME}`` is the variable's value, ``${NAME:-default}`` the value or ``default`` when it is
+    unset or empty, ``$$`` a literal ``$``; any other ``$`` stays as written.  Raises ValueError
+    naming an unset variable or a malformed ``${...}``."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1):
+            return "$"
+        if m.group(4) is not None:
+            raise ValueError(f"bad variable reference '${m.group(4)}' (write ${{NAME}}, ${{NAME:-default}}, or $$ for a literal $)")
+        name, default = m.group(2), m.group(3)
+        value = environ.get(name)
+        if default is not None and not value:
+            return default
+        if value is None:
+            raise ValueError(f"environment variable {name} is not set (set it, write ${{{name}:-default}}, or $$ for a literal $)")
+        return value
+
+    return _VAR_RE.sub(sub, text)
 
 
 @dataclass(frozen=True)
@@ -146,6 +124,7 @@ class TargetConfig:
         spec = self.blackbox_spec
         override = spec.get(profile) or {}
         return override.get("input", spec.get("input")), {**(spec.get("body") or {}), **(override.get("body") or {})}
+    python: str | None = None  # what {python} stands for (target file `python:`; None: the kit's own)
 
     def with_store(self, store: str) -> "TargetConfig":
         """This target running with store provider ``store`` (``NAME[:OPTIONS]``)."""
@@ -185,6 +164,7 @@ class TargetConfig:
             shutdown_grace_s=self.shutdown_grace_s,
             cwd=self.cwd,
             extra_args=tuple(args),
+            python=self.python,
         )
 
     def missing_claims(self, requires: tuple[str, ...], profile: str) -> list[str]:
@@ -210,7 +190,8 @@ def _describe_store(target: TargetConfig, store: str) -> dict[str, Any]:
     """Run the target's ``store.describe`` command: one clear line if the store is unusable."""
     assert target.store_describe is not None
     try:
-        argv = [t.replace("{python}", sys.executable).replace("{store}", store) for t in shlex.split(target.store_describe)]
+        python = target.python or sys.executable
+        argv = [t.replace("{python}", python).replace("{store}", store) for t in shlex.split(target.store_describe)]
     except ValueError as exc:
         raise TargetConfigError(f"{target.source}: store.describe: cannot be parsed: {exc}") from None
     try:
@@ -238,69 +219,73 @@ def _describe_store(target: TargetConfig, store: str) -> dict[str, Any]:
     return info
 
 
-def load_target(path: str | Path | None = None) -> TargetConfig:
-    """Load and validate a target file (the bundled reference target when path is None)."""
+def load_target(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> TargetConfig:
+    """Load and validate a target file (the bundled reference target when path is None);
+    ``${VAR}`` is expanded from ``environ`` (default: this process's environment)."""
     file = Path(path) if path is not None else REFERENCE_TARGET
     if not file.is_file():
         raise TargetConfigError(f"{file}: target file not found")
-    text = file.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise TargetConfigError(f"{file}:{line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TargetConfigError(f"{file}: cannot read: {exc}") from None
+    try:
+        doc, yaml_problems = yamlfile.parse(text)
+    except yamlfile.YamlSyntaxError as exc:
+        raise TargetConfigError(f"{file}:{exc.line or 1}: {exc.message}") from None
+    if not isinstance(doc, dict):
         raise TargetConfigError(f"{file}:1: a target file is a mapping (command, profiles, ...)")
-    errors = sorted(jsonschema.Draft202012Validator(TARGET_SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = []
-        for err in errors:
-            where = list(err.absolute_path)
-            if err.validator == "additionalProperties" and isinstance(err.instance, dict):
-                known = list(err.schema.get("properties", {}))
-                for extra in (k for k in err.instance if k not in known):
-                    hint = difflib.get_close_matches(str(extra), known, n=1)
-                    maybe = f"did you mean {hint[0]}? " if hint else ""
-                    lines.append(
-                        f"{file}:{_key_line(root, where, extra)}: {'.'.join(str(p) for p in where + [extra])}: "
-                        f"unknown key ({maybe}known: {', '.join(known)})"
-                    )
-                continue
-            key = ".".join(str(p) for p in where) or "(top)"
-            lines.append(f"{file}:{_line_of(root, where)}: {key}: {err.message}")
-        raise TargetConfigError("\n".join(lines))
+    problems: list[tuple[int, str]] = [(line, f"{file}:{line}: {message}") for line, message in yaml_problems]
 
-    _check_command(file, root, data["command"], data.get("cwd"))
-    unknown_modes = [m for m in data.get("modes", {}) if m not in set(data.get("claims", []))]
+    def problem(where: tuple[Any, ...] | list[Any], message: str) -> tuple[int, str]:
+        line = yamlfile.line_of(doc, where)
+        return line, f"{file}:{line}: {yamlfile.key_text(where) or '(top)'}: {message}"
+
+    env = os.environ if environ is None else environ
+    for where, value in list(yamlfile.strings(doc)):
+        try:
+            yamlfile.replace(doc, where, expand_vars(value, env))
+        except ValueError as exc:
+            problems.append(problem(where, str(exc)))
+    problems += [problem(p.path, p.message) for p in yamlfile.schema_problems(_validator(), doc)]
+    if problems:
+        raise TargetConfigError("\n".join(text for _, text in sorted(problems, key=lambda p: p[0])))
+
+    def fail(where: list[Any], message: str) -> TargetConfigError:
+        return TargetConfigError(problem(where, message)[1])
+
+    folder = Path(os.path.abspath(file)).parent
+    cwd = folder / doc["cwd"] if "cwd" in doc else folder  # an absolute cwd stays itself
+    if not cwd.is_dir():
+        raise fail(["cwd"], f"directory {cwd} not found (a relative cwd is relative to the target file's folder)")
+    python = _resolve_python(doc, folder, fail)
+    _check_command(doc["command"], cwd, python, doc.get("env", {}).get("PATH"), fail)
+    unknown_modes = [m for m in doc.get("modes", {}) if m not in set(doc.get("claims", []))]
     if unknown_modes:
-        raise TargetConfigError(
-            f"{file}:{_line_of(root, ['modes'])}: modes: {', '.join(unknown_modes)} "
-            "defined but not listed in claims (a mode the target can start in is a claim)"
+        raise fail(["modes"], f"{', '.join(unknown_modes)} defined but not listed in claims (a mode the target can start in is a claim)")
+    if ("multi_worker" in doc.get("claims", [])) != ("workers" in doc):
+        raise fail(
+            ["workers" if "workers" in doc else "claims"],
+            "the claim multi_worker and `workers: {args, lease_ttl_s}` go together (how to start a worker is part of claiming it)",
         )
-    if ("multi_worker" in data.get("claims", [])) != ("workers" in data):
-        raise TargetConfigError(
-            f"{file}:{_line_of(root, ['workers' if 'workers' in data else 'claims'])}: the claim multi_worker and "
-            "`workers: {args, lease_ttl_s}` go together (how to start a worker is part of claiming it)"
+    if (doc.get("control") == "none") != ("blackbox" in doc):
+        raise fail(
+            ["blackbox" if "blackbox" in doc else "control"],
+            "`control: none` and `blackbox: {input: <a plain prompt>}` go together (a target without the "
+            "test-control adapter tells the kit what to send instead of a script; docs/protocol.md §8)",
         )
-    if (data.get("control") == "none") != ("blackbox" in data):
-        raise TargetConfigError(
-            f"{file}:{_line_of(root, ['blackbox' if 'blackbox' in data else 'control'])}: `control: none` and "
-            "`blackbox: {input: <a plain prompt>}` go together (a target without the test-control adapter "
-            "tells the kit what to send instead of a script; docs/protocol.md §8)"
-        )
-    baseline = data.get("baseline")
-    baseline_path = (file.parent / baseline).resolve() if baseline else None
+    baseline = doc.get("baseline")
+    baseline_path = (folder / baseline).resolve() if baseline else None
     if baseline_path is not None and not baseline_path.is_file():
-        raise TargetConfigError(f"{file}:{_line_of(root, ['baseline'])}: baseline: file {baseline_path} not found")
+        raise fail(["baseline"], f"file {baseline_path} not found")
+    data = yamlfile.plain(doc)
     readiness = data.get("readiness", {})
     return TargetConfig(
         name=data.get("name", file.stem),
         source=str(file),
         command=data["command"],
         env=dict(data.get("env", {})),
-        cwd=data.get("cwd"),
+        cwd=str(cwd),
         readiness_path=readiness.get("path", "/readiness"),
         readiness_timeout_s=float(readiness.get("timeout_s", 20.0)),
         shutdown_grace_s=float(data.get("shutdown_grace_s", 10.0)),
@@ -317,59 +302,64 @@ def load_target(path: str | Path | None = None) -> TargetConfig:
         strict=bool(data.get("strict", False)),
         control=data.get("control", "full"),
         blackbox_spec=dict(data.get("blackbox") or {}),
+        python=python,
     )
 
 
-def _check_command(file: Path, root: yaml.Node, command: str, cwd: str | None) -> None:
-    """The command's program must exist, so a typo is one clear line and not a readiness timeout."""
-    line = _line_of(root, ["command"])
+def _resolve_python(doc: dict[str, Any], folder: Path, fail: Any) -> str | None:
+    """``python:`` as an absolute path: a path is relative to the target file's folder, a bare
+    name is looked up on PATH; it must be an executable file."""
+    if "python" not in doc:
+        return None
+    given = doc["python"]
+    if "/" in given:
+        path = folder / given
+        if not path.is_file():
+            raise fail(["python"], f"interpreter {path} not found (a relative path is relative to the target file's folder)")
+    else:
+        found = shutil.which(given)
+        if found is None:
+            raise fail(["python"], f"interpreter {given!r} not found on PATH")
+        path = Path(found)
+    if not os.access(path, os.X_OK):
+        raise fail(["python"], f"interpreter {path} is not executable")
+    return os.path.abspath(path)
+
+
+def _check_command(command: str, cwd: Path, python: str | None, path_var: str | None, fail: Any) -> None:
+    """The command must parse, use known placeholders only, and name a program that exists, so
+    that a typo is one clear line and not a readiness timeout.  A relative program path is
+    relative to ``cwd`` (the target file's folder unless ``cwd:`` says otherwise), which is where
+    the server is started too."""
     try:
-        tokens = shlex.split(command)
-    except ValueError as exc:
-        raise TargetConfigError(f"{file}:{line}: command: cannot be parsed: {exc}") from None
-    if not tokens:
-        raise TargetConfigError(f"{file}:{line}: command: empty")
-    program = tokens[0].replace("{python}", sys.executable)
+        argv = TargetSpec(command=command).render({name: name for name in PLACEHOLDERS} | {"python": python or sys.executable})
+    except CommandTemplateError as exc:
+        raise fail(["command"], str(exc)) from None
+    program = argv[0]
     if "/" in program:
-        candidate = Path(cwd or file.parent) / program if not Path(program).is_absolute() else Path(program)
-        if not candidate.exists():
-            raise TargetConfigError(f"{file}:{line}: command: program {program!r} does not exist")
-    elif shutil.which(program) is None:
-        raise TargetConfigError(f"{file}:{line}: command: program {program!r} not found on PATH")
+        candidate = cwd / program  # an absolute program stays itself
+        if not candidate.is_file():
+            raise fail(["command"], f"program {program!r} does not exist (looked for {candidate})")
+        if not os.access(candidate, os.X_OK):
+            raise fail(["command"], f"program {candidate} is not executable")
+    elif shutil.which(program, path=path_var) is None:  # the server's PATH: the target's env, else ours
+        raise fail(["command"], f"program {program!r} not found on PATH")
 
 
-def _key_line(root: yaml.Node | None, path: list[Any], key: Any) -> int:
-    """1-based line of ``key`` itself in the mapping at ``path`` (where an unknown key is written)."""
-    node = root
-    for step in path:
-        if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == str(step)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
-            node = node.value[step]
-        else:
-            node = None
-    if isinstance(node, yaml.MappingNode):
-        for k, _ in node.value:
-            if k.value == str(key):
-                return k.start_mark.line + 1
-    return _line_of(root, path)
+def probe_target(target: TargetConfig, work_dir: Path) -> None:
+    """Start the target once in its default mode (no server mode, the selected store), wait for
+    its readiness within its own ``readiness.timeout_s``, and kill it.  A command that cannot
+    start (a missing module, a crash at import, a wrong port flag) is then one
+    ``TargetConfigError`` naming the command and quoting the log tail once, before any test
+    runs, instead of one "not testable" cell after another."""
+    from harness.errors import HarnessError
+    from harness.process import Target
 
-
-def _line_of(node: yaml.Node | None, path: list[Any]) -> int:
-    """1-based line of the node at ``path`` (the deepest existing ancestor when absent)."""
-    line = node.start_mark.line + 1 if node is not None else 1
-    for key in path:
-        if isinstance(node, yaml.MappingNode):
-            match = [v for k, v in node.value if k.value == str(key)]
-            if not match:
-                break
-            node = match[0]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
+    try:
+        with Target(target.spec_for({}), work_dir) as server:
+            server.start()
+    except HarnessError as exc:
+        raise TargetConfigError(f"{target.source}: command: target {target.name} did not start: {exc}") from None
 
 
 def load_baseline(path: Path | None) -> dict[str, str]:
@@ -394,13 +384,13 @@ def check_baseline_ids(path: Path, entries: dict[str, str], known_ids: set[str])
     if not unknown:
         return
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        root = None
+        doc, _ = yamlfile.parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yamlfile.YamlSyntaxError):
+        doc = None
     lines = []
     for entry in unknown:
         close = difflib.get_close_matches(entry, sorted(known_ids), n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        line = _key_line(root, ["expected_failures"], entry)
+        line = yamlfile.line_of(doc, ["expected_failures", entry])
         lines.append(f"{path}:{line}: expected_failures: {entry!r} is not the id of any contract cell{hint}")
     raise TargetConfigError("\n".join(lines))

@@ -1,7 +1,9 @@
 """The harness's exceptions: one base, one class per way a process-level step can fail.
 
 Every message is meant to be read by a person: it names what was attempted, what was
-observed last, and (when there is one) the tail of the incarnation log.  Lower-layer
+observed last, and (when there is one) the tail of the incarnation log.  The log part is also
+kept apart (``log_tail``, ``log_path``) and ``message`` is the text without it, so that a caller
+that shows the log itself (the plugin prints every incarnation's tail) quotes it once.  Lower-layer
 errors (``OSError``, ``httpx`` errors, ``psutil`` errors) are mapped onto these at the
 harness boundary; callers never need to catch anything else from ``harness``.
 """
@@ -10,7 +12,14 @@ from __future__ import annotations
 
 
 class HarnessError(Exception):
-    """Base class of every error the harness raises."""
+    """Base class of every error the harness raises.  ``str(exc)`` is ``message`` followed, on
+    the next lines, by ``log_tail`` (the quoted end of the log at ``log_path``) when there is one."""
+
+    def __init__(self, message: str = "", *, log_tail: str = "", log_path: str | None = None) -> None:
+        super().__init__(f"{message}\n{log_tail}" if log_tail else message)
+        self.message = message
+        self.log_tail = log_tail
+        self.log_path = log_path
 
 
 class CommandTemplateError(HarnessError):

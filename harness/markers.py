@@ -329,15 +329,16 @@ class Markers:
             shown = lines[-_SHOW_LINES:]
             parts.append(f"last marker lines ({len(shown)} of {len(lines)}):")
             parts.extend(f"  {line}" for line in shown)
+        quoted: list[str] = []
         if self._log_tail is not None:
             try:
                 tail = self._log_tail()
             except Exception as exc:  # the message must not fail to be built
                 tail = f"(log tail unavailable: {exc})"
-            parts.append("tail of the incarnation log:" if tail else "tail of the incarnation log: (empty)")
+            quoted.append("tail of the incarnation log:" if tail else "tail of the incarnation log: (empty)")
             if tail:
-                parts.extend(f"  | {line}" for line in tail.splitlines())
-        return MarkerTimeout("\n".join(parts))
+                quoted.extend(f"  | {line}" for line in tail.splitlines())
+        return MarkerTimeout("\n".join(parts), log_tail="\n".join(quoted))
 
 
 def _check_tag(tag: str) -> str:

@@ -81,6 +81,7 @@ class TargetSpec:
     shutdown_grace_s: float = 5.0
     cwd: str | None = None
     extra_args: tuple[str, ...] = ()
+    python: str | None = None  # what {python} stands for (default: this interpreter, sys.executable)
 
     def __post_init__(self) -> None:
         if not isinstance(self.command, str) or not self.command.strip():
@@ -379,7 +380,7 @@ class Target:
             "state_dir": str(self.state_dir),
             "marker_dir": str(self.marker_dir),
             "work_dir": str(self.work_dir),
-            "python": sys.executable,
+            "python": self.spec.python or sys.executable,
         }
 
     def _env(self, index: int) -> dict[str, str]:
@@ -511,8 +512,9 @@ class Target:
         tail = self.log_tail(TAIL_LINES, inc.index)
         raise ReadinessError(
             f"target not ready within {timeout:g}s: GET {url} never answered 2xx "
-            f"(last: {last}); process pid {proc.pid} still running, killed it; command: {shlex.join(argv)}\n"
-            f"last {TAIL_LINES} lines of {inc.log_path}:\n{_indent(tail)}"
+            f"(last: {last}); process pid {proc.pid} still running, killed it; command: {shlex.join(argv)}",
+            log_tail=f"last {TAIL_LINES} lines of {inc.log_path}:\n{_indent(tail)}",
+            log_path=inc.log_path,
         )
 
     def _exited_during_startup(
@@ -521,16 +523,19 @@ class Target:
         self._record_exit(inc, code, "exited")
         self._sweep(inc)
         tail = _indent(self.log_tail(TAIL_LINES, inc.index))
+        quoted = f"last {TAIL_LINES} lines of {inc.log_path}:\n{tail}"
         if mentions(inc.log_path, _ADDR_IN_USE):
             return PortInUseError(
                 f"target exited with code {code} during startup because port {self.port} is in use"
-                f"{_owner_text(self.port)}; command: {shlex.join(argv)}\n"
-                f"last {TAIL_LINES} lines of {inc.log_path}:\n{tail}"
+                f"{_owner_text(self.port)}; command: {shlex.join(argv)}",
+                log_tail=quoted,
+                log_path=inc.log_path,
             )
         return ReadinessError(
             f"target exited with code {code} after {inc.exited_at - inc.started_at:.2f}s, "
-            f"before GET {url} answered 2xx (last: {last}); command: {shlex.join(argv)}\n"
-            f"last {TAIL_LINES} lines of {inc.log_path}:\n{tail}"
+            f"before GET {url} answered 2xx (last: {last}); command: {shlex.join(argv)}",
+            log_tail=quoted,
+            log_path=inc.log_path,
         )
 
     def _verify_listener(self, inc: Incarnation) -> None:

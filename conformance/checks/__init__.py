@@ -80,11 +80,16 @@ def stuck_violation(history: History, cell: Cell) -> Violation | None:
 
 def run_checks(history: History, cell: Cell) -> list[Violation]:
     """All violations of one cell: the ``ALWAYS`` checks, then one checker per expectation key
-    in ``cell.expect`` order.  Unknown keys are violations, never ignored."""
+    in ``cell.expect`` order.  Unknown keys are violations, never ignored.  A cell whose executor
+    failed before its first request is judged by its notes alone (no knock-on violations)."""
     violations: list[Violation] = []
     for checker in ALWAYS:
         name = _ALWAYS_NAMES.get(checker, getattr(checker, "__name__", "always"))
         violations += _run_one(name, checker, history, None, cell)
+    if not history.calls and any(v.check == "notes" for v in violations):
+        # the executor failed before its first request (e.g. the target never started): every
+        # other violation would only restate that, so the note is the whole verdict
+        return [v for v in violations if v.check == "notes"]
     stuck = stuck_violation(history, cell)
     if stuck is not None:  # the run never got past the poll: what follows would only be knock-ons
         return violations + [stuck]

@@ -168,11 +168,7 @@ def check_notes(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """Runs on every cell: executor notes starting ``not testable:`` or ``executor error:``
     fail the cell."""
     return [
-        Violation(
-            "notes",
-            f"expected a cell the executor could run, observed note: {note}",
-            evidence=note,
-        )
+        Violation("notes", f"expected a cell the executor could run, observed note: {note}")  # the note is its own evidence
         for note in history.notes
         if note.strip().lower().startswith(FAILING_NOTE_PREFIXES)
     ]

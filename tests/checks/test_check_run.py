@@ -130,3 +130,18 @@ def test_a_violation_capped_at_should_counts_as_should_even_in_a_must_cell():
     assert strongest_level([should, must], "MUST") == "MUST"
     assert strongest_level([], "MUST") is None
     assert str(should) == "replay [SHOULD]: gap" and str(must) == "replay: lost"
+def test_executor_error_before_any_request_is_the_whole_verdict():
+    """The target never started (a readiness error before the first request): one `notes`
+    violation, not a status/http/attempts/evidence knock-on for every expectation."""
+    history = History(cell_id="c", notes=["executor error: harness: target exited with code 1 (log: x.log)"])
+    violations = run_checks(history, make_cell(FULL_CRASH_EXPECT, fault=SIGKILL_HELD))
+    assert [v.check for v in violations] == ["notes"], messages(violations)
+    assert "target exited with code 1" in violations[0].message
+    assert violations[0].evidence is None  # the note is quoted once, in the message
+
+
+def test_executor_error_after_a_request_keeps_the_other_violations():
+    history = make_history(normal_run())
+    history.notes.append("executor error: cell timed out")
+    checks_seen = {v.check for v in run_checks(history, make_cell({"status": "completed", "attempts": 2}))}
+    assert checks_seen == {"notes", "attempts"}

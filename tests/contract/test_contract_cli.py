@@ -93,3 +93,35 @@ def test_help_says_runs_are_pytest_and_names_only_real_run_options(capsys, pytes
     assert {"--conformance-target", "--conformance-store", "--conformance-profile"} <= named
     for option in named:  # getoption raises ValueError for an option nobody registered
         pytestconfig.getoption(option.removeprefix("--").replace("-", "_"))
+def test_lint_recognises_a_target_file_and_checks_it_as_one(capsys, tmp_path):
+    good = tmp_path / "my-target.yaml"
+    good.write_text('command: "{python} -m my_server --port {port}"\nprofiles: [responses]\nclaims: [cancel]\n')
+    assert main(["lint", str(good)]) == 0
+    out = capsys.readouterr().out
+    assert f"target file {good}: my-target (profiles: responses; claims: cancel)" in out
+    assert out.strip().endswith("conformance lint: 1 target file(s): ok")
+    bad = tmp_path / "bad-target.yaml"
+    bad.write_text('command: "{python} -m my_server"\nprofiles: [responses]\nclaims: [checkpoint]\n')
+    assert main(["lint", str(bad), str(FIXTURES / "good.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad}:3: claims[0]: unknown claim 'checkpoint' (did you mean checkpoints? known: " in out
+    assert [line for line in out.splitlines() if line.startswith(str(bad))] == [  # one error, not ten contract errors
+        next(line for line in out.splitlines() if "unknown claim" in line)]
+    assert "missing required key" not in out and "responses/good" in out
+    assert "conformance lint: 1 problem(s) in 1 file(s)" in out
+
+
+def test_lint_of_a_target_file_gives_the_errors_a_run_gives(capsys, tmp_path):
+    from conformance.errors import TargetConfigError
+    from conformance.targets import load_target
+
+    target = tmp_path / "t.yaml"
+    target.write_text("command: ./run-server {port}\nprofiles: [responses]\n")
+    assert main(["lint", str(target)]) == 1
+    out = capsys.readouterr().out
+    try:
+        load_target(target)
+    except TargetConfigError as exc:
+        assert str(exc) in out and str(exc).startswith(f"{target}:1: command: program './run-server' does not exist")
+    else:
+        raise AssertionError("load_target accepted a missing program")

@@ -371,6 +371,7 @@ def test_target_markers_timeout_names_the_pattern_and_shows_the_target_log(targe
     tail = msg[msg.index("tail of the incarnation log:"):]
     assert f"  | basic server listening on {t.port}" in tail  # this target's log
     assert 'GET /mark?tag=w HTTP/1.1" 200' in tail
+    assert info.value.log_tail == tail and "tail of the incarnation log" not in info.value.message
 
 
 # -- command templates -------------------------------------------------------------------

@@ -79,6 +79,11 @@ def test_an_early_exit_quotes_exactly_the_log_tail_and_the_exit_code(target_fact
     quoted = [int(n) for n in re.findall(r"^  \| output line (\d+)$", msg, re.MULTILINE)]
     assert quoted == list(range(61, 101))  # line 60 and earlier are not quoted
     assert (t.current.exit_mode, t.current.exit_code) == ("exited", 4)
+    # the log part is also kept apart, so that a caller printing the log itself quotes it once
+    err = info.value
+    assert msg == f"{err.message}\n{err.log_tail}" and err.log_path == str(t.log_paths[0])
+    assert "target exited with code 4" in err.message and "output line" not in err.message
+    assert "command: " in err.message and "output line 100" in err.log_tail
 
 
 def test_port_in_use_messages_name_the_port_in_the_harness_own_words(target_factory, spec_for):

@@ -10,6 +10,7 @@ pass fails as stale); the JSON report and the matrix, also under xdist.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -56,17 +57,18 @@ def setup_run(tmp_path: Path, level: str = "MUST") -> Path:
     return tmp_path
 
 
-def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     # -m conformance_cell: only the cells of these small contracts, not the suites in conformance/suites/
     cmd = [sys.executable, "-m", "pytest", PACKAGE, "-rA", "-m", "conformance_cell",
            "--conformance-contracts", str(tmp_path / "contracts/**/*.yaml"),
            "--conformance-results", str(tmp_path / "results"), *args]
-    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=None if env is None else {**os.environ, **env})
 
 
-def report(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+def report(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / "report.json"
-    proc = run(tmp_path, "--conformance-report", str(out), *args)
+    proc = run(tmp_path, "--conformance-report", str(out), *args, env=env)
     assert out.exists(), proc.stdout + proc.stderr
     rep = json.loads(out.read_text())
     jsonschema.validate(rep, REPORT_SCHEMA)  # every real report of these runs has the documented layout
@@ -405,3 +407,61 @@ def test_suite_tests_not_claimed_are_counted(tmp_path):
     mw = next(s for s in rep["suites"] if "multi_worker" in s["id"])
     assert mw["id"].startswith("conformance/suites/test_multi_worker_responses.py::") and "multi_worker" in mw["reason"]
     assert f"suite tests: {skipped} not_claimed" in proc.stdout, proc.stdout
+
+
+def test_a_command_that_cannot_start_is_one_error_before_any_test(tmp_path):
+    """`{python} -m missing_module` exits before readiness: the plugin starts the target once
+    before any test and reports one ERROR naming the command, with the log tail quoted once."""
+    setup_run(tmp_path)
+    target = tmp_path / "target.yaml"
+    target.write_text('command: "{python} -m missing_module --port {port}"\nprofiles: [responses]\n')
+    proc = run(tmp_path, "--conformance-target", str(target))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out
+    assert f"ERROR: {target}: command: target target did not start: target exited with code 1" in proc.stderr, out
+    assert "-m missing_module --port" in proc.stderr
+    assert out.count("No module named missing_module") == 1, out
+    assert " passed" not in proc.stdout and " failed" not in proc.stdout and "Traceback" not in out
+
+
+def test_a_mode_that_cannot_start_fails_its_cell_once_without_knock_ons(tmp_path):
+    """The default mode starts (so the probe passes) but a claimed mode's args make the server
+    exit: that cell is "not testable" with one violation, the log tail printed once."""
+    setup_run(tmp_path)
+    contract = tmp_path / "contracts/responses/selftest.yaml"
+    contract.write_text(contract.read_text().replace(
+        "    title: a true expectation\n", "    title: a true expectation\n    server: {resilient_background: true}\n"))
+    target = tmp_path / "target.yaml"
+    target.write_text(
+        'command: "{python} -m reference_impl --port {port} --state-dir {state_dir}"\n'
+        "profiles: [responses]\nmodes:\n  resilient_background: {args: [--no-such-flag]}\nclaims: [resilient_background]\n"
+    )
+    proc, rep = report(tmp_path, "--conformance-target", str(target), "-k", "OK")
+    [cell] = rep["cells"]
+    assert cell["verdict"] == "not_testable", cell
+    [violation] = cell["violations"]
+    assert violation.startswith("notes: expected a cell the executor could run, observed note: executor error: harness: "
+                                "target exited with code 2"), violation
+    assert "unrecognized arguments: --no-such-flag" not in violation  # the log is named, not quoted ...
+    assert proc.stdout.count("unrecognized arguments: --no-such-flag") == 1, proc.stdout  # ... and its tail shown once
+
+
+def test_a_target_file_elsewhere_with_a_relative_program_and_variables_runs(tmp_path):
+    """pytest runs in one folder, the target file lies in another and names its program
+    relatively (`./run-server`) and its interpreter by an environment variable: the program is
+    found and started from the target file's folder, and the cell passes."""
+    setup_run(tmp_path)
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    script = deploy / "run-server"
+    script.write_text('#!/bin/sh\nexec "$SERVER_PY" -m reference_impl --port "$1" --state-dir "$2"\n')
+    script.chmod(0o755)
+    target = deploy / "target.yaml"
+    target.write_text("command: ./run-server {port} {state_dir}\nenv: {SERVER_PY: '${KIT_TEST_PY}'}\nprofiles: [responses]\n")
+    proc, rep = report(tmp_path, "--conformance-target", str(target), "-k", "OK", env={"KIT_TEST_PY": sys.executable})
+    assert verdicts(rep) == {"OK": "pass"}, proc.stdout + proc.stderr
+    # the same file without the variable: one ERROR line naming it and its line, before any test
+    assert "KIT_TEST_PY" not in os.environ
+    proc = run(tmp_path, "--conformance-target", str(target))
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert f"ERROR: {target}:2: env.SERVER_PY: environment variable KIT_TEST_PY is not set" in proc.stderr
