@@ -237,3 +237,23 @@ def test_locate_names_nothing_it_cannot_find(text):
     assert not where.frames
     if text.startswith("replay"):
         assert not where.calls  # there is no 7th replay
+
+
+def test_text_timeline_shows_lanes_fault_and_the_frames_around_the_violation():
+    from conformance.htmlreport.textline import text_timeline
+
+    h = responses_gap_history()
+    violations = [str(v) for v in run_checks(h, make_cell(REPLAY_GAP, fault=SIGKILL_HELD))]
+    lines = text_timeline(h, violations)
+    assert len(lines) <= 15, lines
+    text = "\n".join(lines)
+    assert "incarnation 0 pid 1000: spawn 0.000, ready 0.500, exit 4.000 killed (SIGKILL)" in text
+    assert "incarnation 1 pid 1001" in text and "alive at the end" in text
+    assert "fault sigkill@held at 3.900 on incarnation 0" in text and "restarted as 1" in text
+    assert "frames of call 1 (replay) around violation 1:" in text
+    marked = [ln for ln in lines if ln.endswith("<- violation")]
+    assert [ln.split()[3] for ln in marked] == ["#4", "#6"]
+    # a violation that names no frame: the live frames before the fault instead
+    lines = text_timeline(h, ["status: expected final status 'completed', observed 'failed'"])
+    assert "last live frames of create before the fault:" in "\n".join(lines)
+    assert not any("<- violation" in ln for ln in lines)
