@@ -257,3 +257,37 @@ def test_text_timeline_shows_lanes_fault_and_the_frames_around_the_violation():
     lines = text_timeline(h, ["status: expected final status 'completed', observed 'failed'"])
     assert "last live frames of create before the fault:" in "\n".join(lines)
     assert not any("<- violation" in ln for ln in lines)
+
+
+def test_comparison_as_html_lists_both_column_groups_and_the_differing_cell(tmp_path, capsys):
+    from conformance.cli import main
+
+    from .runner_reports import write_report_pair
+
+    a, b, differing = write_report_pair(tmp_path)
+    out = tmp_path / "compare.html"
+    code = main(["report", "--no-color", str(a), str(b), "--html", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 1 and f"HTML comparison written to {out}" in printed
+    doc = parse(out.read_text(encoding="utf-8"))
+    labels = [r.attrs["data-label"] for r in doc.by_id("reports").find_all(lambda n: n.attrs.get("data-label"))]
+    assert labels == ["sqlite", "memory"]
+    rows = doc.find_all(lambda n: n.tag == "tr" and "differing" in n.classes)
+    assert [r.attrs["data-cell"] for r in rows] == [differing]
+    cells = [td.text().strip() for td in rows[0].children if td.tag == "td"][1:]
+    assert cells == ["✓ pass", "✗ fail"]
+    matrix_rows = {r.attrs["data-row"]: r for r in doc.find_all(lambda n: n.tag == "tr" and n.attrs.get("data-row"))}
+    assert "differs" in matrix_rows["R1"].classes and "differs" not in matrix_rows["R2"].classes
+    glyphs = [g.attrs["data-verdict"] for g in matrix_rows["R1"].find_all(lambda n: "g" in n.classes)]
+    assert glyphs.count("fail") == 1 and glyphs.count("pass") == 3
+
+
+def test_comparison_html_to_a_directory_is_one_line(tmp_path, capsys):
+    from conformance.cli import main
+
+    from .runner_reports import write_report_pair
+
+    a, b, _ = write_report_pair(tmp_path)
+    code = main(["report", str(a), str(b), "--html", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is a directory" in err
