@@ -487,6 +487,7 @@ def spawn_target(request: pytest.FixtureRequest, conformance_settings: Settings)
         target.start()
         return target
 
+    spawn.work_dir = base  # type: ignore[attr-defined]  # where a suite records what it leaves (steps.json)
     yield spawn
     for target in targets:
         target.close()
