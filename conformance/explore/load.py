@@ -17,6 +17,7 @@ Schedule (every wait bounded, triggered by markers, frames or statuses):
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any
 
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
-from conformance.history import TERMINAL_STATUSES, HttpCall
+from conformance.history import TERMINAL_STATUSES, FaultRecord, History, HttpCall, IncarnationRecord
 from harness.process import Target
 
 from .invariants import Observations, Tracked, all_problems
@@ -42,6 +43,7 @@ class LoadResult:
     statuses: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    history: History | None = None  # the whole run as one History (hundreds of frames), for the HTML report
 
 
 def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> LoadResult:
@@ -94,6 +96,7 @@ def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> L
             result.problems.append(f"{tracked.response_id}: {exc}")
             break
     obs.stops.append(recorder.clock())
+    killed_at = recorder.clock()
     target.kill()
     for tracked in obs.responses.values():
         target.markers.release(tracked.tag or "")
@@ -121,4 +124,27 @@ def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> L
         obs.markers[tracked.tag or ""] = target.markers.lines(tracked.tag or "")
     result.problems.extend(all_problems(obs))
     result.elapsed_s = time.monotonic() - t0
+    result.history = _history(target, t0, recorder, obs, killed_at)
     return result
+
+
+def _history(target: Target, t0: float, recorder: Recorder, obs: Observations, killed_at: float) -> History:
+    """The run as one History: every call and frame, the markers, both incarnations and the
+    SIGKILL, times since the load run started."""
+    shift = target.t0 - t0
+    names = {f.name for f in dataclasses.fields(IncarnationRecord)}
+    incarnations = []
+    for inc in target.incarnations:
+        data = {k: v for k, v in dataclasses.asdict(inc).items() if k in names}
+        for key in ("started_at", "ready_at", "exited_at"):
+            if data.get(key) is not None:
+                data[key] += shift
+        data["log_path"] = str(data["log_path"]) if data.get("log_path") is not None else None
+        incarnations.append(IncarnationRecord(**data))
+    first = incarnations[0] if incarnations else None
+    fault = FaultRecord(kind="sigkill", trigger="held 1 on every acknowledged response", observed=None, t=killed_at,
+                        incarnation=0, exit_mode=first.exit_mode if first else None,
+                        restarted_as=1 if len(incarnations) > 1 else None)
+    markers = [line for tag in sorted(obs.markers) for line in obs.markers[tag]]
+    return History(cell_id="load", calls=list(recorder.calls), markers=markers, incarnations=incarnations,
+                   faults=[fault])
