@@ -61,9 +61,12 @@ def text_timeline(history: History, violations: list[str]) -> list[str]:
             return lines
         ci, hits = live[0], set()
         call = history.calls[ci]
-        t_fault = history.faults[0].t if history.faults else None
-        after = next((i for i, f in enumerate(call.frames) if t_fault is not None and f.t > t_fault), len(call.frames))
-        lines.append(f"  last live frames of {call.name}" + (" before the fault:" if t_fault is not None else ":"))
+        fault = history.faults[0] if history.faults else None
+        # the frames the hit incarnation served (a trigger is noted before the frames it waits for
+        # may have arrived, so the fault's time is no cut-off)
+        served = [i for i, f in enumerate(call.frames) if fault is None or f.incarnation == fault.incarnation]
+        after = served[-1] + 1 if served else 0
+        lines.append(f"  last live frames of {call.name}" + (f" from incarnation {fault.incarnation} (the fault's):" if fault else ":"))
         window = range(max(after - 2 * AROUND, 0), after)
     for i in window:
         f = call.frames[i]

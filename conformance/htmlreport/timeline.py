@@ -185,8 +185,10 @@ class FaultView:
 @dataclass
 class MarkerView:
     line: str
-    t: float | None
+    t: float | None  # when the kit first saw the line (None: not recorded, an older history)
     x: float | None
+    row: int = 0
+    show_label: bool = True
 
 
 @dataclass
@@ -350,7 +352,7 @@ def cell_view(
     times += [f.t for f in history.faults]
     for call in history.calls:
         times += [f.t for f in call.frames]
-    marker_times = getattr(history, "marker_times", None) or []
+    marker_times = history.marker_times or []
     times += [t for t in marker_times if isinstance(t, (int, float))]
     t_end = max(times) * 1.02 or 1.0
     axis = Axis(times, t_end)
@@ -381,9 +383,15 @@ def cell_view(
             t=fault.t, x=axis.x(fault.t), incarnation=fault.incarnation, exit_mode=fault.exit_mode,
             restarted_as=fault.restarted_as, last_seq_before=fault.last_seq_before,
         ))
+    last_x = [-1e9, -1e9, -1e9]
     for i, line in enumerate(history.markers):
         t = marker_times[i] if i < len(marker_times) and isinstance(marker_times[i], (int, float)) else None
-        view.markers.append(MarkerView(line, t, axis.x(t) if t is not None else None))
+        x = axis.x(t) if t is not None else None
+        row = max(range(3), key=lambda r: (x or 0) - last_x[r])
+        show = x is not None and x - last_x[row] >= LABEL_ROOM
+        if show:
+            last_x[row] = x
+        view.markers.append(MarkerView(line, t, x, row, show))
 
     for ci, call in enumerate(history.calls):
         t0, t1 = _call_span(call)

@@ -255,7 +255,7 @@ def test_text_timeline_shows_lanes_fault_and_the_frames_around_the_violation():
     assert [ln.split()[3] for ln in marked] == ["#4", "#6"]
     # a violation that names no frame: the live frames before the fault instead
     lines = text_timeline(h, ["status: expected final status 'completed', observed 'failed'"])
-    assert "last live frames of create before the fault:" in "\n".join(lines)
+    assert "last live frames of create from incarnation 0 (the fault's):" in "\n".join(lines)
     assert not any("<- violation" in ln for ln in lines)
 
 
@@ -291,3 +291,21 @@ def test_comparison_html_to_a_directory_is_one_line(tmp_path, capsys):
     code = main(["report", str(a), str(b), "--html", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "is a directory" in err
+
+
+def test_markers_are_placed_when_their_times_were_recorded(tmp_path):
+    h = responses_gap_history()
+    h.marker_times = [0.6 + 0.01 * i for i in range(len(h.markers))]
+    cell = make_cell(REPLAY_GAP, fault=SIGKILL_HELD)
+    detail = detail_of(parse(render_run_report([], [result_for(cell, h, tmp_path)], [], base_dir=tmp_path)), cell.id)
+    lane = detail.find_all(lambda n: n.attrs.get("data-lane") == "markers")
+    assert len(lane) == 1
+    marks = lane[0].find_all(lambda n: "data-marker" in n.attrs)
+    assert [m.attrs["data-marker"] for m in marks] == h.markers
+    xs = [float(m.attrs["style"].split("left:")[1].rstrip("%")) for m in marks]
+    assert xs == sorted(xs) and len(set(xs)) == len(xs)
+    # an older history without marker times: the markers are listed, not drawn
+    h.marker_times = []
+    detail = detail_of(parse(render_run_report([], [result_for(cell, h, tmp_path)], [], base_dir=tmp_path)), cell.id)
+    assert not detail.find_all(lambda n: n.attrs.get("data-lane") == "markers")
+    assert "held 3" in detail.text()

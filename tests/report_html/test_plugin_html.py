@@ -5,12 +5,14 @@ the verdict, and a failing cell's terminal message ends with the compact text ti
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import conformance
+from conformance.history import History
 from conformance.htmlreport.render import anchor_of
 
 from .dom import parse
@@ -76,8 +78,15 @@ def test_failing_run_writes_the_report_where_asked_and_explains_the_failure_in_t
     failure = proc.stdout[proc.stdout.index(CRASH_CELL):]
     assert "timeline (seconds since the cell started):" in failure
     assert "incarnation 0 pid" in failure and "killed (SIGKILL)" in failure and "incarnation 1 pid" in failure
-    assert "fault sigkill@held at" in failure and "last live frames of create before the fault:" in failure
-    assert "response.output_text.delta" in failure
+    assert "fault sigkill@held at" in failure and "last live frames of create from incarnation 0 (the fault's):" in failure
+    assert re.search(r"\n\s+\d+\.\d{3} inc 0 #\d+ response\.", failure), failure[:6000]  # frame lines
+
+    # the markers carry the time the kit first saw them: the hold before the SIGKILL
+    history = History.from_json(next((tmp_path / "results").glob("run-*/*/history.json")).read_text())
+    assert len(history.marker_times) == len(history.markers) > 0
+    assert history.marker_times == sorted(history.marker_times)
+    held = history.marker_times[history.markers.index("held 1")]
+    assert held <= history.faults[0].t, (held, history.faults[0])
 
     doc = parse(out.read_text(encoding="utf-8"))
     detail = doc.by_id(anchor_of(CRASH_CELL))
@@ -85,6 +94,8 @@ def test_failing_run_writes_the_report_where_asked_and_explains_the_failure_in_t
     lanes = detail.find_all(lambda n: n.attrs.get("data-lane") == "incarnation")
     assert len(lanes) == 2 and "killed (SIGKILL)" in lanes[0].text()
     assert [n.attrs["data-fault"] for n in detail.find_all(lambda n: n.attrs.get("data-fault"))] == ["sigkill"]
+    marks = [n.attrs["data-marker"] for n in detail.find_all(lambda n: "data-marker" in n.attrs)]
+    assert marks == history.markers  # every marker on the axis, in order
     # links are relative to the report and lead to the run's files
     links = [a.attrs["href"] for a in detail.find_all(lambda n: n.tag == "a" and not n.attrs.get("href", "#").startswith("#"))]
     assert any(h.endswith("history.json") for h in links) and any(h.endswith("incarnation-1.log") for h in links)

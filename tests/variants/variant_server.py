@@ -13,6 +13,8 @@ in this process, then runs its command line as usual.  Variants:
 - ``surrogate-500``: a lone surrogate in ``model`` answers 500 ``text/plain`` (a MUST).
 - ``stuck``: the startup recovery scan leaves an interrupted non-resilient response
   ``in_progress`` for ever instead of marking it ``failed`` (a MUST: the row's status).
+- ``replay-gap``: every replay drops the event at ``sequence_number`` 5 (a MUST: gap-free
+  replay); the README's screenshot of the HTML report is a cell run against it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import re
 import sys
 from typing import Any
 
-VARIANTS = ("lenient", "deep-500", "surrogate-500", "stuck")
+VARIANTS = ("lenient", "deep-500", "surrogate-500", "stuck", "replay-gap")
 
 
 def _lenient() -> None:
@@ -111,11 +113,25 @@ def _stuck() -> None:
     runtime.Runtime._recover_one = recover_one
 
 
+def _replay_gap() -> None:
+    from reference_impl import runtime
+
+    original = runtime.Runtime.replay
+
+    async def replay(self: Any, rid: str, after: int | None) -> Any:
+        async for event in original(self, rid, after):
+            if event.get("sequence_number") != 5:  # the bug: a replay loses the event at seq 5
+                yield event
+
+    runtime.Runtime.replay = replay
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "--variant" or argv[1] not in VARIANTS:
         print(f"usage: variant_server.py --variant {{{'|'.join(VARIANTS)}}} <reference_impl options>", file=sys.stderr)
         return 2
-    {"lenient": _lenient, "deep-500": _deep_500, "surrogate-500": _surrogate_500, "stuck": _stuck}[argv[1]]()
+    {"lenient": _lenient, "deep-500": _deep_500, "surrogate-500": _surrogate_500, "stuck": _stuck,
+     "replay-gap": _replay_gap}[argv[1]]()
     from reference_impl.cli import main as reference_main
 
     return reference_main(argv[2:])
