@@ -127,11 +127,15 @@ def locate(text: str, history: History) -> Location:
     where.calls = set(_named_calls(v.message, history, v.check))
     labels = FRAME_LABEL.findall(v.message)
     if labels:
-        scope = sorted(where.calls) or list(range(len(history.calls)))
-        for ci in scope:
-            for fi, frame in enumerate(history.calls[ci].frames):
-                if any(_frame_key_matches(frame, kind, key) for kind, key in labels):
-                    where.frames.add((ci, fi))
+        everywhere = list(range(len(history.calls)))
+        # the named calls first; a frame named but absent there (lost, say) is found where it was seen
+        for scope in ([sorted(where.calls), everywhere] if where.calls else [everywhere]):
+            for ci in scope:
+                for fi, frame in enumerate(history.calls[ci].frames):
+                    if any(_frame_key_matches(frame, kind, key) for kind, key in labels):
+                        where.frames.add((ci, fi))
+            if where.frames:
+                break
     gaps = GAPS_AT.search(v.message)
     if gaps and where.calls:  # a missing seq: the frames on either side of the hole
         missing = {int(n) for n in re.findall(r"\d+", gaps.group(1))}

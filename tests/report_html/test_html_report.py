@@ -309,3 +309,12 @@ def test_markers_are_placed_when_their_times_were_recorded(tmp_path):
     detail = detail_of(parse(render_run_report([], [result_for(cell, h, tmp_path)], [], base_dir=tmp_path)), cell.id)
     assert not detail.find_all(lambda n: n.attrs.get("data-lane") == "markers")
     assert "held 3" in detail.text()
+
+
+def test_a_lost_frame_is_found_where_it_was_seen():
+    h = responses_gap_history()
+    text = ("replay: replay #1 from start: expected every live event up to seq 20 in the replay, observed 1 lost: "
+            "response.output_text.delta#5")
+    where = locate(text, h)
+    assert where.calls == {1}  # the replay it concerns
+    assert {(ci, h.calls[ci].name, h.calls[ci].frames[fi].seq) for ci, fi in where.frames} == {(0, "create", 5)}
