@@ -15,7 +15,8 @@ xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails as
 under ``--conformance-strict`` / ``strict: true``, MAY informs).  Suite tests hand their SHOULD
 findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report).
 Results travel in ``report.user_properties`` so that under pytest-xdist one controller sees them
-all and writes one matrix and one JSON report.
+all and writes one matrix, one JSON report and one HTML report (``--conformance-html``, default
+``<run dir>/report.html``; ``conformance/htmlreport``).
 """
 
 from __future__ import annotations

@@ -75,10 +75,6 @@ class Location:
     frames: set[tuple[int, int]] = field(default_factory=set)  # (call index, frame index)
     lanes: set[str] = field(default_factory=set)
 
-    @property
-    def empty(self) -> bool:
-        return not (self.calls or self.frames or self.lanes)
-
 
 def _nth(calls: list[tuple[int, HttpCall]], n: str | None) -> list[tuple[int, HttpCall]]:
     if n is None:

@@ -68,11 +68,15 @@ def anchor_of(cell_id: str) -> str:
 
 @dataclass
 class Slot:
+    """One matrix slot (row x path): a glyph per variant, each linking to its cell's detail."""
+
     glyphs: list[dict[str, str]] = field(default_factory=list)  # {verdict, glyph, css, href, id, level}
 
 
 @dataclass
 class MatrixTable:
+    """The terminal matrix of one contract, as the page draws it."""
+
     name: str
     level: str
     source: str
@@ -167,7 +171,6 @@ class RunMeta:
     target: str = ""
     store: str | None = None
     strict: bool = False
-    started: float | None = None
     run_dir: str | None = None
     json_report: str | None = None
 
@@ -202,6 +205,8 @@ def render_run_report(
 
 @dataclass
 class Written:
+    """Where the report went, its size in bytes and how long rendering and writing took."""
+
     path: Path
     size: int
     seconds: float

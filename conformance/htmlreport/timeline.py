@@ -2,7 +2,8 @@
 
 ``cell_view`` turns one JSON result (as the plugin records it) and its History into a
 ``CellView`` the templates draw without computing anything: every position is a percentage of
-the time axis, every frame already knows the violations that concern it.
+one time axis (``Axis``: real time, each recorded instant given a little room), every frame
+already knows the numbers of the violations that concern it.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def _excerpt(text: Any, limit: int = 160) -> str:
 
 @dataclass
 class ViolationView:
+    """One violation, numbered from 1, with the events it concerns (``locate``)."""
+
     number: int
     check: str
     message: str
@@ -96,6 +99,8 @@ class ViolationView:
 
 @dataclass
 class FrameView:
+    """One SSE frame on the axis: its cursor (seq or id), type, data excerpt, violations."""
+
     anchor: str
     index: int
     t: float
@@ -113,6 +118,8 @@ class FrameView:
 
 @dataclass
 class CallView:
+    """One HTTP call: a bar from its start to its end, its frames, the violations naming it."""
+
     anchor: str
     index: int
     name: str
@@ -144,6 +151,8 @@ class CallView:
 
 @dataclass
 class IncarnationView:
+    """One server lifetime: spawn, ready and exit (mode and signal), its log."""
+
     anchor: str
     index: int
     pid: int | None
@@ -169,6 +178,8 @@ class IncarnationView:
 
 @dataclass
 class FaultView:
+    """A fault the executor delivered, with the observation that fired it."""
+
     anchor: str
     kind: str
     trigger: str
@@ -184,6 +195,8 @@ class FaultView:
 
 @dataclass
 class MarkerView:
+    """One marker line, placed at the time the kit first saw it when that was recorded."""
+
     line: str
     t: float | None  # when the kit first saw the line (None: not recorded, an older history)
     x: float | None
@@ -193,6 +206,8 @@ class MarkerView:
 
 @dataclass
 class DiffLine:
+    """One line of the expected-vs-actual output diff (one script delta per line)."""
+
     kind: str  # same | add | del
     text: str
 
@@ -230,10 +245,6 @@ class CellView:
     notes: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)  # a suite's recorded (shrunk) schedule
     frame_count: int = 0
-
-    @property
-    def unlocated(self) -> list[ViolationView]:
-        return [v for v in self.violations if not v.anchors and not v.lanes]
 
     @property
     def failing(self) -> bool:
