@@ -8,6 +8,7 @@ session recorded: the contract tables, the per-cell JSON results, the suite resu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -59,6 +60,20 @@ def _env() -> Environment:
                        LEGEND=LEGEND)
     env.filters["secs"] = lambda t: "" if t is None else f"{t:.3f}"
     return env
+
+
+def as_dict(record: Any) -> dict[str, Any]:
+    """A result as a dict: a dict as is, a typed record by its ``to_dict()`` (or as a dataclass),
+    anything else as an empty result (the page says "not run" rather than failing)."""
+    if isinstance(record, dict):
+        return record
+    to_dict = getattr(record, "to_dict", None)
+    if callable(to_dict):
+        data = to_dict()
+        return data if isinstance(data, dict) else {}
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return dataclasses.asdict(record)
+    return {}
 
 
 def anchor_of(cell_id: str) -> str:
@@ -186,7 +201,8 @@ def render_run_report(
 ) -> str:
     """The whole run as one HTML document (string)."""
     meta = meta or RunMeta()
-    suites = suites or []
+    results = [as_dict(r) for r in results]
+    suites = [as_dict(r) for r in suites or []]
     cells = []
     for r in sorted(results, key=lambda r: str(r.get("id"))):
         history, problem = load_history(r.get("history")) if r.get("history") else (None, None)

@@ -318,3 +318,18 @@ def test_a_lost_frame_is_found_where_it_was_seen():
     where = locate(text, h)
     assert where.calls == {1}  # the replay it concerns
     assert {(ci, h.calls[ci].name, h.calls[ci].frames[fi].seq) for ci, fi in where.frames} == {(0, "create", 5)}
+
+
+def test_typed_result_records_render_like_dicts(tmp_path):
+    """The plugin may hand typed records (with ``to_dict``) instead of dicts."""
+    cell = make_cell(REPLAY_GAP, fault=SIGKILL_HELD)
+    result = result_for(cell, responses_gap_history(), tmp_path)
+
+    class Record:
+        def to_dict(self):
+            return dict(result)
+
+    from_dict = render_run_report([], [result], [], base_dir=tmp_path)
+    from_record = render_run_report([], [Record()], [], base_dir=tmp_path)
+    strip = lambda html: "\n".join(ln for ln in html.splitlines() if "generated" not in ln)  # noqa: E731
+    assert strip(from_record) == strip(from_dict)
