@@ -17,7 +17,6 @@ Schedule (every wait bounded, triggered by markers, frames or statuses):
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,10 +24,11 @@ from typing import Any
 
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
-from conformance.history import TERMINAL_STATUSES, FaultRecord, History, HttpCall, IncarnationRecord
+from conformance.history import TERMINAL_STATUSES, FaultRecord, History, HttpCall
 from harness.process import Target
 
 from .invariants import Observations, Tracked, all_problems
+from .record import suite_history
 
 WAIT_S = 20.0
 POLL_S = 0.01
@@ -131,20 +131,8 @@ def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> L
 def _history(target: Target, t0: float, recorder: Recorder, obs: Observations, killed_at: float) -> History:
     """The run as one History: every call and frame, the markers, both incarnations and the
     SIGKILL, times since the load run started."""
-    shift = target.t0 - t0
-    names = {f.name for f in dataclasses.fields(IncarnationRecord)}
-    incarnations = []
-    for inc in target.incarnations:
-        data = {k: v for k, v in dataclasses.asdict(inc).items() if k in names}
-        for key in ("started_at", "ready_at", "exited_at"):
-            if data.get(key) is not None:
-                data[key] += shift
-        data["log_path"] = str(data["log_path"]) if data.get("log_path") is not None else None
-        incarnations.append(IncarnationRecord(**data))
-    first = incarnations[0] if incarnations else None
+    first = target.incarnations[0] if target.incarnations else None
     fault = FaultRecord(kind="sigkill", trigger="held 1 on every acknowledged response", observed=None, t=killed_at,
                         incarnation=0, exit_mode=first.exit_mode if first else None,
-                        restarted_as=1 if len(incarnations) > 1 else None)
-    markers = [line for tag in sorted(obs.markers) for line in obs.markers[tag]]
-    return History(cell_id="load", calls=list(recorder.calls), markers=markers, incarnations=incarnations,
-                   faults=[fault])
+                        restarted_as=1 if len(target.incarnations) > 1 else None)
+    return suite_history("load", t0, list(recorder.calls), [target], markers=obs.markers, faults=[fault])

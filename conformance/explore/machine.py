@@ -14,7 +14,6 @@ waits for every acknowledged response to end, replays each from the start and ch
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import random
@@ -33,11 +32,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers import invocations as inv
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
-from conformance.history import History, HttpCall, IncarnationRecord
+from conformance.history import HttpCall
 from harness.errors import MarkerTimeout
 from harness.process import Target
 
 from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, call_response_id, read_cursor, settled
+from .record import suite_history
 
 MAX_RESPONSES = 4
 MAX_READERS = 6
@@ -172,21 +172,9 @@ class ResponsesMachine(RuleBasedStateMachine):
     def _history(self, problems: list[str]) -> dict[str, Any]:
         """This example as a History (calls, frames, markers, incarnations; times since the
         example started), so the HTML report can draw its timeline."""
-        incarnations = []
-        if self.target is not None:
-            shift = self.target.t0 - self.t0
-            names = {f.name for f in dataclasses.fields(IncarnationRecord)}
-            for inc in self.target.incarnations:
-                data = {k: v for k, v in dataclasses.asdict(inc).items() if k in names}
-                for key in ("started_at", "ready_at", "exited_at"):
-                    if data.get(key) is not None:
-                        data[key] = data[key] + shift
-                data["log_path"] = str(data["log_path"]) if data.get("log_path") is not None else None
-                incarnations.append(IncarnationRecord(**data))
-        markers = [line for tag in sorted(self.obs.markers) for line in self.obs.markers[tag]]
-        history = History(cell_id=f"explore {type(self).__name__}", profile=self.profile,
-                          calls=list(self.recorder.calls), markers=markers, incarnations=incarnations,
-                          notes=[f"invariant broken: {p}" for p in problems])
+        history = suite_history(f"explore {type(self).__name__}", self.t0, list(self.recorder.calls),
+                                [self.target] if self.target is not None else [], profile=self.profile,
+                                markers=dict(self.obs.markers), notes=[f"invariant broken: {p}" for p in problems])
         return history.to_dict()
 
     def _drop(self, reader: Reader) -> None:

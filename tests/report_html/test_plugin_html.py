@@ -127,3 +127,19 @@ def test_bad_html_option_is_one_clear_line(tmp_path):
     assert proc.returncode == 4
     assert "--conformance-html: contracts is a directory; give a file path" in proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_suite_runs_leave_histories_the_report_draws(tmp_path):
+    """The multi-worker suite (two workers on one sqlite store, the owner SIGKILLed) leaves its
+    schedule as history.json; the report draws both workers' incarnations and the fault."""
+    out = tmp_path / "report.html"
+    cmd = [sys.executable, "-m", "pytest", PACKAGE, "-q", "-k", "test_multi_worker and sigkill", "--store", "sqlite",
+           "--conformance-results", str(tmp_path / "results"), "--conformance-html", str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    detail = parse(out.read_text(encoding="utf-8")).by_id(
+        anchor_of("conformance/suites/test_multi_worker_responses.py::test_multi_worker[sigkill]"))
+    lanes = detail.find_all(lambda n: n.attrs.get("data-lane") == "incarnation")
+    assert len(lanes) >= 2 and "killed (SIGKILL)" in lanes[0].text(), [ln.text() for ln in lanes]
+    assert [f.attrs["data-fault"] for f in detail.find_all(lambda n: n.attrs.get("data-fault"))] == ["sigkill"]
+    assert detail.find_all(lambda n: "fr" in n.classes), "no frame on the suite's timeline"
