@@ -11,7 +11,8 @@ option).  A user's mistake never shows a traceback.
 typically one per store provider) side by side: per contract one table, one column group per
 report, then the cells whose verdict differs and totals per report.  Exit codes: 0 every report
 passed, 1 a report has failing cells (named on the last line), 2 bad input (a missing file, not
-JSON, not a report of this kit, no file at all), as one line on stderr.
+JSON, not a report of this kit, no file at all, an ``--html`` path that cannot be written), as one
+line on stderr.  ``--html OUT.html`` also writes the comparison as one self-contained HTML page.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Sequence, TextIO
 
 from rich.console import Console
@@ -62,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="show JSON reports (e.g. one per store provider) side by side")
     rep.add_argument("files", nargs="*", metavar="FILE.json", help="a report written by --conformance-report")
     rep.add_argument("--no-color", action="store_true", help="no colour (the default when stdout is not a terminal)")
+    rep.add_argument("--html", metavar="OUT.html", default=None, help="also write the comparison as one HTML page")
     return parser
 
 
@@ -154,22 +157,36 @@ def _is_target_file(file: str) -> bool:
 
 
 def report(files: Sequence[str], *, color: bool | None = None, out: TextIO | None = None,
-           err: TextIO | None = None) -> int:
-    """Render reports side by side; return 0 all passed, 1 some failed, 2 bad input."""
+           err: TextIO | None = None, html: str | None = None) -> int:
+    """Render reports side by side (and as HTML to ``html``); return 0 all passed, 1 some
+    failed, 2 bad input (including an HTML path that cannot be written)."""
     from .report import ReportError, comparison_outcome, load_reports, render_comparison
 
     out, err = out or sys.stdout, err or sys.stderr
+    if html is not None and os.path.isdir(html):
+        print(f"conformance report: --html: {html} is a directory; give a file path", file=err)
+        return EXIT_USAGE
     try:
         reports = load_reports(list(files))
     except ReportError as exc:
         print(f"conformance report: {exc}", file=err)
         return EXIT_USAGE
+    if html is not None:
+        from .htmlreport.render import render_comparison_html
+
+        try:
+            Path(html).write_text(render_comparison_html(reports), encoding="utf-8")
+        except OSError as exc:
+            print(f"conformance report: --html: cannot write {html}: {exc.strerror or exc}", file=err)
+            return EXIT_USAGE
     tty = out.isatty() if hasattr(out, "isatty") else False
     if color is None:
         color = tty and not os.environ.get("NO_COLOR")
     width = shutil.get_terminal_size((80, 24)).columns if tty else 80
     out.write(render_comparison(reports, color=color, width=width))
     code, line = comparison_outcome(reports)
+    if html is not None:
+        print(f"conformance report: HTML comparison written to {html}", file=out)
     print(line, file=out)
     return code
 
@@ -188,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "lint":
             return lint(args.paths, show_cells=args.cells)
         if args.command == "report":
-            return report(args.files, color=False if args.no_color else None)
+            return report(args.files, color=False if args.no_color else None, html=args.html)
     except KitError as exc:
         print(f"conformance: {exc}", file=sys.stderr)
         return EXIT_USAGE

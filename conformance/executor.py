@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.errors import HarnessError, MarkerTimeout
-from harness.markers import Held, Interrupted, Markers, Start, parse_marker, parse_markers
+from harness.markers import Held, Interrupted, Markers, MarkerWatch, Start, parse_marker, parse_markers
 from harness.process import Target
 
 from .drivers.base import Recorder, StreamControl
@@ -162,6 +162,7 @@ class CellRun:
 
     # -- the run -----------------------------------------------------------------------
     def execute(self) -> History:
+        self.marker_watch = MarkerWatch(self.markers, self.tag).start()
         try:
             self._run()
         except StatusStuck as exc:
@@ -544,6 +545,9 @@ class CellRun:
         h = self.history
         h.calls = list(self.recorder.calls)
         h.markers = self.marker_lines()
+        times = self.marker_watch.stop() if hasattr(self, "marker_watch") else []
+        h.marker_times = [round(t - self.t0, 6) for t in times[: len(h.markers)]]
+        h.marker_times += [self.now()] * (len(h.markers) - len(h.marker_times))
         h.incarnations = [_incarnation_record(i) for i in self.target.incarnations]
         h.state_dir_hits = self._state_hits()
 

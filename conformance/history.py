@@ -194,6 +194,7 @@ class History:
     incarnations: list[IncarnationRecord] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     final: dict[str, Any] | None = None
+    marker_times: list[float] = field(default_factory=list)  # when the kit first saw each marker line (±10 ms)
     final_source: str | None = None  # get | create | stream
     state_dir_hits: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)

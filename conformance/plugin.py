@@ -16,7 +16,8 @@ xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails as
 under ``--conformance-strict`` / ``strict: true``, MAY informs).  Suite tests hand their SHOULD
 findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report).
 Results (``results.CellResult`` / ``SuiteResult``) travel as JSON in ``report.user_properties`` so that under pytest-xdist one controller sees them
-all and writes one matrix and one JSON report.
+all and writes one matrix, one JSON report and one HTML report (``--conformance-html``, default
+``<run dir>/report.html``; ``conformance/htmlreport``).
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(also: `strict: true` in the target file)",
     )
     group.addoption(
+        "--conformance-html",
+        default=None,
+        metavar="PATH",
+        help="write the HTML run report here (default: report.html in the run's results dir)",
+    )
+    group.addoption(
         "--conformance-results",
         default=None,
         metavar="DIR",
@@ -108,6 +115,8 @@ class Settings:
         _check_creatable("--conformance-results", self.results_dir, directory=True)
         if opt.conformance_report:
             _check_creatable("--conformance-report", Path(opt.conformance_report), directory=False)
+        if getattr(opt, "conformance_html", None):
+            _check_creatable("--conformance-html", Path(opt.conformance_html), directory=False)
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None and "conformance_run_dir" in workerinput:
             self.run_dir = Path(workerinput["conformance_run_dir"])
@@ -169,7 +178,7 @@ def settings(config: pytest.Config) -> Settings:
 def _conformance_requested(config: pytest.Config) -> bool:
     """True when this run collects cells: the conformance package, a contract file, or a kit option."""
     opt = config.option
-    if any(getattr(opt, name) for name in ("conformance_target", "conformance_contracts", "conformance_profile", "conformance_report", "conformance_baseline", "conformance_store")):
+    if any(getattr(opt, name, None) for name in ("conformance_target", "conformance_contracts", "conformance_profile", "conformance_report", "conformance_html", "conformance_baseline", "conformance_store")):
         return True
     contracts_dir = (config.rootpath / "contracts").resolve()
     for arg in config.args:
@@ -397,6 +406,7 @@ class CellItem(pytest.Item):
         history_path.write_text(history.to_json(), encoding="utf-8")
         self._history_path = history_path
         self._work_dir = work_dir
+        self._history = history
         texts = [str(v) for v in violations]
         not_testable = could_not_run(violations)
         extra = {
@@ -443,6 +453,11 @@ class CellItem(pytest.Item):
         if isinstance(excinfo.value, CellFailed):
             lines = [f"{self.cell.id}  ({self.cell.level}, fault {self.cell.fault.describe()}, {self.cell.source})"]
             lines += [f"  - {line}" for line in str(excinfo.value).splitlines()]
+            history = getattr(self, "_history", None)
+            if history is not None:
+                from .htmlreport.textline import text_timeline
+
+                lines += [f"  {line}" for line in text_timeline(history, str(excinfo.value).splitlines())]
             work_dir = getattr(self, "_work_dir", None)
             if work_dir is not None:
                 lines.append(f"  history: {self._history_path}")
@@ -504,6 +519,7 @@ def spawn_target(request: pytest.FixtureRequest, conformance_settings: Settings)
         target.start()
         return target
 
+    spawn.work_dir = base  # type: ignore[attr-defined]  # where a suite records what it leaves (steps.json)
     yield spawn
     for target in targets:
         target.close()
@@ -608,13 +624,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = getattr(config, "_conformance_results", None)
     suites = list(getattr(config, "_conformance_suites", {}).values())
-    if not results and not suites:
-        return
-    from .report import render_matrix
+    if results or suites:
+        from .report import render_matrix
 
-    terminalreporter.write(
-        render_matrix(settings(config).tables, results, color=terminalreporter.hasmarkup, suites=suites)
-    )
+        terminalreporter.write(
+            render_matrix(settings(config).tables, results, color=terminalreporter.hasmarkup, suites=suites)
+        )
+    html_line = getattr(config, "_conformance_html_line", None)
+    if html_line:
+        terminalreporter.write_line(html_line[0], red=html_line[1])
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -630,6 +648,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results = getattr(config, "_conformance_results", None)
     if results is None or hasattr(config, "workerinput"):
         return
+    _write_html_report(config)
     path = config.option.conformance_report
     if path:
         from .report import json_report
@@ -645,3 +664,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             if tr is not None:
                 tr.write_line(f"ERROR: --conformance-report: cannot write {path}: {exc.strerror or exc}", red=True)
             session.exitstatus = 1
+
+
+def _write_html_report(config: pytest.Config) -> None:
+    """The HTML run report (``--conformance-html``, default ``<run dir>/report.html``).  It never
+    fails the run: any error while rendering is one line in the terminal summary, the verdict
+    unchanged."""
+    s = settings(config)
+    path = Path(getattr(config.option, "conformance_html", None) or s.run_dir / "report.html")
+    try:
+        from .htmlreport.render import RunMeta, write_run_report
+        from .report import store_of
+
+        meta = RunMeta(target=s.target.name, store=store_of(s.target).get("name"), strict=s.strict,
+                       run_dir=str(s.run_dir), json_report=config.option.conformance_report)
+        written = write_run_report(path, s.tables, list(config._conformance_results),  # type: ignore[attr-defined]
+                                   list(config._conformance_suites.values()), meta=meta, run_dir=s.run_dir)  # type: ignore[attr-defined]
+        line = (f"conformance: HTML report {written.path} ({written.size / 1e6:.1f} MB, "
+                f"rendered in {written.seconds:.1f}s)", False)
+    except Exception as exc:  # noqa: BLE001 - a report must never change the run's verdict
+        line = (f"conformance: HTML report not written ({path}): {type(exc).__name__}: {exc}", True)
+    config._conformance_html_line = line  # type: ignore[attr-defined]

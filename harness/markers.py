@@ -193,6 +193,7 @@ class Markers:
         self._log_tail = log_tail
         self._cache: dict[str, tuple[tuple[int, int, int], list[str]]] = {}
         self._cache_lock = threading.Lock()
+        self._first_seen: dict[str, list[float]] = {}
 
     # -- files ---------------------------------------------------------------------------
 
@@ -225,9 +226,18 @@ class Markers:
         result = complete.decode("utf-8", errors="replace").splitlines()
         # Cache on what was read, not on the earlier stat: a size mismatch just re-reads next time.
         key = (st.st_ino, len(data), st.st_mtime_ns)
+        now = time.monotonic()
         with self._cache_lock:
             self._cache[tag] = (key, result)
+            seen = self._first_seen.setdefault(tag, [])
+            seen.extend([now] * (len(result) - len(seen)))
         return list(result)
+
+    def first_seen(self, tag: str) -> list[float]:
+        """``time.monotonic()`` of the first read that found each complete line of ``tag`` (by
+        any caller: a wait, a watch, a plain ``lines``)."""
+        with self._cache_lock:
+            return list(self._first_seen.get(tag, []))
 
     def all(self) -> dict[str, list[str]]:
         """Every tag in the directory with its complete lines."""
@@ -353,3 +363,39 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class MarkerWatch:
+    """Makes sure each complete line of one tag's marker file is read soon after it is written,
+    so ``Markers.first_seen`` knows when it appeared: it reads the file every ``interval_s`` (a
+    sampling period, not a synchronisation) from ``start()`` until ``stop()``.  A line another
+    reader (a wait) saw first keeps that earlier time."""
+
+    def __init__(self, markers: Markers, tag: str, interval_s: float = 0.01) -> None:
+        self.markers = markers
+        self.tag = tag
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"marker-watch-{tag}")
+
+    def start(self) -> "MarkerWatch":
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[float]:
+        """Stop watching (bounded join), read once more, return ``first_seen`` of the tag."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._look()
+        return self.markers.first_seen(self.tag)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._look()
+
+    def _look(self) -> None:
+        try:
+            self.markers.lines(self.tag)
+        except OSError:
+            pass

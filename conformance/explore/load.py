@@ -24,11 +24,12 @@ from typing import Any
 
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
-from conformance.history import TERMINAL_STATUSES, HttpCall
+from conformance.history import TERMINAL_STATUSES, FaultRecord, History, HttpCall
 from harness.markers import Held
 from harness.process import Target
 
 from .invariants import Observations, Tracked, all_problems
+from .record import suite_history
 
 WAIT_S = 20.0
 POLL_S = 0.01
@@ -43,6 +44,7 @@ class LoadResult:
     statuses: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    history: History | None = None  # the whole run as one History (hundreds of frames), for the HTML report
 
 
 def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> LoadResult:
@@ -95,6 +97,7 @@ def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> L
             result.problems.append(f"{tracked.response_id}: {exc}")
             break
     obs.stops.append(recorder.clock())
+    killed_at = recorder.clock()
     target.kill()
     for tracked in obs.responses.values():
         target.markers.release(tracked.tag or "")
@@ -122,4 +125,15 @@ def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> L
         obs.markers[tracked.tag or ""] = target.markers.lines(tracked.tag or "")
     result.problems.extend(all_problems(obs))
     result.elapsed_s = time.monotonic() - t0
+    result.history = _history(target, t0, recorder, obs, killed_at)
     return result
+
+
+def _history(target: Target, t0: float, recorder: Recorder, obs: Observations, killed_at: float) -> History:
+    """The run as one History: every call and frame, the markers, both incarnations and the
+    SIGKILL, times since the load run started."""
+    first = target.incarnations[0] if target.incarnations else None
+    fault = FaultRecord(kind="sigkill", trigger="held 1 on every acknowledged response", observed=None, t=killed_at,
+                        incarnation=0, exit_mode=first.exit_mode if first else None,
+                        restarted_as=1 if len(target.incarnations) > 1 else None)
+    return suite_history("load", t0, list(recorder.calls), [target], markers=obs.markers, faults=[fault])

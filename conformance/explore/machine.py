@@ -14,12 +14,14 @@ waits for every acknowledged response to end, replays each from the start and ch
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -36,6 +38,7 @@ from harness.markers import Held
 from harness.process import Target
 
 from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, call_response_id, read_cursor, settled
+from .record import suite_history
 
 MAX_RESPONSES = 4
 MAX_READERS = 6
@@ -70,6 +73,8 @@ class ResponsesMachine(RuleBasedStateMachine):
 
     spawn: Spawn | None = None  # set by explore()
     failures: list[str] = []  # every failure text of this exploration (explore() gives a fresh list)
+    records: list[dict[str, Any]] = []  # per failure: its steps, problems and History (as dicts), same order
+    profile = "responses"
 
     def __init__(self) -> None:
         super().__init__()
@@ -162,7 +167,16 @@ class ResponsesMachine(RuleBasedStateMachine):
         steps = "\n".join(f"  {s}" for s in self.steps[-40:])
         message = f"invariant broken:\n{text}\nsteps (t since example start):\n{steps}"
         type(self).failures.append(message)
+        type(self).records.append({"steps": list(self.steps), "problems": list(problems), "history": self._history(problems)})
         raise ExplorationFailed(message)
+
+    def _history(self, problems: list[str]) -> dict[str, Any]:
+        """This example as a History (calls, frames, markers, incarnations; times since the
+        example started), so the HTML report can draw its timeline."""
+        history = suite_history(f"explore {type(self).__name__}", self.t0, list(self.recorder.calls),
+                                [self.target] if self.target is not None else [], profile=self.profile,
+                                markers=dict(self.obs.markers), notes=[f"invariant broken: {p}" for p in problems])
+        return history.to_dict()
 
     def _drop(self, reader: Reader) -> None:
         """Disconnect a reader and wait (bounded) for its thread.  The transport records a stream
@@ -433,6 +447,7 @@ class InvocationsMachine(ResponsesMachine):
     snapshot; the server mode drawn is ``resilient_invocations``."""
 
     mode = "resilient_invocations"
+    profile = "invocations"
 
     def __init__(self) -> None:
         super().__init__()
@@ -492,10 +507,27 @@ def budget_for(explore: int) -> Budget:
     return Budget(explore, 25, int(env) if env else random.randrange(1 << 32), shrink=True)
 
 
-def explore(spawn: Spawn, budget: Budget, *, replay_hint: str = "", machine: type[ResponsesMachine] = ResponsesMachine) -> None:
+def record_failure(record_dir: Path | None, record: dict[str, Any], how: str) -> None:
+    """Write a failing example next to the test's results: ``steps.json`` (the steps, shrunk when
+    the budget shrinks, the problems, how to replay) and ``history.json`` (its calls, frames and
+    incarnations), which the HTML report shows.  Never raises: the failure itself matters more."""
+    if record_dir is None:
+        return
+    try:
+        record_dir.mkdir(parents=True, exist_ok=True)
+        steps = {"steps": [s.strip() for s in record["steps"]], "failure": "; ".join(record["problems"]), "exploration": how}
+        (record_dir / "steps.json").write_text(json.dumps(steps, indent=2), encoding="utf-8")
+        (record_dir / "history.json").write_text(json.dumps(record["history"], indent=2, default=str), encoding="utf-8")
+    except (OSError, TypeError, ValueError):
+        pass
+
+
+def explore(spawn: Spawn, budget: Budget, *, replay_hint: str = "", machine: type[ResponsesMachine] = ResponsesMachine,
+            record_dir: Path | None = None) -> None:
     """Run the state machine against targets made by ``spawn``; raise ExplorationFailed with the
-    seed and a replay command on the first (shrunk) failure."""
-    cls = type(machine.__name__, (machine,), {"spawn": staticmethod(spawn), "failures": []})
+    seed and a replay command on the first (shrunk) failure, whose steps and History are
+    written to ``record_dir`` when given (``record_failure``)."""
+    cls = type(machine.__name__, (machine,), {"spawn": staticmethod(spawn), "failures": [], "records": []})
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if budget.shrink else [])
     config = settings(
         max_examples=budget.examples,
@@ -516,10 +548,13 @@ def explore(spawn: Spawn, budget: Budget, *, replay_hint: str = "", machine: typ
     try:
         run_state_machine_as_test(cls, settings=config)
     except ExplorationFailed as exc:
+        if cls.records:  # the last failure is the example hypothesis raised (the shrunk one, when shrinking)
+            record_failure(record_dir, cls.records[-1], footer.strip())
         raise ExplorationFailed(f"{exc}{footer}") from None
     except BaseException as exc:  # hypothesis Flaky*: a live target need not fail at the same step twice
         if not cls.failures or isinstance(exc, KeyboardInterrupt):
             raise
+        record_failure(record_dir, cls.records[0], footer.strip())
         note = f"\n(hypothesis could not replay the failure identically: {type(exc).__name__}; first failure shown)"
         raise ExplorationFailed(f"{cls.failures[0]}{note}{footer}") from None
 
@@ -536,6 +571,7 @@ def explore_suite(test_name: str, conformance_settings: Any, spawn_target: Any,
         lambda server: spawn_target(server=server),
         budget_for(conformance_settings.explore),
         machine=machine,
+        record_dir=getattr(spawn_target, "work_dir", None),
         replay_hint=f"{SEED_ENV}={{seed}} pytest conformance -k {test_name} --conformance-explore {conformance_settings.explore}"
         + (f" --conformance-target {target.source}" if target.name != "reference" else ""),
     )

@@ -37,11 +37,12 @@ from typing import Any
 
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, is_terminal_frame, response_id_of, script_input
-from conformance.history import TERMINAL_STATUSES
+from conformance.history import TERMINAL_STATUSES, FaultRecord, History
 from harness.markers import Held, Start, parse_markers
 from harness.process import Target
 
 from .invariants import Observations, Tracked, all_problems
+from .record import suite_history
 
 FAULTS = ("sigkill", "sigterm", "pause", "none", "cancel")
 WAIT_S = 20.0
@@ -61,6 +62,7 @@ class WorkersResult:
     attempts: list[tuple[int, int]] = field(default_factory=list)  # (attempt, from delta) per start marker
     problems: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    history: History | None = None  # the schedule as one History (both workers' incarnations), for the HTML report
 
 
 def promised_status(fault: str) -> str:
@@ -80,6 +82,7 @@ def run_workers(owner: Target, other: Target, fault: str, *, lease_ttl_s: float,
     script = dict(SCRIPT, tag=tag)
     body = {"input": script_input(script), "background": True, "store": True, "stream": True}
     readers: list[tuple[StreamControl, threading.Thread]] = []
+    faults: list[FaultRecord] = []
 
     def reader(fn: Any) -> None:
         control = StreamControl()
@@ -101,6 +104,7 @@ def run_workers(owner: Target, other: Target, fault: str, *, lease_ttl_s: float,
         reader(lambda control: on_other.replay(rid, None, label="tail-on-other-worker", control=control))
         owner.markers.wait_for(tag, Held(3), timeout_s=WAIT_S, alive=owner.is_alive)
         mid = max((s for f in list(create.frames) if (s := obs.wire.cursor(f)) is not None), default=None)
+        faults.append(FaultRecord(kind=fault, trigger="held", observed="held 3", t=recorder.clock(), incarnation=0))
         _fault(owner, other, fault, tag, lease_ttl_s, obs, on_other, recorder, result, rid)
         final = _poll_terminal(on_other, rid, SETTLE_S + 4 * lease_ttl_s)
         result.status = final
@@ -130,6 +134,10 @@ def run_workers(owner: Target, other: Target, fault: str, *, lease_ttl_s: float,
     result.problems.extend(_judge(owner, fault, obs, result))
     result.problems.extend(all_problems(obs))
     result.elapsed_s = time.monotonic() - t0
+    result.history = suite_history(
+        f"multi-worker {fault}", t0, list(recorder.calls), [owner, other], markers=obs.markers, faults=faults,
+        notes=[f"incarnations 0..{len(owner.incarnations) - 1}: the owner (first worker); the next ones: the other worker"],
+    )
     return result
 
 

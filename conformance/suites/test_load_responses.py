@@ -22,5 +22,7 @@ def test_load_responses_sigkill(resilient: bool, conformance_settings, spawn_tar
     n = EXPLORE_N if conformance_settings.explore else DEFAULT_N
     target = spawn_target(server={"resilient_background": resilient})
     result = run_load(target, n, resilient=resilient)
+    if result.history is not None:  # the whole run, for the HTML report's timeline
+        (spawn_target.work_dir / "history.json").write_text(result.history.to_json(), encoding="utf-8")
     assert result.acknowledged == n, f"only {result.acknowledged}/{n} creates acknowledged: {result.problems[:5]}"
     assert not result.problems, f"{len(result.problems)} problem(s) after SIGKILL under load of {n}:\n  - " + "\n  - ".join(result.problems[:20])

@@ -42,6 +42,8 @@ def test_multi_worker(fault: str, conformance_settings, spawn_target) -> None:
     owner = spawn_target(server, worker="w1")
     other = spawn_target(server, worker="w2", share_state_with=owner)
     result = run_workers(owner, other, fault, lease_ttl_s=cfg.lease_ttl_s or 1.0, tag=f"mw-{fault}")
+    if result.history is not None:  # the schedule, for the HTML report's timeline
+        (spawn_target.work_dir / "history.json").write_text(result.history.to_json(), encoding="utf-8")
     assert not result.problems, (
         f"{len(result.problems)} problem(s) with two workers, fault {fault!r} on the owner "
         f"(promised: {promised_status(fault)}; attempts {result.attempts}; response {result.response_id}):\n  - "

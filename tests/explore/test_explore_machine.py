@@ -72,3 +72,24 @@ def test_failure_text_has_the_seed_and_the_replay_line(tmp_path, spawn_factory) 
     assert "invariant broken:\n  - synthetic problem" in text and "start target" in text, text
     assert "exploration: seed 5, 3 example(s) x 5 steps" in text, text
     assert "replay: CONFORMANCE_EXPLORE_SEED=5 pytest conformance -k test_explore_responses" in text, text
+
+
+def test_failing_exploration_records_its_steps_and_history_for_the_html_report(tmp_path, spawn_factory) -> None:
+    import json
+
+    from conformance.history import History
+    from conformance.htmlreport.render import render_run_report
+
+    record = tmp_path / "results" / "conformance_suites_test_explore_responses.py_test_explore_responses"
+    with pytest.raises(ExplorationFailed):
+        explore(spawn_factory(tiny_config(tmp_path)), Budget(examples=2, steps=3, seed=7, shrink=False),
+                machine=AlwaysBroken, record_dir=record)
+    steps = json.loads((record / "steps.json").read_text())
+    assert steps["steps"] and steps["steps"][0].split(None, 1)[1].startswith("start target"), steps
+    assert steps["failure"] == "synthetic problem" and "seed 7" in steps["exploration"]
+    history = History.from_json((record / "history.json").read_text())
+    assert history.incarnations and history.incarnations[0].ready_at is not None
+    assert history.notes == ["invariant broken: synthetic problem"]
+    html = render_run_report([], [], [{"id": "conformance/suites/test_explore_responses.py::test_explore_responses",
+                                       "verdict": "fail"}], run_dir=tmp_path / "results", base_dir=tmp_path)
+    assert '<ol class="steps">' in html and "start target" in html and "synthetic problem" in html

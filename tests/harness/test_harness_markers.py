@@ -194,3 +194,19 @@ def test_waits_for_a_record_type_or_one_record(tmp_path):
         markers.wait_for("r", Held(4), timeout_s=0.05)
     with pytest.raises(MarkerTimeout, match=r"no line 'done' \(marker\) within"):
         markers.wait_for("r", Done, timeout_s=0.05)
+def test_marker_watch_notes_when_each_complete_line_was_first_seen(markers):
+    from harness.markers import MarkerWatch
+
+    append(markers, "w", "start attempt=1 id=r1\n")
+    t0 = time.monotonic()
+    assert markers.lines("w") == ["start attempt=1 id=r1"]  # any read notes the time
+    append(markers, "w", "delta 0\nheld 0\ndel")  # a torn last line is not seen yet
+    watch = MarkerWatch(markers, "w", interval_s=0.005).start()
+    deadline = time.monotonic() + 5
+    while len(markers.first_seen("w")) < 3 and time.monotonic() < deadline:  # the watcher's own read, bounded
+        time.sleep(0.005)
+    t1 = time.monotonic()
+    append(markers, "w", "ta 1\n")
+    times = watch.stop()
+    assert len(times) == 4 and times == sorted(times), times
+    assert times[0] <= t0 + 0.5 and t0 <= times[1] <= t1 and times[3] >= t1, (t0, t1, times)

@@ -24,6 +24,8 @@ in this process, then runs its command line as usual.  Variants:
   on streaming deltas to its end).
 - ``stuck``: the startup recovery scan leaves an interrupted non-resilient response
   ``in_progress`` for ever instead of marking it ``failed`` (a MUST: the row's status).
+- ``replay-gap``: every replay drops the event at ``sequence_number`` 5 (a MUST: gap-free
+  replay); the README's screenshot of the HTML report is a cell run against it.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ import re
 import sys
 from typing import Any
 
-VARIANTS = ("lenient", "readings", "deep-500", "surrogate-500", "stuck", "seq-restart", "replay-drops-last",
-            "terminal-not-last", "cursor-500", "cancel-keeps-streaming")
+VARIANTS = ("lenient", "readings", "deep-500", "surrogate-500", "stuck", "replay-gap", "seq-restart",
+            "replay-drops-last", "terminal-not-last", "cursor-500", "cancel-keeps-streaming")
 
 
 def _lenient() -> None:
@@ -168,6 +170,19 @@ def _stuck() -> None:
     runtime.Runtime._recover_one = recover_one
 
 
+def _replay_gap() -> None:
+    from reference_impl import runtime
+
+    original = runtime.Runtime.replay
+
+    async def replay(self: Any, rid: str, after: int | None) -> Any:
+        async for event in original(self, rid, after):
+            if event.get("sequence_number") != 5:  # the bug: a replay loses the event at seq 5
+                yield event
+
+    runtime.Runtime.replay = replay
+
+
 def _seq_restart() -> None:
     from reference_impl import runtime
 
@@ -249,7 +264,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: variant_server.py --variant {{{'|'.join(VARIANTS)}}} <reference_impl options>", file=sys.stderr)
         return 2
     {"lenient": _lenient, "readings": _readings, "deep-500": _deep_500, "surrogate-500": _surrogate_500, "stuck": _stuck,
-     "seq-restart": _seq_restart, "replay-drops-last": _replay_drops_last, "terminal-not-last": _terminal_not_last,
+     "replay-gap": _replay_gap, "seq-restart": _seq_restart, "replay-drops-last": _replay_drops_last, "terminal-not-last": _terminal_not_last,
      "cursor-500": _cursor_500, "cancel-keeps-streaming": _cancel_keeps_streaming}[argv[1]]()
     from reference_impl.cli import main as reference_main
 

@@ -1,0 +1,1 @@
+"""Tests of the HTML run report (conformance/htmlreport)."""
