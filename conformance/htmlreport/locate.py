@@ -22,6 +22,8 @@ NAMED_N = re.compile(r"`(\w+)`(?: #(\d+))?")
 RESUME_AFTER = re.compile(r"\bresume after (\S+) \((\w+)\)")
 READER_N = re.compile(r"\breader (\d+)\b")
 GAPS_AT = re.compile(r"gaps at ((?:\d+(?:, )?)+)")
+MISSING = re.compile(r"missing: ((?:\d+ \([^)]*\)(?:; )?)+)")
+"""``replay``'s lost events: ``missing: 5 (response.output_text.delta#5 live); 7 (...)``."""
 
 CHECK_LANES: dict[str, tuple[str, ...]] = {
     "evidence": ("faults", "incarnations"),
@@ -122,6 +124,9 @@ def locate(text: str, history: History) -> Location:
     where = Location(lanes=set(CHECK_LANES.get(v.check, ())))
     where.calls = set(_named_calls(v.message, history, v.check))
     labels = FRAME_LABEL.findall(v.message)
+    lost = MISSING.search(v.message)
+    if lost and where.calls:  # the labels say where a lost event was seen; the hole is in the named call
+        labels = []
     if labels:
         everywhere = list(range(len(history.calls)))
         # the named calls first; a frame named but absent there (lost, say) is found where it was seen
@@ -133,8 +138,11 @@ def locate(text: str, history: History) -> Location:
             if where.frames:
                 break
     gaps = GAPS_AT.search(v.message)
-    if gaps and where.calls:  # a missing seq: the frames on either side of the hole
-        missing = {int(n) for n in re.findall(r"\d+", gaps.group(1))}
+    if (gaps or lost) and where.calls:  # a missing seq: the frames on either side of the hole
+        if gaps:
+            missing = {int(n) for n in re.findall(r"\d+", gaps.group(1))}
+        else:
+            missing = {int(n) for n in re.findall(r"(?:^|; )(\d+) \(", lost.group(1))}
         for ci in where.calls:
             seqs = [(fi, f.seq) for fi, f in enumerate(history.calls[ci].frames) if f.seq is not None]
             for fi, seq in seqs:

@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from conformance.report import json_report
+from conformance.results import CellResult
 
 IDS = [("responses/demo::R1[A]", "R1", "A", 10), ("responses/demo::R1[C]", "R1", "C", 11),
        ("responses/demo::R2[A]", "R2", "A", 20)]
@@ -18,9 +19,9 @@ def write_report_pair(tmp_path: Path) -> tuple[Path, Path, str]:
     for store, failing in (("sqlite", None), ("memory", "responses/demo::R1[C]")):
         target = SimpleNamespace(name="reference", source="reference.yaml", store=store, store_info={"name": store})
         settings = SimpleNamespace(target=target, tables=[SimpleNamespace(not_applicable=[])])
-        results = [{"id": i, "contract": "responses/demo", "row": row, "path": p, "variant": p, "level": "MUST",
-                    "fault": "none", "source": f"contracts/responses/demo.yaml:{line}",
-                    "verdict": "fail" if i == failing else "pass"} for i, row, p, line in IDS]
+        results = [CellResult(id=i, contract="responses/demo", row=row, path=p, variant=p, level="MUST",
+                              fault="none", source=f"contracts/responses/demo.yaml:{line}",
+                              verdict="fail" if i == failing else "pass") for i, row, p, line in IDS]
         path = tmp_path / f"{store}.json"
         path.write_text(json.dumps(json_report(settings, results, started=0.0)), encoding="utf-8")
         paths.append(path)

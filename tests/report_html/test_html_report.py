@@ -61,20 +61,19 @@ def responses_gap_history() -> History:
 def test_failing_cell_shows_the_violation_next_to_the_frames_it_names(tmp_path):
     cell = make_cell(REPLAY_GAP, fault=SIGKILL_HELD)
     result = result_for(cell, responses_gap_history(), tmp_path)
-    assert any("gaps at 5" in v for v in result["violations"])
+    assert any("observed 1 missing: 5 (" in v for v in result["violations"])  # seen live: lost, not a mere gap
     doc = parse(render_run_report([], [result], [], base_dir=tmp_path))
     detail = detail_of(doc, cell.id)
     assert "failing" in detail.classes and detail.attrs["data-verdict"] == "fail"
 
     # the violation list names it, and its number is on the frames on either side of the hole
-    assert "observed gaps at 5" in detail.text()
-    hits = [r for r in frame_rows(detail) if "hit" in r.classes]
+    assert "observed 1 missing: 5" in detail.text()
+    hits = [r for r in frame_rows(detail) if "hit" in r.classes and r.attrs["id"].startswith(f"{detail.attrs['id']}-c1-")]
     assert sorted(r.attrs["data-label"] for r in hits) == ["response.output_text.delta#4", "response.output_text.delta#6"]
     assert all(r.attrs["data-violations"] == "1" for r in hits)
     # ... and its text is the row right after the first of them, in the replay's frame table
     note = hits[0].next_sibling()
-    assert note is not None and "vrow" in note.classes and "observed gaps at 5" in note.text()
-    assert hits[0].attrs["id"].startswith(f"{detail.attrs['id']}-c1-")  # call 1 = the replay
+    assert note is not None and "vrow" in note.classes and "observed 1 missing: 5" in note.text()
     # no other frame of the cell is highlighted (the live stream had no hole)
     assert len(detail.find_all(lambda n: "fr" in n.classes and "hit" in n.classes)) == 2
 
@@ -93,7 +92,7 @@ def test_failing_cell_shows_the_violation_next_to_the_frames_it_names(tmp_path):
     assert any("0 created" in t.text() for t in ticks)
     # the violation note sits in the lane right under the replay call
     note_lane = timeline.find_all(lambda n: n.attrs.get("data-lane") == "violations")
-    assert len(note_lane) == 1 and note_lane[0].attrs["data-call-index"] == "1" and "gaps at 5" in note_lane[0].text()
+    assert len(note_lane) == 1 and note_lane[0].attrs["data-call-index"] == "1" and "missing: 5" in note_lane[0].text()
 
     # links into the results dir, relative to the report
     links = {a.attrs["href"] for a in detail.find_all(lambda n: n.tag == "a" and not n.attrs.get("href", "#").startswith("#"))}
