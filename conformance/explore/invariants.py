@@ -129,6 +129,18 @@ def read_cursor(call: HttpCall, wire: Wire = RESPONSES) -> int | None:
     return as_int(call.params.get(wire.read_cursor_param)) if call.params else None
 
 
+def answer_of(call: HttpCall, limit: int = 200) -> str:
+    """What a call got, for failure texts: ``HTTP 400 {"error": ...}`` (status and a body
+    excerpt), the frames of an event stream, or how it ended when there was no answer.  A replay
+    refused with 400 then reads as such, not as "0 frames"."""
+    if call.status is None:
+        return f"no answer ({call.ended}{': ' + call.error if call.error else ''})"
+    if call.frames:
+        return f"HTTP {call.status}, {len(call.frames)} frame(s), {call.ended}"
+    body = call.body if call.body is not None else call.body_text
+    return f"HTTP {call.status}, 0 frames, {call.ended}, body: {excerpt(body, limit) if body not in (None, '') else '(empty)'}"
+
+
 def frame_label(frame: SSEFrame, wire: Wire = RESPONSES) -> str:
     return f"{frame.type}#{wire.cursor(frame)}"
 
@@ -327,13 +339,20 @@ def status_problems(obs: Observations) -> list[str]:
 
 def http_problems(obs: Observations) -> list[str]:
     """No 5xx anywhere (but a 503 to a create during shutdown); an acknowledged resource never
-    answers 404 afterwards."""
+    answers 404 afterwards; a replay of an acknowledged stream resource is never refused (4xx):
+    the explorers replay only those, from cursors they saw."""
     problems: list[str] = []
     for call in list(obs.calls):
         if call.status is not None and call.status >= 500 and not (call.status == 503 and call.name == "create"):
             problems.append(f"{call.method} {call.url} -> {call.status}: {excerpt(call.body or call.body_text, 200)}")
         rid = call_response_id(call, obs.wire)
         tracked = obs.responses.get(rid) if rid else None
+        if (call.name == "replay" and tracked is not None and tracked.stream and call.status is not None
+                and 400 <= call.status < 500 and call.status != 404 and call.started_at > tracked.acked_at):
+            problems.append(
+                f"{rid}: acknowledged at t={tracked.acked_at:.3f} as a stream, then its replay "
+                f"{call.method} {call.url} {call.params} was refused at t={call.started_at:.3f}: {answer_of(call)}"
+            )
         if call.status == 404 and tracked is not None and call.started_at > tracked.acked_at:
             problems.append(
                 f"{rid}: acknowledged at t={tracked.acked_at:.3f}, then {call.method} {call.url} -> 404 "

@@ -34,7 +34,7 @@ from conformance.history import HttpCall
 from harness.errors import MarkerTimeout
 from harness.process import Target
 
-from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, call_response_id, read_cursor, settled
+from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, answer_of, call_response_id, read_cursor, settled
 
 MAX_RESPONSES = 4
 MAX_READERS = 6
@@ -252,7 +252,7 @@ class ResponsesMachine(RuleBasedStateMachine):
             or call.ended != "in_flight",
             WAIT_S,
             f"the live stream of {tag} to show the {hold + 1} deltas emitted before 'held {hold}'",
-            lambda: f"{len(call.frames)} frames, {call.ended}",
+            lambda: answer_of(call),
         )
 
     def _track(self, rid: str, tag: str, script: dict[str, Any], acked_at: float, stream: bool) -> None:
@@ -275,7 +275,7 @@ class ResponsesMachine(RuleBasedStateMachine):
                 return
         self._step(f"read {k} event(s) of {rid} after {cursor}")
         call = self._replay_until(rid, cursor, lambda c: len(c.frames) >= k, f"{k} event(s)")
-        self._step(f"  -> {call.status} {self._cursors(call)} {call.ended}")
+        self._step(f"  -> {answer_of(call)}, cursors {self._cursors(call)}")
 
     def _streamable(self) -> list[str]:
         """Responses created with ``stream=true``: the only ones a replay may be asked of (B2)."""
@@ -293,7 +293,7 @@ class ResponsesMachine(RuleBasedStateMachine):
         reader.holder["call"] = call
         self._wait(
             lambda: call.ended != "in_flight" or enough(call), WAIT_S, f"{what} of {rid} after {cursor}",
-            lambda: f"{call.status} frames {self._cursors(call)} {call.ended}",
+            lambda: f"{answer_of(call)}, cursors {self._cursors(call)}",
         )
         self._drop(reader)
         return call
@@ -391,11 +391,11 @@ class ResponsesMachine(RuleBasedStateMachine):
             self._step(f"wait_terminal {rid}: {status}")
             return
         replay = self._replay_until(rid, None, lambda c: False, "the end of a full replay")
-        self._step(f"wait_terminal {rid}: {status}; full replay {self._cursors(replay)} {replay.ended}")
+        self._step(f"wait_terminal {rid}: {status}; full replay {answer_of(replay)}, cursors {self._cursors(replay)}")
         if replay.ended != "complete" or not replay.frames or self.obs.wire.cursor(replay.frames[-1]) is None:
             self._check()
             self._fail([f"{rid}: full replay after {status!r} did not end cleanly on a terminal event "
-                        f"({replay.ended}, {len(replay.frames)} frames)"])
+                        f"({answer_of(replay)})"])
 
     # -- invariants ---------------------------------------------------------------------
     @invariant()
