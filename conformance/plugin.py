@@ -23,6 +23,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import random
 import re
 import shutil
 import time
@@ -36,6 +37,7 @@ from .errors import KitError
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESULT_KEY = "conformance_result"
 PROFILES = ("responses", "invocations")
+SEED_LIMIT = 1 << 32
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -51,6 +53,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=0,
         metavar="N",
         help="examples per property-based exploration test (default: a small budget that keeps the suite fast)",
+    )
+    group.addoption(
+        "--conformance-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the exploration suites (default: a fresh one per run, printed at the end and in the JSON report; "
+        "give it to repeat that run's exploration exactly)",
     )
     group.addoption(
         "--store",
@@ -87,6 +97,8 @@ class Settings:
         if opt.conformance_explore < 0:
             raise KitError("--conformance-explore: expected a whole number >= 0")
         self.explore = opt.conformance_explore
+        if opt.conformance_seed is not None and not 0 <= opt.conformance_seed < SEED_LIMIT:
+            raise KitError(f"--conformance-seed: expected a whole number from 0 to {SEED_LIMIT - 1}")
         self.strict = bool(opt.conformance_strict or self.target.strict)
         baseline = Path(opt.baseline) if opt.baseline else self.target.baseline
         if baseline is not None and not baseline.is_file():
@@ -113,8 +125,10 @@ class Settings:
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None and "conformance_run_dir" in workerinput:
             self.run_dir = Path(workerinput["conformance_run_dir"])
+            self.seed: int = workerinput["conformance_seed"]
         else:
             self.run_dir = self.results_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            self.seed = opt.conformance_seed if opt.conformance_seed is not None else random.randrange(SEED_LIMIT)
 
 
 KIT_CONTRACTS_DIR = PACKAGE_DIR.parent / "contracts"
@@ -284,6 +298,7 @@ def pytest_configure_node(node: Any) -> None:
     s = getattr(node.config, "_conformance_settings", None)
     if s is not None:
         node.workerinput["conformance_run_dir"] = str(s.run_dir)
+        node.workerinput["conformance_seed"] = s.seed  # one seed for the run, whichever worker explores
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -693,9 +708,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     from .report import render_matrix
 
-    terminalreporter.write(
-        render_matrix(settings(config).tables, results, color=terminalreporter.hasmarkup, suites=suites)
-    )
+    s = settings(config)
+    terminalreporter.write(render_matrix(s.tables, results, color=terminalreporter.hasmarkup, suites=suites))
+    terminalreporter.write_line(f"conformance seed: {s.seed} (repeat this run's exploration with --conformance-seed {s.seed})")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

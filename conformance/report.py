@@ -110,6 +110,7 @@ def json_report(
         "finished": time.time(),
         "python": platform.python_version(),
         "strict": bool(getattr(settings, "strict", False)),
+        "seed": getattr(settings, "seed", None),  # the exploration seed: --conformance-seed repeats the run
         "totals": dict(sorted(counts.items())),
         "passed": not any(counts.get(k) for k in FAILING),
         "cells": sorted(results, key=lambda r: r["id"]),
