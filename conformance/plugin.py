@@ -13,7 +13,10 @@ the target's claims (unclaimed → skipped and counted), could-not-run (an ``evi
 ``notes`` violation → "not testable", a failure at every level), the baseline (listed failure →
 xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails as ``warn`` or fails
 under ``--conformance-strict`` / ``strict: true``, MAY informs).  Suite tests hand their SHOULD
-findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report).
+findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report); the
+baseline names them by ``conformance/suites/<module>::<test>[<params>]`` (``suite_id``) and
+applies to them as to cells.  Every run has an exploration seed (``--conformance-seed``, else
+drawn), printed at the end and written to the JSON report.
 Results travel in ``report.user_properties`` so that under pytest-xdist one controller sees them
 all and writes one matrix and one JSON report.
 """

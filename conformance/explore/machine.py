@@ -501,7 +501,7 @@ class Budget:
     shrink: bool = True
 
 
-DEFAULT_BUDGET = Budget(examples=3, steps=10, shrink=False)
+DEFAULT_BUDGET = Budget(examples=6, steps=10, shrink=False)  # chosen by bench/explore_budget.py: docs/exploration.md
 
 
 def budget_for(explore: int, seed: int | None) -> Budget:
