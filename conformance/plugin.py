@@ -14,7 +14,10 @@ the target's claims (unclaimed → skipped and counted), could-not-run (an ``evi
 ``notes`` violation → "not testable", a failure at every level), the baseline (listed failure →
 xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails as ``warn`` or fails
 under ``--conformance-strict`` / ``strict: true``, MAY informs).  Suite tests hand their SHOULD
-findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report).
+findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report); the
+baseline names them by ``conformance/suites/<module>::<test>[<params>]`` (``suite_id``) and
+applies to them as to cells.  Every run has an exploration seed (``--conformance-seed``, else
+drawn), printed at the end and written to the JSON report.
 Results (``results.CellResult`` / ``SuiteResult``) travel as JSON in ``report.user_properties`` so that under pytest-xdist one controller sees them
 all and writes one matrix, one JSON report and one HTML report (``--conformance-html``, default
 ``<run dir>/report.html``; ``conformance/htmlreport``).
@@ -25,6 +28,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import random
 import re
 import shutil
 import time
@@ -39,6 +43,7 @@ from .results import CellResult, SuiteResult
 PACKAGE_DIR = Path(__file__).resolve().parent
 RESULT_KEY = "conformance_result"
 PROFILES = ("responses", "invocations")
+SEED_LIMIT = 1 << 32
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,6 +59,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=0,
         metavar="N",
         help="examples per property-based exploration test (default: a small budget that keeps the suite fast)",
+    )
+    group.addoption(
+        "--conformance-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the exploration suites (default: a fresh one per run, printed at the end and in the JSON report; "
+        "give it to repeat that run's exploration exactly)",
     )
     group.addoption(
         "--conformance-store",
@@ -96,21 +109,27 @@ class Settings:
         if opt.conformance_explore < 0:
             raise KitError("--conformance-explore: expected a whole number >= 0")
         self.explore = opt.conformance_explore
+        if opt.conformance_seed is not None and not 0 <= opt.conformance_seed < SEED_LIMIT:
+            raise KitError(f"--conformance-seed: expected a whole number from 0 to {SEED_LIMIT - 1}")
         self.strict = bool(opt.conformance_strict or self.target.strict)
         baseline = Path(opt.conformance_baseline) if opt.conformance_baseline else self.target.baseline
         if baseline is not None and not baseline.is_file():
             raise KitError(f"--conformance-baseline: file {baseline} not found")
         self.baseline = load_baseline(baseline)
+        self.baseline_path = baseline
         if opt.conformance_profile is not None and opt.conformance_profile not in PROFILES:
             raise KitError(f"--conformance-profile: unknown profile {opt.conformance_profile!r} (known: {', '.join(PROFILES)})")
-        pattern = opt.conformance_contracts or str(config.rootpath / "contracts" / "**" / "*.yaml")
+        pattern = opt.conformance_contracts or str(default_contracts_dir(config) / "**" / "*.yaml")
         files = sorted(glob.glob(pattern, recursive=True))
         if not files:
             raise KitError(f"--conformance-contracts: no contract file matches {pattern!r}")
         tables = load_contracts(files)
         self.tables = [t for t in tables if opt.conformance_profile in (None, t.profile)]
+        self.baseline_cells: set[str] | None = None
+        """Set when some baseline entries name no cell: the cell ids, to check those entries
+        against the suite tests too once the session can enumerate them (``check_suite_baseline``)."""
         if self.baseline:
-            _check_baseline(baseline, self.baseline, tables, files, config)
+            self.baseline_cells = _baseline_cells(self.baseline, tables, files, config)
         self.results_dir = Path(opt.conformance_results or config.rootpath / ".conformance-results").resolve()
         _check_creatable("--conformance-results", self.results_dir, directory=True)
         if opt.conformance_report:
@@ -120,31 +139,86 @@ class Settings:
         workerinput = getattr(config, "workerinput", None)
         if workerinput is not None and "conformance_run_dir" in workerinput:
             self.run_dir = Path(workerinput["conformance_run_dir"])
+            self.seed: int = workerinput["conformance_seed"]
         else:
             self.run_dir = self.results_dir / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            self.seed = opt.conformance_seed if opt.conformance_seed is not None else random.randrange(SEED_LIMIT)
 
 
-def _check_baseline(path: Path, entries: dict[str, str], tables: list[Any], files: list[str], config: pytest.Config) -> None:
-    """Baseline entries must name existing cells.  An entry for a cell that ``--conformance-profile`` or
-    ``--conformance-contracts`` left out is not unknown: the ids are looked up in every table of the
-    ``--conformance-contracts`` files (before the profile filter) and, only when that leaves some unknown,
-    in the default ``<rootdir>/contracts/`` too.  ``-k`` and node-id selection change what is
-    collected, not what exists, so they never make an entry unknown."""
+KIT_CONTRACTS_DIR = PACKAGE_DIR.parent / "contracts"
+
+
+def default_contracts_dir(config: pytest.Config) -> Path:
+    """Where contracts are looked for without ``--conformance-contracts``: ``<rootdir>/contracts/``, or the
+    kit's own ``contracts/`` (next to the package) when the rootdir has none.  pytest picks the
+    rootdir from the paths on the command line (a pasted node id, an existing results dir, a
+    target file next to a ``pytest.ini``), so the same run typed two ways may get two rootdirs;
+    the fallback keeps a pasted suite id runnable from a user's own directory."""
+    own = config.rootpath / "contracts"
+    return own if own.is_dir() else KIT_CONTRACTS_DIR
+
+
+def _baseline_cells(entries: dict[str, str], tables: list[Any], files: list[str], config: pytest.Config) -> set[str] | None:
+    """None when every baseline entry names an existing cell, else every cell id there is (the
+    entries left are suite test ids or unknown: ``check_suite_baseline`` decides).  An entry for
+    a cell that ``--conformance-profile`` or ``--conformance-contracts`` left out is not unknown: the ids are looked up in
+    every table of the ``--conformance-contracts`` files (before the profile filter) and, only when that
+    leaves some unknown, in the default contracts dir too.  ``-k`` and node-id selection change
+    what is collected, not what exists, so they never make an entry unknown."""
     from .contract import load_contracts
-    from .targets import check_baseline_ids
 
     known = {c.id for t in tables for c in t.cells}
     if all(e in known for e in entries):
-        return
+        return None
     loaded = {str(Path(f).resolve()) for f in files}
-    others = [f for f in glob.glob(str(config.rootpath / "contracts" / "**" / "*.yaml"), recursive=True)
+    others = [f for f in glob.glob(str(default_contracts_dir(config) / "**" / "*.yaml"), recursive=True)
               if str(Path(f).resolve()) not in loaded]
     if others:
         try:
             known |= {c.id for t in load_contracts(sorted(others)) for c in t.cells}
         except KitError:
             pass  # a broken contract outside this run's selection is not this run's problem
-    check_baseline_ids(path, entries, known)
+    return None if all(e in known for e in entries) else known
+
+
+def suite_id(item: pytest.Item) -> str:
+    """The id of a test of ``conformance/suites/`` in the JSON report and the baseline: its
+    pytest node id from the repository root, ``conformance/suites/<module>::<test>[<params>]``,
+    whatever directory pytest runs from."""
+    chain = item.listchain()
+    module = next(i for i, node in enumerate(chain) if isinstance(node, pytest.Module))
+    return f"conformance/suites/{chain[module].path.name}::" + "::".join(n.name for n in chain[module + 1:])
+
+
+def all_suite_ids(session: pytest.Session) -> set[str]:
+    """The id of every test of ``conformance/suites/`` (every profile's), parametrized by pytest
+    itself: each module is collected on a node of its own, outside the session's tree (its node
+    id is not a prefix of any real node's, so the fixtures it registers apply to nothing).  A
+    module that cannot be imported contributes nothing here; its real collection reports it."""
+    ids: set[str] = set()
+    for module in sorted(SUITES_DIR.glob("test_*.py")):
+        stack: list[Any] = [pytest.Module.from_parent(session, path=module, nodeid=f"<baseline check>/{module.name}")]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, pytest.Item):
+                ids.add(suite_id(node))
+                continue
+            try:
+                stack.extend(node.collect())
+            except Exception:  # noqa: BLE001 - an import error is the real collection's to report
+                continue
+    return ids
+
+
+def check_suite_baseline(session: pytest.Session) -> None:
+    """Baseline entries that name no cell must name a suite test, else one ``baseline:line:``
+    error per entry with the closest cell or suite id, before any test runs."""
+    from .targets import check_baseline_ids
+
+    s = settings(session.config)
+    if s.baseline_cells is None or s.baseline_path is None:
+        return
+    check_baseline_ids(s.baseline_path, s.baseline, s.baseline_cells | all_suite_ids(session))
 
 
 def _check_creatable(option: str, path: Path, *, directory: bool) -> None:
@@ -176,14 +250,15 @@ def settings(config: pytest.Config) -> Settings:
 
 
 def _conformance_requested(config: pytest.Config) -> bool:
-    """True when this run collects cells: the conformance package, a contract file, or a kit option."""
+    """True when this run collects cells or suite tests: the conformance package, a contract
+    file, a suite module (a pasted suite test id), or a kit option."""
     opt = config.option
     if any(getattr(opt, name, None) for name in ("conformance_target", "conformance_contracts", "conformance_profile", "conformance_report", "conformance_html", "conformance_baseline", "conformance_store")):
         return True
-    contracts_dir = (config.rootpath / "contracts").resolve()
+    contracts_dir = default_contracts_dir(config).resolve()
     for arg in config.args:
         path = Path(arg.split("::")[0]).resolve()
-        if path == PACKAGE_DIR or path == contracts_dir or contracts_dir in path.parents:
+        if path in (PACKAGE_DIR, contracts_dir) or contracts_dir in path.parents or SUITES_DIR in (path, *path.parents):
             return True
     return False
 
@@ -251,13 +326,33 @@ def pytest_configure_node(node: Any) -> None:
     s = getattr(node.config, "_conformance_settings", None)
     if s is not None:
         node.workerinput["conformance_run_dir"] = str(s.run_dir)
+        node.workerinput["conformance_seed"] = s.seed  # one seed for the run, whichever worker explores
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if path.resolve() != PACKAGE_DIR:
         return None
-    return SuiteDir.from_parent(parent, path=path)
+    return SuiteDir.from_parent(parent, path=path, nodeid=node_id(parent.config, path))
+
+
+def node_id(config: pytest.Config, path: Path) -> str:
+    """The node id of a kit file (contract, package dir, suite module): its path relative to the
+    rootdir, with ``..`` when it lies outside.  pytest prints ids relative to the directory it
+    runs in, so every printed id is a path that leads to the file and can be pasted back.
+    (pytest's own id for a file outside the rootdir is relative to the command-line argument it
+    was found under: ``suites/test_x.py``, or ``::test_y`` for a pasted module, which leads
+    nowhere.)"""
+    return Path(os.path.relpath(path, config.rootpath)).as_posix()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """A suite module named on the command line by itself (a pasted suite test id whose
+    directories pytest does not walk, being outside its rootdir) keeps its path as its id."""
+    if module_path.parent.resolve() != SUITES_DIR:
+        return None
+    return pytest.Module.from_parent(parent, path=module_path, nodeid=node_id(parent.config, module_path))
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -265,7 +360,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if file_path.suffix not in (".yaml", ".yml") or not _conformance_requested(parent.config):
         return None
     table = _table_for(parent.config, file_path)
-    return ContractFile.from_parent(parent, path=file_path, table=table) if table else None
+    return ContractFile.from_parent(parent, path=file_path, table=table, nodeid=node_id(parent.config, file_path)) if table else None
 
 
 def _table_for(config: pytest.Config, path: Path) -> Any:
@@ -289,25 +384,37 @@ def suite_profile(module: Path) -> str | None:
 
 class SuiteDir(pytest.Directory):
     """The conformance package directory: one File collector per contract table, then the
-    property-based and adversarial suites (ordinary pytest modules in ``conformance/suites/``).
+    property-based and adversarial suites (``SuitesDir``, ``conformance/suites/``).
 
-    Cells keep the contract file as their node, so a printed id such as
-    ``contracts/responses/resilience.yaml::R1[C,stream=true]`` can be run again as is.
+    Every printed id can be run again as is: cells keep the contract file as their node
+    (``contracts/responses/resilience.yaml::R1[C,stream=true]``), and suite tests keep their
+    real path below this directory (``conformance/suites/test_x.py::test_y[p]``).
     """
 
     def collect(self):  # type: ignore[override]
         s = settings(self.config)
         for table in s.tables:
-            yield ContractFile.from_parent(self, path=Path(table.source).resolve(), table=table)
-        wanted = self.config.option.conformance_profile
-        for module in sorted(SUITES_DIR.glob("test_*.py")):
-            if wanted is None or suite_profile(module) in (None, wanted):
-                yield pytest.Module.from_parent(self, path=module)
+            path = Path(table.source).resolve()
+            yield ContractFile.from_parent(self, path=path, table=table, nodeid=node_id(self.config, path))
+        yield SuitesDir.from_parent(self, path=SUITES_DIR, nodeid=node_id(self.config, SUITES_DIR))
 
     def repr_failure(self, excinfo):  # type: ignore[override]
         if isinstance(excinfo.value, KitError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
+
+
+class SuitesDir(pytest.Directory):
+    """``conformance/suites/``: its ``test_*.py`` modules (those of the other profile left out
+    under ``--profile``).  It is a level of the collection tree of its own because pytest finds
+    a pasted node id by walking the path one directory at a time: with the modules hung directly
+    under the package directory, ``conformance/suites/test_x.py::test_y`` matched nothing."""
+
+    def collect(self):  # type: ignore[override]
+        wanted = self.config.option.conformance_profile
+        for module in sorted(self.path.glob("test_*.py")):
+            if wanted is None or suite_profile(module) in (None, wanted):
+                yield pytest.Module.from_parent(self, path=module, nodeid=node_id(self.config, module))
 
 
 class ContractFile(pytest.File):
@@ -568,6 +675,20 @@ def _suite_verdict(report: pytest.TestReport) -> tuple[str, str] | None:
     return ("pass", "") if report.when == "call" else None
 
 
+def _apply_baseline(report: pytest.TestReport, call: Any, sid: str, reason: str) -> bool:
+    """A suite test the baseline lists: a failure (of any phase) becomes an expected failure
+    (xfail, verdict ``baseline``); a pass fails the run as stale.  True when it went stale."""
+    if report.failed:
+        what = call.excinfo.exconly().strip().splitlines()[0] if call.excinfo is not None else "failed"
+        report.outcome = "skipped"
+        report.wasxfail = f"in baseline ({reason}): {what}"
+    elif report.passed and report.when == "call":
+        report.outcome = "failed"
+        report.longrepr = f"stale baseline: {sid} is listed as expected to fail ({reason}) but passed"
+        return True
+    return False
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Against a black-box target (``control: none``) the suites of ``conformance/suites/``
     are not claimed: they drive scripted handlers and judge by markers (docs/protocol.md §8)."""
@@ -582,17 +703,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Any:
     """A test of ``conformance/suites/`` carries its verdict on its report (to the controller
-    under xdist), so the JSON report and the matrix totals count suite tests too."""
+    under xdist), so the JSON report and the matrix totals count suite tests too; the baseline
+    applies to it as to a cell."""
     report = yield
     if not isinstance(item, CellItem) and item.path.parent.resolve() == SUITES_DIR:
-        judged = _suite_verdict(report)
+        sid = suite_id(item)
+        s = getattr(item.config, "_conformance_settings", None)  # built when the run started
+        reason = s.baseline.get(sid) if s is not None else None
+        stale = reason is not None and _apply_baseline(report, call, sid, reason)
+        judged = ("stale_baseline", str(report.longrepr)) if stale else _suite_verdict(report)
         if judged is not None:
             verdict, reason = judged
             findings = [f for k, v in item.user_properties if k == SHOULD_KEY for f in json.loads(v)]
             if findings and verdict == "pass":
                 verdict = "warn"  # every MUST held; SHOULD findings are listed, not failed
-            entry = SuiteResult(id=f"conformance/suites/{item.path.name}::{item.name}", verdict=verdict,
-                                reason=reason or None, should=findings or None)
+            entry = SuiteResult(id=sid, verdict=verdict, reason=reason or None, should=findings or None)
             report.user_properties.append((SUITE_KEY, entry.to_json()))
     return report
 
@@ -621,15 +746,27 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _current_config = session.config
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> None:
+    """Before any test runs (on the controller under xdist): baseline entries naming no cell must
+    name a suite test.  Here, not at configure time, because only a session can collect the
+    suite modules to enumerate their tests."""
+    if hasattr(session.config, "_conformance_results"):
+        try:
+            check_suite_baseline(session)
+        except KitError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     results = getattr(config, "_conformance_results", None)
     suites = list(getattr(config, "_conformance_suites", {}).values())
     if results or suites:
         from .report import render_matrix
 
-        terminalreporter.write(
-            render_matrix(settings(config).tables, results, color=terminalreporter.hasmarkup, suites=suites)
-        )
+    s = settings(config)
+    terminalreporter.write(render_matrix(s.tables, results, color=terminalreporter.hasmarkup, suites=suites))
+    terminalreporter.write_line(f"conformance seed: {s.seed} (repeat this run's exploration with --conformance-seed {s.seed})")
     html_line = getattr(config, "_conformance_html_line", None)
     if html_line:
         terminalreporter.write_line(html_line[0], red=html_line[1])
@@ -646,8 +783,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = 1
     config = session.config
     results = getattr(config, "_conformance_results", None)
-    if results is None or hasattr(config, "workerinput"):
-        return
+    if results is None or hasattr(config, "workerinput") or exitstatus == pytest.ExitCode.USAGE_ERROR:
+        return  # a usage error (a bad baseline entry) stopped the run before any test: no report
     _write_html_report(config)
     path = config.option.conformance_report
     if path:

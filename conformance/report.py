@@ -132,6 +132,7 @@ def json_report(
         "python": platform.python_version(),
         "strict": bool(getattr(settings, "strict", False)),
         "control": getattr(settings.target, "control", "full"),  # "none": black-box cells only
+        "seed": getattr(settings, "seed", None),  # the exploration seed: --conformance-seed repeats the run
         "totals": dict(sorted(counts.items())),
         "passed": not any(counts.get(k) for k in FAILING),
         "cells": [r.to_dict() for r in sorted(results, key=lambda r: r.id)],

@@ -363,7 +363,7 @@ def probe_target(target: TargetConfig, work_dir: Path) -> None:
 
 
 def load_baseline(path: Path | None) -> dict[str, str]:
-    """Expected failures of a target: ``{cell id: reason}``.  Empty when there is no baseline."""
+    """Expected failures of a target: ``{cell or suite test id: reason}``.  Empty when there is no baseline."""
     if path is None:
         return {}
     try:
@@ -377,9 +377,9 @@ def load_baseline(path: Path | None) -> dict[str, str]:
 
 
 def check_baseline_ids(path: Path, entries: dict[str, str], known_ids: set[str]) -> None:
-    """Every baseline entry must name a cell of some contract: an entry naming none (a typo, a
-    renamed row) would otherwise be ignored for ever.  One ``file:line`` per unknown id, with the
-    closest known id when there is one."""
+    """Every baseline entry must name a cell of some contract or a suite test (``known_ids``):
+    an entry naming none (a typo, a renamed row) would otherwise be ignored for ever.  One
+    ``file:line`` per unknown id, with the closest known id when there is one."""
     unknown = [e for e in entries if e not in known_ids]
     if not unknown:
         return
@@ -389,8 +389,10 @@ def check_baseline_ids(path: Path, entries: dict[str, str], known_ids: set[str])
         doc = None
     lines = []
     for entry in unknown:
-        close = difflib.get_close_matches(entry, sorted(known_ids), n=1, cutoff=0.6)
+        # a suite test id without its module path ("test_x[p]") ends the full id; else the nearest
+        close = sorted(k for k in known_ids if k.endswith(("::" + entry, "/" + entry))) \
+            or difflib.get_close_matches(entry, sorted(known_ids), n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         line = yamlfile.line_of(doc, ["expected_failures", entry])
-        lines.append(f"{path}:{line}: expected_failures: {entry!r} is not the id of any contract cell{hint}")
+        lines.append(f"{path}:{line}: expected_failures: {entry!r} is not the id of any contract cell or suite test{hint}")
     raise TargetConfigError("\n".join(lines))

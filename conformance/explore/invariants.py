@@ -129,6 +129,18 @@ def read_cursor(call: HttpCall, wire: Wire = RESPONSES) -> int | None:
     return as_int(call.params.get(wire.read_cursor_param)) if call.params else None
 
 
+def answer_of(call: HttpCall, limit: int = 200) -> str:
+    """What a call got, for failure texts: ``HTTP 400 {"error": ...}`` (status and a body
+    excerpt), the frames of an event stream, or how it ended when there was no answer.  A replay
+    refused with 400 then reads as such, not as "0 frames"."""
+    if call.status is None:
+        return f"no answer ({call.ended}{': ' + call.error if call.error else ''})"
+    if call.frames:
+        return f"HTTP {call.status}, {len(call.frames)} frame(s), {call.ended}"
+    body = call.body if call.body is not None else call.body_text
+    return f"HTTP {call.status}, 0 frames, {call.ended}, body: {excerpt(body, limit) if body not in (None, '') else '(empty)'}"
+
+
 def frame_label(frame: SSEFrame, wire: Wire = RESPONSES) -> str:
     return f"{frame.type}#{wire.cursor(frame)}"
 
@@ -325,10 +337,23 @@ def status_problems(obs: Observations) -> list[str]:
     return problems
 
 
+def _cancelled_before(obs: Observations, rid: str, t: float) -> bool:
+    """A cancel of ``rid`` was accepted, or its status seen ``cancelled``, before ``t``: a replay
+    refused after that is a reading the documents allow (docs/protocol.md §6: "stream gone")."""
+    accepted = any(
+        c.name == "cancel" and call_response_id(c, obs.wire) == rid and c.status is not None
+        and 200 <= c.status < 300 and c.ended_at <= t
+        for c in list(obs.calls)
+    )
+    return accepted or any(s.status == "cancelled" and s.t_seen <= t for s in status_observations(obs).get(rid, []))
+
+
 def http_problems(obs: Observations) -> list[str]:
     """No 5xx anywhere, but a 503 to a create, or to any call the server was being stopped
     during (a draining server may refuse work; nothing is lost by it); an acknowledged resource
-    never answers 404 afterwards."""
+    never answers 404 afterwards; a replay of an acknowledged stream resource is never refused
+    (4xx): the explorers replay only those, from cursors they saw; but after a cancel, a 400
+    ("stream gone") is a reading the documents allow (docs/protocol.md §6)."""
     problems: list[str] = []
     for call in list(obs.calls):
         draining = call.status == 503 and (call.name == "create" or _stopped_during(obs, call))
@@ -336,6 +361,13 @@ def http_problems(obs: Observations) -> list[str]:
             problems.append(f"{call.method} {call.url} -> {call.status}: {excerpt(call.body or call.body_text, 200)}")
         rid = call_response_id(call, obs.wire)
         tracked = obs.responses.get(rid) if rid else None
+        if (call.name == "replay" and tracked is not None and tracked.stream and call.status is not None
+                and 400 <= call.status < 500 and call.status != 404 and call.started_at > tracked.acked_at
+                and not _cancelled_before(obs, rid, call.started_at)):
+            problems.append(
+                f"{rid}: acknowledged at t={tracked.acked_at:.3f} as a stream, then its replay "
+                f"{call.method} {call.url} {call.params} was refused at t={call.started_at:.3f}: {answer_of(call)}"
+            )
         if call.status == 404 and tracked is not None and call.started_at > tracked.acked_at:
             problems.append(
                 f"{rid}: acknowledged at t={tracked.acked_at:.3f}, then {call.method} {call.url} -> 404 "

@@ -14,9 +14,8 @@ waits for every acknowledged response to end, replays each from the start and ch
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from harness.errors import MarkerTimeout
 from harness.markers import Held
 from harness.process import Target
 
-from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, call_response_id, read_cursor, settled
+from .invariants import INVOCATIONS, TERMINAL_ANY, Observations, Tracked, all_problems, answer_of, call_response_id, read_cursor, settled
 from .record import suite_history
 
 MAX_RESPONSES = 4
@@ -68,6 +67,18 @@ class Reader:
         return self.holder.get("call")
 
 
+def traced(rule_fn: Callable[..., None]) -> Callable[..., None]:
+    """Record a rule call with the arguments hypothesis drew, ``create(deltas=2, ...)``, in the
+    example's ``trace``: what a seed decides (the answers and the times are the target's)."""
+
+    @functools.wraps(rule_fn)
+    def run(self: ResponsesMachine, **drawn: Any) -> None:
+        self.trace.append(f"{rule_fn.__name__}({', '.join(f'{k}={v!r}' for k, v in sorted(drawn.items()))})")
+        rule_fn(self, **drawn)
+
+    return run
+
+
 class ResponsesMachine(RuleBasedStateMachine):
     """Operations on one live responses-profile target per example."""
 
@@ -75,6 +86,7 @@ class ResponsesMachine(RuleBasedStateMachine):
     failures: list[str] = []  # every failure text of this exploration (explore() gives a fresh list)
     records: list[dict[str, Any]] = []  # per failure: its steps, problems and History (as dicts), same order
     profile = "responses"
+    traces: list[list[str]] = []  # every example's rule calls, in order (explore() gives a fresh list)
 
     def __init__(self) -> None:
         super().__init__()
@@ -87,6 +99,8 @@ class ResponsesMachine(RuleBasedStateMachine):
         self.order: list[str] = []  # acknowledged response ids, in creation order
         self.released: set[str] = set()
         self.steps: list[str] = []
+        self.trace: list[str] = []
+        type(self).traces.append(self.trace)
         self.created = 0
 
     # -- plumbing -----------------------------------------------------------------------
@@ -198,6 +212,7 @@ class ResponsesMachine(RuleBasedStateMachine):
 
     # -- rules --------------------------------------------------------------------------
     @initialize(resilient=st.booleans())
+    @traced
     def start(self, resilient: bool) -> None:
         assert self.spawn is not None, "explore() sets ResponsesMachine.spawn"
         self.target = type(self).spawn({self.mode: resilient})  # type: ignore[misc]
@@ -212,6 +227,7 @@ class ResponsesMachine(RuleBasedStateMachine):
         delay=st.sampled_from([0, 2]),
         stream=st.booleans(),
     )
+    @traced
     def create(self, deltas: int, hold: int | None, checkpoint: int | None, delay: int, stream: bool) -> None:
         self.created += 1
         tag = f"x{self.created}"
@@ -267,7 +283,7 @@ class ResponsesMachine(RuleBasedStateMachine):
             or call.ended != "in_flight",
             WAIT_S,
             f"the live stream of {tag} to show the {hold + 1} deltas emitted before 'held {hold}'",
-            lambda: f"{len(call.frames)} frames, {call.ended}",
+            lambda: answer_of(call),
         )
 
     def _track(self, rid: str, tag: str, script: dict[str, Any], acked_at: float, stream: bool) -> None:
@@ -276,6 +292,7 @@ class ResponsesMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self._streamable())
     @rule(pick=st.integers(0, 1 << 16), cursor_pick=st.integers(0, 1 << 16), k=st.integers(1, 4))
+    @traced
     def read_k(self, pick: int, cursor_pick: int, k: int) -> None:
         """Replay from a cursor seen so far (or the start), read k events, disconnect."""
         rid = self._pick(self._streamable(), pick)
@@ -290,7 +307,7 @@ class ResponsesMachine(RuleBasedStateMachine):
                 return
         self._step(f"read {k} event(s) of {rid} after {cursor}")
         call = self._replay_until(rid, cursor, lambda c: len(c.frames) >= k, f"{k} event(s)")
-        self._step(f"  -> {call.status} {self._cursors(call)} {call.ended}")
+        self._step(f"  -> {answer_of(call)}, cursors {self._cursors(call)}")
 
     def _streamable(self) -> list[str]:
         """Responses created with ``stream=true``: the only ones a replay may be asked of (B2)."""
@@ -308,13 +325,14 @@ class ResponsesMachine(RuleBasedStateMachine):
         reader.holder["call"] = call
         self._wait(
             lambda: call.ended != "in_flight" or enough(call), WAIT_S, f"{what} of {rid} after {cursor}",
-            lambda: f"{call.status} frames {self._cursors(call)} {call.ended}",
+            lambda: f"{answer_of(call)}, cursors {self._cursors(call)}",
         )
         self._drop(reader)
         return call
 
     @precondition(lambda self: self._streamable() and len(self._active()) < MAX_READERS)
     @rule(pick=st.integers(0, 1 << 16), cursor_pick=st.integers(0, 1 << 16))
+    @traced
     def attach(self, pick: int, cursor_pick: int) -> None:
         """Open a replay from a seen cursor and leave it reading in the background."""
         assert self.driver is not None
@@ -329,6 +347,7 @@ class ResponsesMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self._active())
     @rule(pick=st.integers(0, 1 << 16))
+    @traced
     def disconnect(self, pick: int) -> None:
         reader = self._pick(self._active(), pick)
         reader.attached = False
@@ -337,6 +356,7 @@ class ResponsesMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.order)
     @rule(pick=st.integers(0, 1 << 16))
+    @traced
     def cancel(self, pick: int) -> None:
         assert self.driver is not None
         rid = self._pick(self.order, pick)
@@ -345,6 +365,7 @@ class ResponsesMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: any(self._held(t) for t in self.obs.responses.values()))
     @rule(pick=st.integers(0, 1 << 16))
+    @traced
     def release(self, pick: int) -> None:
         held = [t for t in self.obs.responses.values() if self._held(t)]
         tracked = self._pick(held, pick)
@@ -354,6 +375,7 @@ class ResponsesMachine(RuleBasedStateMachine):
         self._step(f"release {tracked.tag} ({tracked.response_id})")
 
     @rule()
+    @traced
     def sigkill_restart(self) -> None:
         assert self.target is not None
         self.obs.stops.append(self.now())
@@ -362,6 +384,7 @@ class ResponsesMachine(RuleBasedStateMachine):
         self._step(f"SIGKILL + restart (incarnation {self._incarnation()})")
 
     @rule()
+    @traced
     def sigterm_restart(self) -> None:
         assert self.target is not None
         self.obs.stops.append(self.now())
@@ -370,6 +393,7 @@ class ResponsesMachine(RuleBasedStateMachine):
         self._step(f"SIGTERM ({inc.exit_mode}) + restart (incarnation {self._incarnation()})")
 
     @rule()
+    @traced
     def pause_resume(self) -> None:
         assert self.target is not None
         self.target.pause()
@@ -378,6 +402,7 @@ class ResponsesMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.order)
     @rule(pick=st.integers(0, 1 << 16))
+    @traced
     def wait_terminal(self, pick: int) -> None:
         rid = self._pick(self.order, pick)
         self._settle(rid)
@@ -406,11 +431,11 @@ class ResponsesMachine(RuleBasedStateMachine):
             self._step(f"wait_terminal {rid}: {status}")
             return
         replay = self._replay_until(rid, None, lambda c: False, "the end of a full replay")
-        self._step(f"wait_terminal {rid}: {status}; full replay {self._cursors(replay)} {replay.ended}")
+        self._step(f"wait_terminal {rid}: {status}; full replay {answer_of(replay)}, cursors {self._cursors(replay)}")
         if replay.ended != "complete" or not replay.frames or self.obs.wire.cursor(replay.frames[-1]) is None:
             self._check()
             self._fail([f"{rid}: full replay after {status!r} did not end cleanly on a terminal event "
-                        f"({replay.ended}, {len(replay.frames)} frames)"])
+                        f"({answer_of(replay)})"])
 
     # -- invariants ---------------------------------------------------------------------
     @invariant()
@@ -492,19 +517,18 @@ class Budget:
     shrink: bool = True
 
 
-DEFAULT_BUDGET = Budget(examples=3, steps=10, shrink=False)
-SEED_ENV = "CONFORMANCE_EXPLORE_SEED"
+DEFAULT_BUDGET = Budget(examples=6, steps=10, shrink=False)  # chosen by bench/explore_budget.py: docs/exploration.md
 
 
-def budget_for(explore: int) -> Budget:
-    """``--conformance-explore N``: 0 keeps the small default budget (derandomized, no shrinking:
-    a failing example is at most 10 steps anyway), N > 0 runs N examples of up to 25 steps from
-    a random seed (``$CONFORMANCE_EXPLORE_SEED`` fixes it) and shrinks a failure (each shrink
-    attempt re-runs live steps: it can take minutes, bounded by hypothesis's own shrink limit)."""
-    env = os.environ.get(SEED_ENV)
+def budget_for(explore: int, seed: int | None) -> Budget:
+    """The run's budget: ``--conformance-explore`` 0 keeps the small default budget (no
+    shrinking: a failing example is at most 10 steps anyway), N > 0 runs N examples of up to 25
+    steps and shrinks a failure (each shrink attempt re-runs live steps: it can take minutes,
+    bounded by hypothesis's own shrink limit).  ``seed`` is the run's seed (printed in the
+    terminal summary and the JSON report; ``--conformance-seed`` repeats it); None derandomizes."""
     if explore <= 0:
-        return Budget(DEFAULT_BUDGET.examples, DEFAULT_BUDGET.steps, int(env) if env else None, shrink=False)
-    return Budget(explore, 25, int(env) if env else random.randrange(1 << 32), shrink=True)
+        return Budget(DEFAULT_BUDGET.examples, DEFAULT_BUDGET.steps, seed, shrink=False)
+    return Budget(explore, 25, seed, shrink=True)
 
 
 def record_failure(record_dir: Path | None, record: dict[str, Any], how: str) -> None:
@@ -523,11 +547,12 @@ def record_failure(record_dir: Path | None, record: dict[str, Any], how: str) ->
 
 
 def explore(spawn: Spawn, budget: Budget, *, replay_hint: str = "", machine: type[ResponsesMachine] = ResponsesMachine,
-            record_dir: Path | None = None) -> None:
+            record_dir: Path | None = None) -> list[list[str]]:
     """Run the state machine against targets made by ``spawn``; raise ExplorationFailed with the
     seed and a replay command on the first (shrunk) failure, whose steps and History are
-    written to ``record_dir`` when given (``record_failure``)."""
-    cls = type(machine.__name__, (machine,), {"spawn": staticmethod(spawn), "failures": [], "records": []})
+    written to ``record_dir`` when given (``record_failure``).  Returns every example's rule
+    calls (``traced``): the same seed draws the same ones."""
+    cls = type(machine.__name__, (machine,), {"spawn": staticmethod(spawn), "failures": [], "records": [], "traces": []})
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if budget.shrink else [])
     config = settings(
         max_examples=budget.examples,
@@ -547,6 +572,7 @@ def explore(spawn: Spawn, budget: Budget, *, replay_hint: str = "", machine: typ
     footer = f"\nexploration: {how}, {budget.examples} example(s) x {budget.steps} steps" + (f"\nreplay: {cmd}" if cmd else "")
     try:
         run_state_machine_as_test(cls, settings=config)
+        return cls.traces
     except ExplorationFailed as exc:
         if cls.records:  # the last failure is the example hypothesis raised (the shrunk one, when shrinking)
             record_failure(record_dir, cls.records[-1], footer.strip())
@@ -565,13 +591,15 @@ __all__ = ["Budget", "DEFAULT_BUDGET", "ExplorationFailed", "InvocationsMachine"
 def explore_suite(test_name: str, conformance_settings: Any, spawn_target: Any,
                   machine: type[ResponsesMachine] = ResponsesMachine) -> None:
     """The body of a ``conformance/suites/test_explore_<profile>.py`` test: ``explore`` under the
-    run's budget, with a replay hint naming this test, the explore option and a non-default target."""
+    run's budget and seed, with a replay hint naming this test, the seed, the explore option and
+    a non-default target."""
     target = conformance_settings.target
     explore(
         lambda server: spawn_target(server=server),
-        budget_for(conformance_settings.explore),
+        budget_for(conformance_settings.explore, conformance_settings.seed),
         machine=machine,
         record_dir=getattr(spawn_target, "work_dir", None),
-        replay_hint=f"{SEED_ENV}={{seed}} pytest conformance -k {test_name} --conformance-explore {conformance_settings.explore}"
+        replay_hint=f"pytest conformance -k {test_name} --conformance-seed {{seed}}"
+        + (f" --conformance-explore {conformance_settings.explore}" if conformance_settings.explore else "")
         + (f" --conformance-target {target.source}" if target.name != "reference" else ""),
     )

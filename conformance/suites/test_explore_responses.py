@@ -1,8 +1,9 @@
 """Stateful crash schedules against the target under test (responses profile).
 
-Default budget (``pytest conformance``): 3 derandomized examples of up to 10 steps, the same
-every run.  ``--conformance-explore N`` runs N examples of up to 25 steps from a random seed,
-printed on failure with a one-line replay command (``CONFORMANCE_EXPLORE_SEED`` fixes it).
+Default budget (``pytest conformance``): ``DEFAULT_BUDGET`` of conformance/explore/machine.py
+(docs/exploration.md says how it was chosen); ``--conformance-explore N`` runs N examples of up
+to 25 steps.  Every run draws from the run's seed, printed at the end of the run, in the JSON
+report and, on failure, with a one-line replay command (``--conformance-seed N`` repeats it).
 """
 
 from __future__ import annotations

@@ -273,3 +273,41 @@ def test_a_json_call_still_in_flight_is_not_judged() -> None:
     assert all_problems(observations(*clean(), pending)) == []
     pending.ended, pending.ended_at = "complete", 3.001
     expect(observations(*clean(), pending), "then 'in_progress'")
+
+
+def refused_replay(t: float, code: int = 400) -> HttpCall:
+    body = {"error": {"type": "invalid_request_error", "code": "not_streamed", "message": "cannot replay", "param": None}}
+    return HttpCall(name="replay", method="GET", url=f"{BASE}/responses/{RID}", params={"stream": "true", "starting_after": 1},
+                    status=code, content_type="application/json", body=body, ended="complete", started_at=t, ended_at=t + 0.001)
+
+
+def test_a_replay_refused_with_400_is_reported_with_its_status_and_body() -> None:
+    """A replay of an acknowledged stream response answered 400 (e.g. after a restart): the
+    problem shows the status and the body the server gave, not "0 frames"."""
+    problems = expect(observations(*clean(), refused_replay(3.0)), "was refused at t=3.000")
+    [refused] = [p for p in problems if "refused" in p]
+    assert "HTTP 400" in refused and '"code": "not_streamed"' in refused and "cannot replay" in refused, refused
+
+
+def test_a_replay_of_a_response_created_without_stream_may_be_refused() -> None:
+    obs = observations(*clean(), refused_replay(3.0))
+    obs.responses[RID] = Tracked(RID, "tag1", {"deltas": 2, "tag": "tag1"}, acked_at=0.0, stream=False)
+    assert not [p for p in all_problems(obs) if "refused" in p]
+
+
+def test_a_replay_refused_after_a_cancel_is_a_reading_the_documents_allow() -> None:
+    """docs/protocol.md §6: published packages answer a replay after cancel with 400 ("stream
+    gone"); only before any cancel is a refused replay a problem."""
+    cancel = HttpCall(name="cancel", method="POST", url=f"{BASE}/responses/{RID}/cancel", status=200,
+                      content_type="application/json", body={"id": RID, "status": "cancelled"}, started_at=2.0, ended_at=2.01)
+    assert not [p for p in all_problems(observations(*clean(), cancel, refused_replay(3.0))) if "refused" in p]
+    expect(observations(*clean(), refused_replay(1.5), cancel), "was refused at t=1.500")  # before the cancel
+
+
+def test_answer_of_names_status_and_body_or_frames() -> None:
+    from conformance.explore.invariants import answer_of
+
+    assert answer_of(refused_replay(1.0)).startswith("HTTP 400, 0 frames, complete, body: {\"error\": ")
+    assert answer_of(sse("replay", events(), 1.0)) == "HTTP 200, 5 frame(s), complete"
+    no_answer = HttpCall(name="replay", method="GET", url=BASE, ended="error", error="connection refused")
+    assert answer_of(no_answer) == "no answer (error: connection refused)"

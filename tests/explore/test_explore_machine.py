@@ -93,3 +93,17 @@ def test_failing_exploration_records_its_steps_and_history_for_the_html_report(t
     html = render_run_report([], [], [{"id": "conformance/suites/test_explore_responses.py::test_explore_responses",
                                        "verdict": "fail"}], run_dir=tmp_path / "results", base_dir=tmp_path)
     assert '<ol class="steps">' in html and "start target" in html and "synthetic problem" in html
+
+
+def test_one_seed_repeats_an_exploration_exactly(tmp_path, spawn_factory) -> None:
+    """The same seed draws the same examples (the rule calls and their arguments, in order),
+    run after run; another seed draws others (so the seed is what decides, not derandomizing)."""
+    spawn = spawn_factory(tiny_config(tmp_path))
+    budget = Budget(examples=2, steps=6, seed=99, shrink=False)
+    first = explore(spawn, budget)
+    again = explore(spawn, budget)
+    other = explore(spawn, Budget(examples=2, steps=6, seed=7, shrink=False))
+    assert all(trace[0].startswith("start(resilient=") for trace in first), first
+    assert any("restart()" in step or "create(" in step for trace in first for step in trace), first
+    assert again == first
+    assert other != first, other

@@ -345,8 +345,8 @@ def test_baseline_entry_naming_no_cell_fails_before_any_test(tmp_path):
     proc = run(tmp_path, "--conformance-baseline", str(baseline))
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert (f"ERROR: {baseline}:3: expected_failures: 'responses/selftest::WRNG[A]' is not the id of any contract "
-            "cell (did you mean 'responses/selftest::WRONG[A]'?)") in proc.stderr
-    assert f"{baseline}:4: expected_failures: 'zzz' is not the id of any contract cell\n" in proc.stderr
+            "cell or suite test (did you mean 'responses/selftest::WRONG[A]'?)") in proc.stderr
+    assert f"{baseline}:4: expected_failures: 'zzz' is not the id of any contract cell or suite test\n" in proc.stderr
     assert "WRONG[A]' is not" not in proc.stderr and "Traceback" not in proc.stderr
     assert " passed" not in proc.stdout and " failed" not in proc.stdout
 
