@@ -764,9 +764,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if results or suites:
         from .report import render_matrix
 
-    s = settings(config)
-    terminalreporter.write(render_matrix(s.tables, results, color=terminalreporter.hasmarkup, suites=suites))
-    terminalreporter.write_line(f"conformance seed: {s.seed} (repeat this run's exploration with --conformance-seed {s.seed})")
+        s = settings(config)
+        terminalreporter.write(render_matrix(s.tables, results, color=terminalreporter.hasmarkup, suites=suites))
+        terminalreporter.write_line(f"conformance seed: {s.seed} (repeat this run's exploration with --conformance-seed {s.seed})")
     html_line = getattr(config, "_conformance_html_line", None)
     if html_line:
         terminalreporter.write_line(html_line[0], red=html_line[1])

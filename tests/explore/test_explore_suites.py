@@ -83,4 +83,4 @@ def test_an_exploration_failure_names_the_runs_seed_and_how_to_repeat_it(tmp_pat
         explore_suite("test_explore_responses", run, lambda server: spawn(server), machine=AlwaysBroken)
     text = str(info.value)
     assert f"exploration: seed 42, {DEFAULT_BUDGET.examples} example(s) x {DEFAULT_BUDGET.steps} steps" in text, text
-    assert f"replay: pytest conformance -k test_explore_responses --conformance-seed 42 --target {config.source}" in text, text
+    assert f"replay: pytest conformance -k test_explore_responses --conformance-seed 42 --conformance-target {config.source}" in text, text
