@@ -71,6 +71,14 @@ class StreamControl:
                 if self.dropped.is_set():
                     self._shutdown()
 
+    def local_port(self) -> int | None:
+        """The client-side port of the captured connection (None before it is made or once gone)."""
+        with self._lock:
+            try:
+                return self._sock.getsockname()[1] if self._sock is not None else None
+            except OSError:
+                return None
+
     def drop(self) -> None:
         with self._lock:
             self.dropped.set()
