@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
 EXPECTED = {
     "responses/cancel", "responses/create", "responses/crosscutting", "responses/replay",
-    "responses/resilience", "responses/network",
+    "responses/resilience", "responses/network", "invocations/network",
 }
 
 
@@ -161,6 +161,20 @@ def test_responses_network_table_rows_are_pinned(tables):
     assert fg.expect["status"] == "cancelled" and "disconnect" in fg.requires
     [slow] = [c for c in table.cells if c.row == "SR"]
     assert slow.expect["unblocked"] is True and slow.fault.param("bytes_per_s") == 2500
+
+
+def test_invocations_network_table_rows_are_pinned(tables):
+    """issue 14, invocations: the live GET of a resilient run under every network fault but the
+    slow reader (R1), the slow reader on a long stream (SR)."""
+    table = table_named(tables, "invocations/network")
+    waived = {("SR", p, ()) for p in NETWORK_PATHS if p != "SL"} | {("R1", "SL", ())}
+    assert_matrix(table, ["R1", "SR"], NETWORK_PATHS, {}, waived)
+    for cell in table.cells:
+        assert cell.expect["status"] == "completed", cell.id
+        assert cell.expect["reconnect"] == {"terminal": "invocation.completed"}, cell.id
+        assert cell.expect["cursor"] == {"terminal": "invocation.completed"}, cell.id
+    [slow] = [c for c in table.cells if c.row == "SR"]
+    assert slow.expect["unblocked"] is True
 
 
 def test_every_contract_file_starts_with_a_header_naming_its_sources():
