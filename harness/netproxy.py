@@ -64,16 +64,24 @@ class NetFault:
 
 @dataclass
 class NetOutcome:
-    """What an armed fault did, filled in by the connection's thread (``applied`` is set last)."""
+    """What an armed fault did, filled in by the connection's thread.  ``settled`` is set last:
+    when the fault acted (``acted``), or when it no longer can (the connection ended first; the
+    ``note`` says why)."""
 
     fault: NetFault
     connection: int | None = None  # the connection index (None for refuse before it hit one)
     armed_at: float = 0.0
-    applied: threading.Event = field(default_factory=threading.Event, repr=False)
+    settled: threading.Event = field(default_factory=threading.Event, repr=False)
+    acted: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"kind": self.fault.kind, "connection": self.connection, "applied": self.applied.is_set(), **self.detail}
+        return {"kind": self.fault.kind, "connection": self.connection, "applied": self.acted, **self.detail}
+
+    def give_up(self, note: str) -> None:
+        if not self.settled.is_set():
+            self.detail.setdefault("note", note)
+            self.settled.set()
 
 
 @dataclass
@@ -113,7 +121,7 @@ class _Conn:
         with self.lock:
             if self.closed.is_set():
                 raise ProxyError(f"connection #{self.index} is already closed: cannot arm {outcome.fault.kind}")
-            if self.outcome is not None and not self.outcome.applied.is_set():
+            if self.outcome is not None and not self.outcome.settled.is_set():
                 raise ProxyError(f"connection #{self.index} already has {self.outcome.fault.kind} armed")
             self.outcome = outcome
             self.state = {"t0": time.monotonic(), "bytes0": self.bytes_down, "pending": b"", "tokens": 0.0}
@@ -155,7 +163,7 @@ class _Conn:
             with self.lock:
                 if self.closing:
                     return
-                outcome = self.outcome if self.outcome and not self.outcome.applied.is_set() else None
+                outcome = self.outcome if self.outcome and not self.outcome.settled.is_set() else None
             kind = outcome.fault.kind if outcome else None
             read_up, timeout = True, None
             if kind == "reset":
@@ -266,15 +274,17 @@ class _Conn:
         """The target closed: pass the end on (an armed cut that saw no boundary forwards what it held)."""
         if outcome is not None and outcome.fault.kind == "cut_mid_frame" and self.state.get("pending"):
             self._send_client(self.state["pending"])
-            outcome.detail.update(note="the target closed before a whole frame came: nothing was cut")
         if outcome is not None and outcome.fault.kind == "slow_reader":
             self._applied(outcome)
+        elif outcome is not None:
+            outcome.give_up(f"the target closed the connection before the {outcome.fault.kind} could act")
         self._close_client(rst=False)
 
     def _applied(self, outcome: NetOutcome, keep_armed: bool = False) -> None:
         outcome.detail.setdefault("at_s", round(time.monotonic() - self.state.get("t0", time.monotonic()), 3))
+        outcome.acted = True
         if not keep_armed:
-            outcome.applied.set()
+            outcome.settled.set()
 
     def _close_client(self, rst: bool) -> None:
         try:
@@ -288,9 +298,10 @@ class _Conn:
 
     def _finish(self) -> None:
         outcome = self.outcome
-        if outcome is not None and outcome.fault.kind == "slow_reader":
-            outcome.detail.setdefault("bytes_per_s", outcome.fault.bytes_per_s)
-            outcome.applied.set()
+        if outcome is not None and outcome.fault.kind == "slow_reader" and outcome.acted:
+            outcome.settled.set()
+        elif outcome is not None:
+            outcome.give_up(f"the connection ended before the {outcome.fault.kind} could act")
         for sock in (self.client, self.upstream, self.wake_r, self.wake_w):
             try:
                 sock.close()
@@ -362,8 +373,9 @@ class FaultProxy:
         return outcome
 
     def wait_applied(self, outcome: NetOutcome, timeout_s: float) -> dict[str, Any]:
-        """Wait until the fault acted; its summary.  Raises ProxyError naming what was awaited."""
-        if not outcome.applied.wait(timeout_s):
+        """Wait until the fault acted, or can no longer act (its connection ended first); its
+        summary (``applied``: whether it acted).  Raises ProxyError naming what was awaited."""
+        if not outcome.settled.wait(timeout_s):
             raise ProxyError(
                 f"timed out after {timeout_s:.1f}s waiting for the {outcome.fault.kind} fault to act on "
                 f"connection #{outcome.connection}; last seen: {self.describe()}")
@@ -418,7 +430,8 @@ class FaultProxy:
             with self._lock:
                 self._refused += 1
             _rst(client)
-            refuse.applied.set()
+            refuse.acted = True
+            refuse.settled.set()
             return
         upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -466,6 +479,7 @@ class FaultProxy:
                     pass
         for outcome in self._refuse:
             outcome.detail.setdefault("refused_connections", 0)
+            outcome.give_up("the proxy closed before another connection came")
 
     def threads_alive(self) -> list[str]:
         """Names of this proxy's threads still running (none after ``close()``)."""

@@ -113,6 +113,7 @@ def test_reset_gives_the_client_econnreset_and_closes_the_upstream(proxy: FaultP
     assert read_exactly(client, len(FRAME_A)) == FRAME_A
     outcome = proxy.arm(NetFault("reset"), client.getsockname()[1])
     detail = proxy.wait_applied(outcome, 5)
+    assert detail["applied"] is True
     assert detail["bytes_before"] == len(FRAME_A) and detail["boundaries_before"] == 1
     with pytest.raises(ConnectionResetError):
         client.recv(100)
@@ -217,6 +218,17 @@ def test_a_fault_that_never_acts_times_out_with_what_was_awaited(proxy: FaultPro
     outcome = proxy.arm(NetFault("cut_mid_frame"), client.getsockname()[1])
     with pytest.raises(ProxyError, match=r"waiting for the cut_mid_frame fault to act on connection #0; last seen: 1 accepted"):
         proxy.wait_applied(outcome, 0.2)
+    client.close()
+
+
+def test_a_fault_whose_connection_ends_first_settles_at_once_as_not_applied(proxy: FaultProxy, upstream: Upstream) -> None:
+    client, server = connect(proxy, upstream)
+    outcome = proxy.arm(NetFault("cut_mid_frame"), client.getsockname()[1])
+    server.sendall(FRAME_A[:10])  # no whole frame before the target closes
+    server.close()
+    detail = proxy.wait_applied(outcome, 5)
+    assert detail["applied"] is False and "closed the connection before the cut_mid_frame could act" in detail["note"]
+    assert read_to_eof(client) == FRAME_A[:10]  # what the target sent is passed on, not cut
     client.close()
 
 
