@@ -144,7 +144,7 @@ def test_crosscutting_table_rows_are_pinned(tables):
     )
 
 
-NETWORK_PATHS = ["RS", "CM", "ST", "SC", "SL", "RF", "RK"]
+NETWORK_PATHS = ["RS", "CM", "CE", "ST", "SC", "SL", "RF", "RK"]
 
 
 def test_responses_network_table_rows_are_pinned(tables):
