@@ -283,7 +283,7 @@ class CellRun:
         self._at_trigger(rid)
         record = FaultRecord(
             kind=fault.kind,
-            trigger=fault.describe().split("@", 1)[-1],
+            trigger=fault.describe().split("@", 1)[-1].split("+", 1)[0],
             observed=observed,
             t=self.now(),
             incarnation=self._incarnation_index(),

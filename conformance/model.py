@@ -118,7 +118,9 @@ class FaultSpec:
         if self.kind == "none":
             return "none"
         at = f"after_events:{self.after_events}" if self.at == "after_events" else self.at
-        return f"{self.kind}@{at}"
+        params = "(" + ",".join(f"{k}={v}" for k, v in self.params) + ")" if self.params else ""
+        then = f"+{self.then}" if self.then else ""
+        return f"{self.kind}{params}@{at}{then}"
 
 
 @dataclass(frozen=True)

@@ -345,3 +345,4 @@ def test_network_fault_paths_expand_with_their_parameters(tmp_path):
     assert st.fault == FaultSpec(kind="stall", at="held", params=(("seconds", 1.5), ("then", "resume")))
     assert st.fault.param("seconds") == 1.5 and st.fault.is_net_fault
     assert rk.fault == FaultSpec(kind="reset", at="after_events", after_events=2, then="sigkill")
+    assert (st.fault.describe(), rk.fault.describe()) == ("stall(seconds=1.5,then=resume)@held", "reset@after_events:2+sigkill")
