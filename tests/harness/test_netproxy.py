@@ -168,7 +168,7 @@ def test_stall_then_close_ends_the_connection_without_a_byte(proxy: FaultProxy, 
 
 
 def test_slow_reader_delivers_at_its_rate_and_the_target_feels_it(upstream: Upstream) -> None:
-    rate, total = 20_000, 30_000
+    rate, total = 40_000, 60_000  # far more than the kernel buffers between the target and the proxy
     with FaultProxy(upstream.port, upstream_rcvbuf=4096) as proxy:
         client, server = connect(proxy, upstream)
         server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
