@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .model import Cell, FaultSpec
+from .model import NET_FAULTS, Cell, FaultSpec
 
 DROPPED_KEYS = frozenset({"attempts", "output_text"})
 """Keys judged from the script or the markers; never in a black-box variant."""
@@ -54,6 +54,9 @@ def needs_control(cell: Cell) -> str | None:
     if cell.profile == "invocations":
         if fault.kind in ("steer", "queue") or INVOCATIONS_CONTROL_KEYS & set(cell.expect):
             return "steering and queues are driven through the handler's hold and checkpoints"
+    if fault.kind in NET_FAULTS:
+        return ("network-fault cells are placed at the handler's hold and judge a scripted stream's "
+                "length (not yet derived black-box)")
     if script.get("fail_at") is not None:
         return "fail_at: a handler error on demand needs the test-control script"
     if script.get("hold_at") == -1:

@@ -34,6 +34,8 @@ from .model import (
     QUEUE_FAULTS,
     EXPECTATION_KEYS,
     FAULT_KINDS,
+    NET_FAULT_PARAMS,
+    NET_FAULTS,
     PROFILE_FAULTS,
     PROFILE_KEYS,
     PROFILE_STATUSES,
@@ -177,8 +179,14 @@ def _check_paths(doc: dict[str, Any], problems: _Problems) -> dict[str, _Path]:
         here = ("paths", pid)
         ok = True
         kind = raw.get("fault")
+        params: tuple[tuple[str, Any], ...] = ()
+        if isinstance(kind, dict) and len(kind) == 1:
+            (kind, given), = kind.items()
+            params, ok = _net_params(problems, here + ("fault",), str(kind), given)
         if not isinstance(kind, str):
             continue
+        if kind in NET_FAULT_PARAMS and not params and ok:
+            ok = _net_params(problems, here + ("fault",), kind, None)[1]
         if kind not in FAULT_KINDS:
             problems.add(here + ("fault",), f"unknown fault kind '{kind}' (known: {', '.join(FAULT_KINDS)})")
             ok = False
@@ -216,12 +224,52 @@ def _check_paths(doc: dict[str, Any], problems: _Problems) -> dict[str, _Path]:
         restart = raw.get("restart", True)
         if "restart" in raw and kind not in PROCESS_FAULTS:
             problems.add(here + ("restart",), f"restart applies to process faults only, not '{kind}'")
+        then = raw.get("then")
+        if then is not None and kind not in NET_FAULTS:
+            problems.add(here + ("then",), f"then (a process fault while the client is away) follows a network "
+                                          f"fault ({', '.join(sorted(NET_FAULTS))}), not '{kind}'")
+            ok = False
         if ok:
             out[pid] = _Path(
-                FaultSpec(kind=kind, at=at, after_events=after, restart=bool(restart)),
+                FaultSpec(kind=kind, at=at, after_events=after, restart=bool(restart), params=params,
+                          then=then if isinstance(then, str) else None),
                 _strings(raw.get("requires")),
             )
     return out
+
+
+def _net_params(problems: _Problems, here: tuple, kind: str, given: Any) -> tuple[tuple[tuple[str, Any], ...], bool]:
+    """The parameters of ``fault: {kind: {...}}`` as sorted pairs, and whether they are valid."""
+    known = NET_FAULT_PARAMS.get(kind)
+    if known is None:
+        if given not in (None, {}):
+            problems.add(here + (kind,), f"fault '{kind}' takes no parameters (write fault: {kind})")
+            return (), False
+        return (), True
+    if not isinstance(given, dict):
+        wanted = ", ".join(f"{k}: {v}" for k, v in known.items())
+        problems.add(here + ((kind,) if given is not None else ()), f"fault '{kind}' needs parameters: fault: {{{kind}: {{{wanted}}}}}")
+        return (), False
+    ok = True
+    for key in given:
+        if key not in known:
+            problems.add(here + (kind, key), f"unknown {kind} parameter '{key}' (known: {', '.join(known)})")
+            ok = False
+    values = dict(given)
+    if kind == "stall":
+        seconds, then = values.get("seconds"), values.setdefault("then", "resume")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            problems.add(here + (kind,), f"stall needs seconds: a number > 0, got {_show(seconds)}")
+            ok = False
+        if then not in ("resume", "close"):
+            problems.add(here + (kind, "then"), f"stall then must be resume or close, got {_show(then)}")
+            ok = False
+    if kind == "slow_reader":
+        rate = values.get("bytes_per_s")
+        if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
+            problems.add(here + (kind,), f"slow_reader needs bytes_per_s: an integer >= 1, got {_show(rate)}")
+            ok = False
+    return tuple(sorted(values.items())), ok
 
 
 def _check_cursor(cursor: Any) -> str | None:
@@ -272,6 +320,9 @@ def _check_runnable(
     if fault.at == "after_events" and not stream:
         problems.add(here, f"{where}path {path_id} triggers after {fault.after_events} live frames, "
                            "which needs stream=true (restrict the cell with when: {stream: true})")
+    if fault.is_net_fault and not stream:
+        problems.add(here, f"{where}path {path_id} is a network fault ({fault.kind}) on the live stream's "
+                           "connection, which needs stream=true (restrict the cell with when: {stream: true})")
     if fault.kind == "disconnect" and background and not stream:
         problems.add(here, f"{where}path {path_id} drops the create connection, but a background "
                            "non-stream create has already returned: nothing to disconnect")
@@ -355,8 +406,14 @@ def _check_fault_calls(
 ) -> set[str]:
     """Both profiles: 'exit' needs a process fault, the cancel calls a cancel path. Returns the
     call names the expectations name."""
-    if "exit" in expect and fault.kind not in PROCESS_FAULTS:
+    if "exit" in expect and fault.kind not in PROCESS_FAULTS and fault.then is None:
         problems.add(here + ("exit",), f"{where}'exit' needs a process fault, path {path_id} is '{fault.kind}'")
+    if "reconnect" in expect and not fault.is_net_fault:
+        problems.add(here + ("reconnect",), f"{where}'reconnect' resumes after a network fault, path {path_id} "
+                                            f"is '{fault.kind}'")
+    if "unblocked" in expect and fault.kind != "slow_reader":
+        problems.add(here + ("unblocked",), f"{where}'unblocked' needs a slow_reader path (path {path_id} is "
+                                            f"'{fault.kind}')")
     called = calls_named(expect)
     for name in sorted(called & {"cancel", "cancel_again"}):
         if fault.kind != "cancel":

@@ -47,7 +47,8 @@ from .history import (
     IncarnationRecord,
     SteeredInput,
 )
-from .model import PROCESS_FAULTS, QUEUE_FAULTS, Cell, calls_named
+from .model import NET_FAULTS, PROCESS_FAULTS, QUEUE_FAULTS, Cell, calls_named
+from .netfaults import NetFaults
 from .targets import TargetConfig
 
 POLL_INTERVAL_S = 0.02
@@ -93,7 +94,10 @@ class CellRun:
         self.target = Target(config.spec_for(cell.server), work_dir)
         self.t0 = time.monotonic()
         self.recorder = Recorder(self.now, self._incarnation_index)
-        self.driver = ResponsesDriver(self.target.base_url, self.recorder, timeout_s=self.timeout)
+        # a network-fault cell talks to the target through its fault proxy (conformance/netfaults.py)
+        self.net = NetFaults.for_cell(cell, self.target.port, self.timeout)
+        self.base_url = self.net.url if self.net is not None else self.target.base_url
+        self.driver = ResponsesDriver(self.base_url, self.recorder, timeout_s=self.timeout)
         self.markers = Markers(self.target.marker_dir, log_tail=self.target.log_tail)
         self.history = History(
             cell_id=cell.id,
@@ -180,6 +184,8 @@ class CellRun:
             for _, control in streams:
                 control.drop()
             try:
+                if self.net is not None:
+                    self.net.close()
                 self.target.close()
             finally:
                 for thread, _ in streams:
@@ -307,7 +313,7 @@ class CellRun:
         self._at_trigger(rid)
         record = FaultRecord(
             kind=fault.kind,
-            trigger=fault.describe().split("@", 1)[-1],
+            trigger=fault.describe().split("@", 1)[-1].split("+", 1)[0],
             observed=observed,
             t=self.now(),
             incarnation=self._incarnation_index(),
@@ -328,6 +334,9 @@ class CellRun:
                 self.markers.release(self.tag)
                 if fault.restart:
                     record.restarted_as = self.target.restart().index
+        elif kind in NET_FAULTS:
+            assert self.net is not None
+            self.net.deliver(self, record, rid)
         else:
             self._client_fault(kind, rid)
 
@@ -440,7 +449,7 @@ class CellRun:
         (finally) not found. A 404 is waited out while a foreground create is still in flight or
         after a foreground disconnect."""
         foreground = not self.cell.request.get("background", False)
-        tolerate_404 = foreground and (self.cell.fault.kind == "disconnect")
+        tolerate_404 = foreground and (self.cell.fault.kind == "disconnect" or self.cell.fault.is_net_fault)
         return self._poll_status(
             rid,
             lambda: self.driver.get(rid, name="poll"),
@@ -520,10 +529,15 @@ class CellRun:
         if isinstance(replay, dict):
             for cursor in replay.get("after", ["start"]):
                 self.driver.replay(rid, self._cursor(cursor), label=str(cursor))
-        elif "replay" in expect.get("http", {}):
+        elif "replay" in expect.get("http", {}) or "reconnect" in expect:
             self.driver.replay(rid, None, label="start")
         if "delete" in expect.get("http", {}):
             self.driver.delete(rid)
+
+    def _reconnect_call(self, rid: str, cursor: int | None, control: StreamControl, attempt: int) -> None:
+        """Resume the live stream by cursor after a network fault (``starting_after``)."""
+        call = self.driver.replay(rid, cursor, label=str(cursor), control=control, name="reconnect")
+        call.params["attempt"] = attempt
 
     def _cursor(self, label: Any) -> Any:
         if label == "start":
@@ -586,7 +600,7 @@ def _incarnation_record(inc: IncarnationRecord) -> IncarnationRecord:
 # invocations profile
 # ==========================================================================================
 
-TRANSCRIPT_KEYS = frozenset({"cursor", "entry_modes", "resume", "readers", "output", "output_text"})
+TRANSCRIPT_KEYS = frozenset({"cursor", "entry_modes", "resume", "readers", "output", "output_text", "reconnect"})
 """Invocations expectations judged against the full transcript (a ``replay`` after the end)."""
 
 
@@ -613,7 +627,7 @@ class InvocationsRun(CellRun):
     def __init__(self, cell: Cell, config: TargetConfig, work_dir: Path) -> None:
         super().__init__(cell, config, work_dir)
         self.driver.transport.close()  # the responses driver the base class built is not used
-        self.idriver = InvocationsDriver(self.target.base_url, self.recorder, timeout_s=self.timeout)
+        self.idriver = InvocationsDriver(self.base_url, self.recorder, timeout_s=self.timeout)
         self.streams: list[tuple[threading.Thread, StreamControl]] = []
 
     # -- small utilities ---------------------------------------------------------------
@@ -660,6 +674,11 @@ class InvocationsRun(CellRun):
 
         self.await_(answered, f"the {name} GET of {rid} to answer", self._last_seen)
         return control
+
+    def _reconnect_call(self, rid: str, cursor: int | None, control: StreamControl, attempt: int) -> None:
+        """Resume the live stream by ``Last-Event-ID`` after a network fault."""
+        call = self.idriver.stream(rid, name="reconnect", last_event_id=cursor, control=control)
+        call.params["attempt"] = attempt
 
     def _stream_body(self, rid: str, kwargs: dict[str, Any], labels: dict[str, Any]) -> None:
         call = self.idriver.stream(rid, **kwargs)

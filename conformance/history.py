@@ -158,6 +158,7 @@ class FaultRecord:
     exit_mode: str | None = None  # for process faults: the exit mode the harness recorded
     restarted_as: int | None = None  # the incarnation index started after the fault, if any
     last_seq_before: int | None = None  # highest sequence_number seen live before the fault
+    detail: dict[str, Any] | None = None  # network faults: what the proxy did (bytes forwarded, partial frame ...)
 
 
 @dataclass

@@ -22,9 +22,27 @@ FAULT_KINDS = (
     "pause",  # SIGSTOP then SIGCONT
     "steer",  # invocations: POST another input on the same session while the first turn runs
     "queue",  # invocations: POST the ``queue`` expectation's inputs on the session, then release
+    # network faults, delivered by the fault proxy on the live stream's connection (conformance/netfaults.py)
+    "reset",  # RST the live stream's connection
+    "cut_mid_frame",  # forward half of the next SSE frame, then close
+    "stall",  # forward nothing for ``seconds``, then resume or close (``then``)
+    "slow_reader",  # forward at ``bytes_per_s``, reading from the server only as fast
+    "refuse",  # drop the live stream; the client's next connection is refused, the one after served
 )
 PROCESS_FAULTS = frozenset({"sigterm", "sigkill", "sigterm_then_sigkill", "crash_twice"})
 """Faults after which the executor restarts the target (unless the path says restart: false)."""
+
+NET_FAULTS = frozenset({"reset", "cut_mid_frame", "stall", "slow_reader", "refuse"})
+"""Faults of the network between the client and the target (a proxy in front of the target)."""
+
+NET_FAULT_PARAMS: dict[str, dict[str, str]] = {
+    "stall": {"seconds": "a number > 0", "then": "resume | close (default resume)"},
+    "slow_reader": {"bytes_per_s": "an integer >= 1"},
+}
+"""Parameters of the network faults that take some (``fault: {stall: {seconds: 2, then: close}}``)."""
+
+THEN_FAULTS = ("sigterm", "sigkill", "sigterm_then_sigkill")
+"""Process faults a network-fault path may deliver next, while the client is away (``then:``)."""
 
 TRIGGERS = ("held", "created", "terminal", "after_events")
 
@@ -47,6 +65,9 @@ EXPECTATION_KEYS = (
     "readers",  # N >= 2: N live readers opened at once agree on ids, payloads and order
     "steering",  # true | {inputs: N}: a chain of steers; each turn winds down at its next checkpoint
     "queue",  # {inputs: N}: N inputs queued together while the first turn is held: FIFO, each run exactly once
+    # network faults (both profiles)
+    "reconnect",  # {terminal: type}: what the client saw, resuming by cursor after the fault, is the transcript
+    "unblocked",  # true: the run was terminal before a slow reader had half of its stream
 )
 """The expectation vocabulary.  Every key but ``status`` counts toward the depth gate."""
 
@@ -79,16 +100,27 @@ class FaultSpec:
     at: str | None = None  # one of TRIGGERS, or None for kind == none
     after_events: int | None = None  # N, when at == "after_events"
     restart: bool = True  # process faults: start the next incarnation afterwards
+    params: tuple[tuple[str, Any], ...] = ()  # network fault parameters, e.g. (("seconds", 2), ("then", "close"))
+    then: str | None = None  # network faults: a process fault delivered next, while the client is away
 
     @property
     def is_process_fault(self) -> bool:
         return self.kind in PROCESS_FAULTS
 
+    @property
+    def is_net_fault(self) -> bool:
+        return self.kind in NET_FAULTS
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return dict(self.params).get(name, default)
+
     def describe(self) -> str:
         if self.kind == "none":
             return "none"
         at = f"after_events:{self.after_events}" if self.at == "after_events" else self.at
-        return f"{self.kind}@{at}"
+        params = "(" + ",".join(f"{k}={v}" for k, v in self.params) + ")" if self.params else ""
+        then = f"+{self.then}" if self.then else ""
+        return f"{self.kind}{params}@{at}{then}"
 
 
 @dataclass(frozen=True)

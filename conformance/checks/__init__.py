@@ -15,6 +15,7 @@ from conformance.model import Cell
 
 from .invocations import check_cursor, check_entry_modes, check_queue, check_readers, check_resume, check_steering
 from .http import check_content_type, check_error, check_http
+from .network import check_reconnect, check_unblocked
 from .output import check_attempts, check_output, check_output_text, predict_output
 from .persisted import check_persisted
 from .process import check_evidence, check_exit, check_notes
@@ -41,6 +42,8 @@ CHECKS: dict[str, Checker] = {
     "readers": check_readers,
     "steering": check_steering,
     "queue": check_queue,
+    "reconnect": check_reconnect,
+    "unblocked": check_unblocked,
 }
 
 ALWAYS: list[Checker] = [check_evidence, check_notes]
@@ -122,6 +125,8 @@ __all__ = [
     "check_resume",
     "check_steering",
     "check_queue",
+    "check_reconnect",
+    "check_unblocked",
     "check_error",
     "check_evidence",
     "check_exit",

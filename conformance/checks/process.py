@@ -10,6 +10,7 @@ from conformance.history import FaultRecord, History, IncarnationRecord, Violati
 from conformance.model import PROCESS_FAULTS, Cell
 from harness.markers import Held, parse_markers
 
+from .network import net_fault_evidence
 from .output import markers_excerpt
 
 FAILING_NOTE_PREFIXES = ("not testable:", "executor error:")
@@ -28,7 +29,7 @@ def _fault_str(fault: FaultRecord) -> str:
     return (
         f"{fault.kind}@{fault.trigger} observed={fault.observed!r} incarnation={fault.incarnation} "
         f"exit_mode={fault.exit_mode!r} restarted_as={fault.restarted_as!r} "
-        f"last_seq_before={fault.last_seq_before!r}"
+        f"last_seq_before={fault.last_seq_before!r}" + (f" detail={fault.detail!r}" if fault.detail else "")
     )
 
 
@@ -116,6 +117,8 @@ def check_evidence(history: History, expected: Any, cell: Cell) -> list[Violatio
             f"expected a {spec.kind} fault, observed only "
             f"{sorted({f.kind for f in history.faults})}"
         )
+    if spec.then is not None and not any(f.kind == spec.then for f in process_faults(history)):
+        fail(f"expected a {spec.then} while the client was away after the {spec.kind}, observed none")
     if spec.kind == "crash_twice" and len(process_faults(history)) < 2:
         fail(
             f"expected two process faults for crash_twice, observed {len(process_faults(history))}"
@@ -130,6 +133,9 @@ def check_evidence(history: History, expected: Any, cell: Cell) -> list[Violatio
         label = f"fault #{n} ({fault.kind}@{fault.trigger})"
         if fault.observed is None:
             fail(f"{label}: expected an observation of its trigger, observed none", _fault_str(fault))
+        missing = net_fault_evidence(fault, cell)
+        if missing is not None:
+            fail(f"{label}: {missing}", _fault_str(fault))
         if fault.kind not in PROCESS_FAULTS:
             continue
         evidence = f"{_fault_str(fault)}; incarnations: {_incarnations_str(history)}"

@@ -71,6 +71,14 @@ class StreamControl:
                 if self.dropped.is_set():
                     self._shutdown()
 
+    def local_port(self) -> int | None:
+        """The client-side port of the captured connection (None before it is made or once gone)."""
+        with self._lock:
+            try:
+                return self._sock.getsockname()[1] if self._sock is not None else None
+            except OSError:
+                return None
+
     def drop(self) -> None:
         with self._lock:
             self.dropped.set()
@@ -162,6 +170,11 @@ class Transport:
                     self._read_body(call, response)
             # a stream we dropped may still end cleanly (the server closes after our shutdown)
             ended = "disconnected" if control is not None and control.dropped.is_set() else "complete"
+        except httpx.TimeoutException as exc:
+            if control is not None and control.dropped.is_set():
+                ended = "disconnected"
+            else:
+                call.error = self._timeout_text(call, exc)
         except (httpx.HTTPError, OSError, ValueError) as exc:
             if control is not None and control.dropped.is_set():
                 ended = "disconnected"
@@ -174,6 +187,19 @@ class Transport:
             call.ended = ended
             rec.touch()
         return call
+
+    def _timeout_text(self, call: HttpCall, exc: httpx.TimeoutException) -> str:
+        """A timeout that names what was awaited and the last thing seen (a stalled stream)."""
+        phase = {"ConnectTimeout": "a connection to", "WriteTimeout": "sending the request to",
+                 "PoolTimeout": "a free connection for"}.get(type(exc).__name__)
+        seconds = self.timeout.connect if phase == "a connection to" else self.timeout.read
+        if phase is None and call.status is None:
+            phase = "the answer of"
+        elif phase is None:
+            phase = "the next SSE frame of" if call.is_sse else "the rest of the body of"
+        last = f"last frame: {call.frames[-1].raw.strip()[:160]!r}" if call.frames else "no frame"
+        seen = f"status {call.status}, {len(call.frames)} frame(s), {last}" if call.status is not None else "no answer"
+        return f"{type(exc).__name__}: timed out after {seconds:g}s waiting for {phase} {call.method} {call.url}; last seen: {seen}"
 
     def _read_body(self, call: HttpCall, response: httpx.Response) -> None:
         raw = response.read()

@@ -78,12 +78,13 @@ class ResponsesDriver:
         *,
         label: str = "start",
         control: StreamControl | None = None,
+        name: str = "replay",
     ) -> HttpCall:
         params: dict[str, Any] = {"stream": "true"}
         if starting_after is not None:
             params["starting_after"] = starting_after
         return self.transport.call(
-            "replay",
+            name,
             "GET",
             f"/responses/{response_id}",
             params=params,

@@ -301,3 +301,48 @@ def test_cell_notes_fall_back_to_row_notes(good):
 def test_collect_cells_rejects_duplicate_ids(good):
     with pytest.raises(ContractError, match="duplicate cell id 'responses/good::R1"):
         collect_cells([good, good])
+
+
+def test_network_fault_rules_each_have_their_line():
+    """issue 14: parameters of stall / slow_reader, none for the others, ``then`` only after a
+    network fault, a live stream to fault, and ``unblocked`` / ``exit`` only where they apply."""
+    name = "bad_net_faults"
+    got = [(e.line, e.key, e.message) for e in problems(name)]
+    text = "\n".join(f"{line} {key}: {msg}" for line, key, msg in got)
+    for fragment in (
+        "8 paths.S0.fault.stall: stall needs seconds: a number > 0, got 0",
+        "8 paths.S0.fault.stall.then: stall then must be resume or close, got 'maybe'",
+        "9 paths.S1.fault: fault 'stall' needs parameters: fault: {stall: {seconds: a number > 0",
+        "10 paths.W.fault.slow_reader.burst: unknown slow_reader parameter 'burst' (known: bytes_per_s)",
+        "11 paths.X.fault.reset: fault 'reset' takes no parameters (write fault: reset)",
+        "12 paths.Y.then: then (a process fault while the client is away) follows a network fault",
+        "26 rows[0].cells.R[0]: [stream=false] path R is a network fault (reset) on the live stream's connection, "
+        "which needs stream=true",
+        "27 rows[0].cells.R[1].unblocked: [stream=true] 'unblocked' needs a slow_reader path (path R is 'reset')",
+        "27 rows[0].cells.R[1].exit: [stream=true] 'exit' needs a process fault, path R is 'reset'",
+    ):
+        assert fragment in text, text
+    assert len(got) == 9, text  # a slow reader with unblocked and reconnect is fine
+
+
+def test_network_fault_paths_expand_with_their_parameters(tmp_path):
+    path = tmp_path / "responses" / "net.yaml"
+    path.parent.mkdir()
+    path.write_text(
+        "# Where the rules come from: issue 14\n"
+        "contract: responses/net\nprofile: responses\n"
+        "defaults: {request: {store: true, background: true, stream: true}, script: {deltas: 4, hold_at: 1}}\n"
+        "paths:\n"
+        "  ST: {fault: {stall: {seconds: 1.5}}, at: held}\n"
+        "  RK: {fault: reset, at: {after_events: 2}, then: sigkill}\n"
+        "rows:\n"
+        "  - id: A\n    title: t\n    cells:\n"
+        "      ST: {status: completed, output: full}\n"
+        "      RK: {status: completed, attempts: 2, exit: killed, reconnect: {terminal: response.completed}}\n"
+    )
+    table = load_contract(str(path))
+    st, rk = (next(c for c in table.cells if c.path == p) for p in ("ST", "RK"))
+    assert st.fault == FaultSpec(kind="stall", at="held", params=(("seconds", 1.5), ("then", "resume")))
+    assert st.fault.param("seconds") == 1.5 and st.fault.is_net_fault
+    assert rk.fault == FaultSpec(kind="reset", at="after_events", after_events=2, then="sigkill")
+    assert (st.fault.describe(), rk.fault.describe()) == ("stall(seconds=1.5,then=resume)@held", "reset@after_events:2+sigkill")

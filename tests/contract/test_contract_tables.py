@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
 EXPECTED = {
     "responses/cancel", "responses/create", "responses/crosscutting", "responses/replay",
-    "responses/resilience",
+    "responses/resilience", "responses/network", "invocations/network",
 }
 
 
@@ -142,6 +142,39 @@ def test_crosscutting_table_rows_are_pinned(tables):
         {("X2", "M", ()), ("X2", "T", ()), ("X3", "M", ()), ("X4", "M", STREAM[0]), ("X4", "M", STREAM[1]),
          ("X4", "T", STREAM[0]), ("X4", "T", STREAM[1])},
     )
+
+
+NETWORK_PATHS = ["RS", "CM", "CE", "ST", "SC", "SL", "RF", "RK"]
+
+
+def test_responses_network_table_rows_are_pinned(tables):
+    """issue 14: a background stream under every network fault but the slow reader (BG), the
+    foreground reset as a disconnect (FG), the slow reader on a long stream (SR)."""
+    table = table_named(tables, "responses/network")
+    waived = {("FG", p, ()) for p in NETWORK_PATHS if p != "RS"} | {("SR", p, ()) for p in NETWORK_PATHS if p != "SL"}
+    assert_matrix(table, ["BG", "FG", "SR"], NETWORK_PATHS, {}, waived | {("BG", "SL", ())})
+    by_path = {c.path: c for c in table.cells if c.row == "BG"}
+    for path, cell in by_path.items():  # a background run is untouched, and the client resumes to the end
+        assert cell.expect["status"] == "completed" and cell.expect["reconnect"] == {"terminal": "response.completed"}
+    assert by_path["RK"].fault.then == "sigkill" and by_path["RK"].expect["exit"] == "killed"
+    [fg] = [c for c in table.cells if c.row == "FG"]
+    assert fg.expect["status"] == "cancelled" and "disconnect" in fg.requires
+    [slow] = [c for c in table.cells if c.row == "SR"]
+    assert slow.expect["unblocked"] is True and slow.fault.param("bytes_per_s") == 2500
+
+
+def test_invocations_network_table_rows_are_pinned(tables):
+    """issue 14, invocations: the live GET of a resilient run under every network fault but the
+    slow reader (R1), the slow reader on a long stream (SR)."""
+    table = table_named(tables, "invocations/network")
+    waived = {("SR", p, ()) for p in NETWORK_PATHS if p != "SL"} | {("R1", "SL", ())}
+    assert_matrix(table, ["R1", "SR"], NETWORK_PATHS, {}, waived)
+    for cell in table.cells:
+        assert cell.expect["status"] == "completed", cell.id
+        assert cell.expect["reconnect"] == {"terminal": "invocation.completed"}, cell.id
+        assert cell.expect["cursor"] == {"terminal": "invocation.completed"}, cell.id
+    [slow] = [c for c in table.cells if c.row == "SR"]
+    assert slow.expect["unblocked"] is True
 
 
 def test_every_contract_file_starts_with_a_header_naming_its_sources():

@@ -26,6 +26,17 @@ in this process, then runs its command line as usual.  Variants:
   ``in_progress`` for ever instead of marking it ``failed`` (a MUST: the row's status).
 - ``replay-gap``: every replay drops the event at ``sequence_number`` 5 (a MUST: gap-free
   replay); the README's screenshot of the HTML report is a cell run against it.
+
+Network-fault variants (issue 14), each a MUST of ``contracts/*/network.yaml``:
+
+- ``renumber-on-resume``: a stream resumed from a cursor (``starting_after``, ``Last-Event-ID``)
+  numbers its events from the start again (responses from 0, invocations from 1).
+- ``resend-last``: a resume also sends the event at the cursor, which the client already has.
+- ``blocking-handler``: the handler waits, between deltas, until every live stream has written
+  the events so far to its socket, and the server buffers nothing (transport high-water 0, the
+  smallest send buffer): a slow reader holds the run back.
+- ``reset-cancels``: a background stream whose client goes away (a reset) is cancelled, as if
+  the client had asked to cancel it (responses: the create stream; invocations: the live GET).
 """
 
 from __future__ import annotations
@@ -36,7 +47,8 @@ import sys
 from typing import Any
 
 VARIANTS = ("lenient", "readings", "deep-500", "surrogate-500", "stuck", "replay-gap", "seq-restart",
-            "replay-drops-last", "terminal-not-last", "cursor-500", "cancel-keeps-streaming")
+            "replay-drops-last", "terminal-not-last", "cursor-500", "cancel-keeps-streaming",
+            "renumber-on-resume", "resend-last", "blocking-handler", "reset-cancels")
 
 
 def _lenient() -> None:
@@ -259,13 +271,151 @@ def _cancel_keeps_streaming() -> None:
     responses.cancel_response = cancel  # app.py builds its routes after this patch
 
 
+def _resume_from(shift: Any) -> None:
+    """Both profiles' resume streams pass through ``shift(after, events)``."""
+    from reference_impl import invocations, runtime
+
+    original_replay = runtime.Runtime.replay
+
+    async def replay(self: Any, rid: str, after: int | None) -> Any:
+        async for event in shift(after, original_replay(self, rid, after), "sequence_number", 0):
+            yield event
+
+    original_stream = invocations._stream
+
+    async def stream(stored: Any, live: Any, after: int) -> Any:
+        async for event in shift(after or None, original_stream(stored, live, after), "event_id", 1):
+            yield event
+
+    runtime.Runtime.replay = replay
+    invocations._stream = stream
+
+
+def _renumber_on_resume() -> None:
+    async def renumber(after: int | None, events: Any, key: str, first: int) -> Any:
+        n = first
+        async for event in events:
+            if after is not None:
+                event = dict(event, **{key: n})
+                n += 1
+            yield event
+
+    _resume_from(renumber)
+
+
+def _resend_last() -> None:
+    from reference_impl import invocations, runtime
+
+    original_replay = runtime.Runtime.replay
+    original_stream = invocations._stream
+
+    async def replay(self: Any, rid: str, after: int | None) -> Any:
+        async for event in original_replay(self, rid, after - 1 if after else after):
+            yield event
+
+    async def stream(stored: Any, live: Any, after: int) -> Any:
+        async for event in original_stream(stored, live, after - 1 if after else after):
+            yield event
+
+    runtime.Runtime.replay = replay
+    invocations._stream = stream
+
+
+def _blocking_handler() -> None:
+    import asyncio
+    import socket
+    import types
+
+    from uvicorn.protocols.http import h11_impl
+
+    from reference_impl import script, sse
+
+    unsent = [0]  # events the SSE pumps hold but have not written yet
+    changed = asyncio.Event()
+
+    class Pumped(sse.SSEResponse):
+        def __init__(self, events: Any, *args: Any, **kwargs: Any) -> None:
+            async def counted() -> Any:
+                async for event in events:
+                    unsent[0] += 1
+                    yield event  # the pump asks for the next event once its send of this one returned
+                    unsent[0] -= 1
+                    changed.set()
+            super().__init__(counted(), *args, **kwargs)
+
+    async def wait_written(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        while seconds == 0 and unsent[0] > 0:  # between deltas: the handler waits for its readers
+            changed.clear()
+            await changed.wait()
+
+    shim = types.ModuleType("asyncio_shim")
+    shim.__dict__.update({k: getattr(asyncio, k) for k in dir(asyncio) if not k.startswith("__")})
+    shim.sleep = wait_written
+    script.asyncio = shim
+    from reference_impl import invocations, responses
+    responses.SSEResponse = Pumped
+    invocations.SSEResponse = Pumped
+
+    original_made = h11_impl.H11Protocol.connection_made
+
+    def unbuffered(self: Any, transport: Any) -> None:
+        original_made(self, transport)
+        transport.set_write_buffer_limits(high=0)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)
+
+    h11_impl.H11Protocol.connection_made = unbuffered
+
+
+def _reset_cancels() -> None:
+    import contextvars
+
+    from reference_impl import invocations, responses, runtime
+    from reference_impl.sse import SSEResponse
+
+    made: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("made")
+    original_create_run = runtime.Runtime.create_run
+
+    def create_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run = original_create_run(self, *args, **kwargs)
+        made.get([]).append(run)
+        return run
+
+    original_create = responses.create_response
+
+    async def create_response(request: Any) -> Any:
+        runs: list[Any] = []
+        made.set(runs)
+        answer = await original_create(request)
+        if isinstance(answer, SSEResponse) and answer.on_disconnect is None and runs:
+            answer.on_disconnect = lambda: runs[0].stop("cancel")  # a background stream's reset cancels it
+        return answer
+
+    original_get = invocations.get_invocation
+
+    async def get_invocation(request: Any) -> Any:
+        answer = await original_get(request)
+        inv = invocations._irt(request).live.get(request.path_params["invocation_id"])
+        if isinstance(answer, SSEResponse) and inv is not None:
+            answer.on_disconnect = lambda: inv.stop("cancel")
+        return answer
+
+    runtime.Runtime.create_run = create_run
+    responses.create_response = create_response
+    invocations.get_invocation = get_invocation
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "--variant" or argv[1] not in VARIANTS:
         print(f"usage: variant_server.py --variant {{{'|'.join(VARIANTS)}}} <reference_impl options>", file=sys.stderr)
         return 2
     {"lenient": _lenient, "readings": _readings, "deep-500": _deep_500, "surrogate-500": _surrogate_500, "stuck": _stuck,
      "replay-gap": _replay_gap, "seq-restart": _seq_restart, "replay-drops-last": _replay_drops_last, "terminal-not-last": _terminal_not_last,
-     "cursor-500": _cursor_500, "cancel-keeps-streaming": _cancel_keeps_streaming}[argv[1]]()
+     "cursor-500": _cursor_500, "cancel-keeps-streaming": _cancel_keeps_streaming,
+     "renumber-on-resume": _renumber_on_resume, "resend-last": _resend_last,
+     "blocking-handler": _blocking_handler, "reset-cancels": _reset_cancels}[argv[1]]()
     from reference_impl.cli import main as reference_main
 
     return reference_main(argv[2:])
