@@ -259,15 +259,15 @@ def _net_params(problems: _Problems, here: tuple, kind: str, given: Any) -> tupl
     if kind == "stall":
         seconds, then = values.get("seconds"), values.setdefault("then", "resume")
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-            problems.add(here + (kind,), f"stall needs seconds: a number > 0, got {_show(seconds)}")
+            problems.add(here + (kind,), f"stall needs seconds: a number > 0, got {show(seconds)}")
             ok = False
         if then not in ("resume", "close"):
-            problems.add(here + (kind, "then"), f"stall then must be resume or close, got {_show(then)}")
+            problems.add(here + (kind, "then"), f"stall then must be resume or close, got {show(then)}")
             ok = False
     if kind == "slow_reader":
         rate = values.get("bytes_per_s")
         if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
-            problems.add(here + (kind,), f"slow_reader needs bytes_per_s: an integer >= 1, got {_show(rate)}")
+            problems.add(here + (kind,), f"slow_reader needs bytes_per_s: an integer >= 1, got {show(rate)}")
             ok = False
     return tuple(sorted(values.items())), ok
 
