@@ -14,7 +14,8 @@ repo), writes a target file that is the bundled one with ``cwd`` set to that dir
 
 Verdicts, one per mutant:
 
-- ``killed``: pytest exited 1 and named a failed test (the killing test id is reported);
+- ``killed``: pytest exited 1 (or 2, "interrupted", which is how ``-x`` stops under pytest-xdist)
+  and its junit XML names a failed test (the killing test id is reported);
 - ``survived``: pytest exited 0 with at least one test passed: the kit did not notice the bug;
 - ``error``: anything else, never counted as killed or survived: the ``old`` text is not in the
   file exactly once (the mutant no longer applies: update it), pytest could not run (exit 2-5),
@@ -236,7 +237,8 @@ def passed_count(junit: Path) -> int:
 def classify(mutant: Mutant, returncode: int, junit: Path, output_tail: str) -> Outcome:
     """killed / survived / error from pytest's exit status and junit XML."""
     failed = failed_tests(junit)
-    if returncode == 1 and failed:
+    # 2 is pytest's "interrupted": what -x does under pytest-xdist after the first failure.
+    if returncode in (1, 2) and failed:
         return Outcome(mutant.id, mutant.rule, "killed", killer=failed[0], failed=failed)
     if returncode == 0:
         if passed_count(junit) == 0:

@@ -4,7 +4,8 @@ It reads the ``--target`` file the runner wrote, looks at the copy of reference_
 ``cwd``, and answers like pytest would: a file of the copy holding ``MUTANT_KILLS`` fails one
 test (exit 1, junit names it); otherwise every test passes (exit 0). ``FAKE_PYTEST_MODE``
 forces other answers: ``crash`` (exit 3), ``fail-unnamed`` (exit 1, no junit), ``no-tests``
-(exit 0, empty junit), ``usage`` (exit 4). The argv is appended to ``FAKE_PYTEST_ARGV`` if set.
+(exit 0, empty junit), ``usage`` (exit 4), ``xdist-x`` (a failure, then exit 2 as pytest-xdist
+does under -x), ``interrupted`` (exit 2, nothing failed). The argv is appended to ``FAKE_PYTEST_ARGV`` if set.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ def main(argv: list[str]) -> int:
     if mode == "usage":
         print("ERROR: usage")
         return 4
+    if mode == "interrupted":
+        print("!!! Interrupted: 1 error during collection !!!")
+        return 2
     if mode == "fail-unnamed":
         print("1 failed")
         return 1
@@ -42,7 +46,10 @@ def main(argv: list[str]) -> int:
         inner = '<failure message="violation">status</failure>' if killed else ""
         cases.append(CASE.format(name="BG[held,stream=true]", inner=inner))
     junit.write_text('<?xml version="1.0"?><testsuites><testsuite name="pytest">' + "".join(cases) + "</testsuite></testsuites>")
-    return 1 if any("failure" in c for c in cases) else 0
+    failed = any("failure" in c for c in cases)
+    if failed and mode == "xdist-x":
+        return 2
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

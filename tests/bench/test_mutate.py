@@ -87,7 +87,12 @@ def test_not_applicable_is_an_error_never_a_verdict(src: Path) -> None:
     assert outcome.verdict == "error" and "not applicable" in outcome.detail
 
 
-@pytest.mark.parametrize(("mode", "why"), [("crash", "exit 3"), ("usage", "exit 4"),
+def test_xdist_stop_after_a_failure_is_a_kill(src: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_PYTEST_MODE", "xdist-x")
+    assert run(mutant(), src).verdict == "killed"
+
+
+@pytest.mark.parametrize(("mode", "why"), [("crash", "exit 3"), ("usage", "exit 4"), ("interrupted", "exit 2"),
                                            ("fail-unnamed", "without naming a test"), ("no-tests", "ran no test")])
 def test_pytest_that_cannot_judge_is_an_error(src: Path, monkeypatch, mode: str, why: str) -> None:
     monkeypatch.setenv("FAKE_PYTEST_MODE", mode)
