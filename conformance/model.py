@@ -22,8 +22,10 @@ FAULT_KINDS = (
     "pause",  # SIGSTOP then SIGCONT
     "steer",  # invocations: POST another input on the same session while the first turn runs
     "queue",  # invocations: POST the ``queue`` expectation's inputs on the session, then release
+    "drain",  # SIGTERM at the trigger, then the hold is released at once: the handler can end within the server's grace
+    "delete",  # responses: the client sends DELETE /responses/{id} (e.g. while the response runs)
 )
-PROCESS_FAULTS = frozenset({"sigterm", "sigkill", "sigterm_then_sigkill", "crash_twice"})
+PROCESS_FAULTS = frozenset({"sigterm", "sigkill", "sigterm_then_sigkill", "crash_twice", "drain"})
 """Faults after which the executor restarts the target (unless the path says restart: false)."""
 
 TRIGGERS = ("held", "created", "terminal", "after_events")
@@ -47,18 +49,22 @@ EXPECTATION_KEYS = (
     "readers",  # N >= 2: N live readers opened at once agree on ids, payloads and order
     "steering",  # true | {inputs: N}: a chain of steers; each turn winds down at its next checkpoint
     "queue",  # {inputs: N}: N inputs queued together while the first turn is held: FIFO, each run exactly once
+    # both profiles
+    "stopped",  # true: the handler was stopped (marker ``interrupted``); false: it never was
+    # responses profile
+    "one_terminal",  # true: every stream of the response agrees on one terminal event, with nothing after it
 )
 """The expectation vocabulary.  Every key but ``status`` counts toward the depth gate."""
 
 PROFILE_KEYS: dict[str, frozenset[str]] = {
     "responses": frozenset(EXPECTATION_KEYS) - {"cursor", "entry_modes", "resume", "readers", "steering", "queue"},
-    "invocations": frozenset(EXPECTATION_KEYS) - {"replay", "stream", "persisted"},
+    "invocations": frozenset(EXPECTATION_KEYS) - {"replay", "stream", "persisted", "one_terminal"},
 }
 """Expectation keys that apply to each profile; the parser rejects the others."""
 
 PROFILE_FAULTS: dict[str, frozenset[str]] = {
     "responses": frozenset(FAULT_KINDS) - {"steer", "queue"},
-    "invocations": frozenset(FAULT_KINDS) - {"pause"},
+    "invocations": frozenset(FAULT_KINDS) - {"pause", "delete"},
 }
 """Fault kinds each profile's executor delivers."""
 

@@ -78,12 +78,13 @@ class ResponsesDriver:
         *,
         label: str = "start",
         control: StreamControl | None = None,
+        name: str = "replay",
     ) -> HttpCall:
         params: dict[str, Any] = {"stream": "true"}
         if starting_after is not None:
             params["starting_after"] = starting_after
         return self.transport.call(
-            "replay",
+            name,
             "GET",
             f"/responses/{response_id}",
             params=params,
@@ -94,5 +95,5 @@ class ResponsesDriver:
     def cancel(self, response_id: str, *, name: str = "cancel") -> HttpCall:
         return self.transport.call(name, "POST", f"/responses/{response_id}/cancel")
 
-    def delete(self, response_id: str) -> HttpCall:
-        return self.transport.call("delete", "DELETE", f"/responses/{response_id}")
+    def delete(self, response_id: str, *, name: str = "delete") -> HttpCall:
+        return self.transport.call(name, "DELETE", f"/responses/{response_id}")
