@@ -5,6 +5,7 @@
     python bench/mutate.py --only R-cancel-failed-200 --only I-resume-inclusive
     python bench/mutate.py --json out.json -n 2  # also a JSON report; pytest-xdist with 2 workers
     python bench/mutate.py --list                # the set, no run
+    python bench/mutate.py --only r-cancel-failed-200 -- -k terminal   # extra pytest arguments after --
 
 Each mutant is one ``(file, old, new)`` replacement in ``reference_impl/`` that breaks one rule of
 docs/protocol.md (``rule``: an id of docs/rules.md). For each mutant the runner copies
@@ -356,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control", action="store_true",
                         help="first run the unmutated copy the same way (all of the chosen mutants' -k); it must pass")
     parser.add_argument("--check", action="store_true", help="only check that every mutant applies and compiles (no pytest)")
+    parser.add_argument("pytest_args", nargs="*", metavar="-- PYTEST ARGS",
+                        help="more pytest arguments for every run, after '--' (e.g. -- -k stops)")
     parser.add_argument("--pytest", default=None, help=argparse.SUPPRESS)  # a fake pytest, for the runner's own tests
     args = parser.parse_args(argv)
     try:
@@ -385,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         ks = [m.k for m in chosen if m.k] if (args.ci or args.use_k) else []
         control = Mutant(id="control", rule="-", file=f"{PACKAGE}/__init__.py", old="-", new="+", why="unmutated",
                          k=" or ".join(f"({k})" for k in ks) or None)
-        outcome = run_one(control, pytest_cmd=pytest_cmd, use_k=bool(ks), workers=args.n, keep=args.keep, plant=False)
+        outcome = run_one(control, pytest_cmd=pytest_cmd, use_k=bool(ks), workers=args.n, keep=args.keep, plant=False,
+                          extra=args.pytest_args)
         print(f"control  unmutated copy {outcome.seconds:6.1f}s  "
               + ("passes" if outcome.verdict == "survived" else f"FAILS: {outcome.killer or outcome.detail}"), flush=True)
         if outcome.verdict != "survived":
@@ -394,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = []
     print(f"mutation gate: {len(chosen)} mutant(s){' (CI subset)' if args.ci else ''}", flush=True)
     for m in chosen:
-        outcome = run_one(m, pytest_cmd=pytest_cmd, use_k=args.ci or args.use_k, workers=args.n, keep=args.keep)
+        outcome = run_one(m, pytest_cmd=pytest_cmd, use_k=args.ci or args.use_k, workers=args.n, keep=args.keep,
+                          extra=args.pytest_args)
         outcomes.append(outcome)
         print(render_line(outcome), flush=True)
     totals = summary(outcomes)

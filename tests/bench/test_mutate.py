@@ -69,12 +69,12 @@ def test_a_mutant_that_does_not_apply_is_refused(src: Path, tmp_path: Path, old:
 def test_killed_names_the_killing_test_and_the_target_runs_the_copy(src: Path, tmp_path: Path, monkeypatch) -> None:
     argv_log = tmp_path / "argv"
     monkeypatch.setenv("FAKE_PYTEST_ARGV", str(argv_log))
-    outcome = run(mutant(k="BG"), src, use_k=True, workers=2)
+    outcome = run(mutant(k="BG"), src, use_k=True, workers=2, extra=["-m", "conformance_cell"])
     assert outcome.verdict == "killed"
     assert outcome.killer == "contracts/responses/cancel.yaml::BG[held,stream=true]"
     argv = argv_log.read_text().split()
     assert argv[0] == "conformance" and "-x" in argv and argv[argv.index("-k") + 1] == "BG"
-    assert argv[argv.index("-n") + 1] == "2"
+    assert argv[argv.index("-n") + 1] == "2" and argv[-2:] == ["-m", "conformance_cell"]
 
 
 def test_survived_when_every_test_passes(src: Path) -> None:
