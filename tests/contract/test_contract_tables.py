@@ -26,7 +26,7 @@ from conformance.model import EXPECTATION_KEYS, LEVELS, PROCESS_FAULTS
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
 EXPECTED = {
-    "responses/cancel", "responses/create", "responses/crosscutting", "responses/delete", "responses/replay",
+    "responses/cancel", "responses/create", "responses/crosscutting", "responses/delete", "responses/errors", "responses/replay",
     "responses/resilience", "responses/stops", "responses/terminal",
     "invocations/retention", "invocations/stops",
 }
@@ -172,6 +172,10 @@ def test_stops_tables_rows_are_pinned(tables):
     for t in (table, inv):
         assert all("stopped" in c.expect for c in t.cells), t.name
         assert {c.fault.kind for c in t.cells if c.path == "G"} == {"drain"}
+
+
+def test_errors_table_rows_are_pinned(tables):
+    assert_matrix(table_named(tables, "responses/errors"), ["E1"], ["A"], {"E1": STREAM}, set())
 
 
 def test_retention_table_rows_are_pinned(tables):
