@@ -28,7 +28,7 @@ CONTRACTS = ROOT / "contracts"
 EXPECTED = {
     "responses/cancel", "responses/create", "responses/crosscutting", "responses/delete", "responses/errors", "responses/replay",
     "responses/resilience", "responses/stops", "responses/terminal",
-    "invocations/retention", "invocations/stops",
+    "invocations/reconnect", "invocations/retention", "invocations/stops",
 }
 
 
@@ -176,6 +176,12 @@ def test_stops_tables_rows_are_pinned(tables):
 
 def test_errors_table_rows_are_pinned(tables):
     assert_matrix(table_named(tables, "responses/errors"), ["E1"], ["A"], {"E1": STREAM}, set())
+
+
+def test_reconnect_table_rows_are_pinned(tables):
+    table = table_named(tables, "invocations/reconnect")
+    assert_matrix(table, ["H1"], ["A", "C"], {}, set())
+    assert all(c.expect["resume"]["via"] == "reconnect" for c in table.cells)
 
 
 def test_retention_table_rows_are_pinned(tables):
