@@ -328,6 +328,9 @@ def _check_runnable(
                            "non-stream create has already returned: nothing to disconnect")
     if "stream" in expect and not stream:
         problems.add(here + ("stream",), f"{where}'stream' expectations need stream=true (there is no live stream)")
+    if "one_terminal" in expect and not (stream and background and request.get("store", True) is not False):
+        problems.add(here + ("one_terminal",), f"{where}one_terminal replays from the terminal's sequence number: "
+                                                "needs a replayable response (store, background=true, stream=true)")
     _check_fault_calls(problems, here, where, path_id, fault, expect)
     replay = expect.get("replay")
     if isinstance(replay, dict):
@@ -343,6 +346,7 @@ def _check_runnable(
         problems.add(here, f"{where}the script uses checkpoint_every: add 'checkpoints' to the row's requires")
 
 
+AFTER_DELETE_CALLS = frozenset({"after_delete_get", "after_delete_replay", "after_delete_cancel", "after_delete_delete"})
 INVOCATION_CALLS = frozenset(INVOCATION_CALL_NAMES)
 RESPONSES_CALLS = frozenset(CALL_NAMES) - (INVOCATION_CALLS - {"create", "poll", "get", "replay", "cancel", "cancel_again"})
 PROFILE_CALLS = {"responses": RESPONSES_CALLS, "invocations": INVOCATION_CALLS}
@@ -419,6 +423,12 @@ def _check_fault_calls(
         if fault.kind != "cancel":
             problems.add(here, f"{where}expectations name the '{name}' call, which only a cancel path makes "
                                f"(path {path_id} is '{fault.kind}')")
+    if fault.kind == "drain" and fault.at != "held":
+        problems.add(here, f"{where}path {path_id} drains: it releases the hold right after the SIGTERM, "
+                           "so it needs at: held (and a hold_at in the script)")
+    if fault.kind == "delete" and called & AFTER_DELETE_CALLS:
+        problems.add(here, f"{where}path {path_id} sends DELETE while the response runs; the after_delete_* calls "
+                           "follow the DELETE the executor sends after the end (a path without a delete fault)")
     return called
 
 

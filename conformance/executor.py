@@ -27,6 +27,7 @@ from harness.process import Target
 from .drivers.base import Recorder, StreamControl
 from .drivers.responses import (
     ResponsesDriver,
+    is_terminal_frame,
     response_id_of,
     script_input,
     status_of,
@@ -47,6 +48,8 @@ from .history import (
     IncarnationRecord,
     SteeredInput,
 )
+from .checks.terminal import TERMINAL_LABEL
+from .contract import AFTER_DELETE_CALLS
 from .model import NET_FAULTS, PROCESS_FAULTS, QUEUE_FAULTS, Cell, calls_named
 from .netfaults import NetFaults
 from .targets import TargetConfig
@@ -390,6 +393,9 @@ class CellRun:
             self.driver.cancel(rid)
             self.driver.cancel(rid, name="cancel_again")
             self.markers.release(self.tag)
+        elif kind == "delete":
+            self.driver.delete(rid)
+            self.markers.release(self.tag)
         elif kind == "pause":
             self.target.pause()
             self.target.resume()
@@ -413,6 +419,10 @@ class CellRun:
     def _stop_process(self, kind: str) -> str | None:
         if kind == "sigterm":
             inc = self.target.terminate()
+        elif kind == "drain":
+            # Release the hold right after the signal: a server that drains lets the handler
+            # end within its grace; one that stops it at once shows it (status, markers).
+            inc = self.target.terminate(after_signal=lambda: self.markers.release(self.tag))
         elif kind == "sigterm_then_sigkill":
             inc = self.target.terminate(grace_s=0.05)
         else:
@@ -531,8 +541,35 @@ class CellRun:
                 self.driver.replay(rid, self._cursor(cursor), label=str(cursor))
         elif "replay" in expect.get("http", {}) or "reconnect" in expect:
             self.driver.replay(rid, None, label="start")
-        if "delete" in expect.get("http", {}):
-            self.driver.delete(rid)
+        if expect.get("one_terminal"):
+            self._replay_from_terminal(rid)
+        http = expect.get("http", {})
+        after_delete = sorted(set(http) & AFTER_DELETE_CALLS)
+        if ("delete" in http or after_delete) and self.cell.fault.kind != "delete":
+            deleted = self.driver.delete(rid)
+            if after_delete and deleted.status != 200:
+                self.history.notes.append(f"observation: DELETE answered {deleted.status}; the after_delete calls follow anyway")
+            if after_delete:
+                self.driver.get(rid, name="after_delete_get")
+                self.driver.replay(rid, None, label="start", name="after_delete_replay")
+                self.driver.cancel(rid, name="after_delete_cancel")
+                self.driver.delete(rid, name="after_delete_delete")
+
+    def _replay_from_terminal(self, rid: str) -> None:
+        """one_terminal: replay from the first terminal event's sequence number (it must be empty);
+        without a terminal seen yet, first replay from the start to find it."""
+        def first_terminal() -> int | None:
+            seqs = [f.seq for c in list(self.recorder.calls) if c.name in ("create", "replay") and c.status == 200
+                    for f in c.frames if is_terminal_frame(f) and f.seq is not None]
+            return min(seqs) if seqs else None
+
+        seq = first_terminal()
+        if seq is None:
+            self.driver.replay(rid, None, label="start")
+            seq = first_terminal()
+        if seq is None:
+            raise NotTestable("one_terminal: no stream of the response showed a terminal event to replay from")
+        self.driver.replay(rid, seq, label=TERMINAL_LABEL)
 
     def _reconnect_call(self, rid: str, cursor: int | None, control: StreamControl, attempt: int) -> None:
         """Resume the live stream by cursor after a network fault (``starting_after``)."""

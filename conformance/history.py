@@ -105,6 +105,10 @@ CALL_NAMES = (
     "cancel",  # POST /responses/{id}/cancel (the cancel fault)
     "cancel_again",  # a second cancel, to check idempotence
     "delete",  # DELETE /responses/{id}
+    "after_delete_get",  # after a successful DELETE: GET, replay, cancel and a second DELETE (all 404)
+    "after_delete_replay",
+    "after_delete_cancel",
+    "after_delete_delete",
     # invocations profile only (see INVOCATION_CALL_NAMES)
     "live",
     "reader",

@@ -28,8 +28,10 @@ FAULT_KINDS = (
     "stall",  # forward nothing for ``seconds``, then resume or close (``then``)
     "slow_reader",  # forward at ``bytes_per_s``, reading from the server only as fast
     "refuse",  # drop the live stream; the client's next connection is refused, the one after served
+    "drain",  # SIGTERM at the trigger, then the hold is released at once: the handler can end within the server's grace
+    "delete",  # responses: the client sends DELETE /responses/{id} (e.g. while the response runs)
 )
-PROCESS_FAULTS = frozenset({"sigterm", "sigkill", "sigterm_then_sigkill", "crash_twice"})
+PROCESS_FAULTS = frozenset({"sigterm", "sigkill", "sigterm_then_sigkill", "crash_twice", "drain"})
 """Faults after which the executor restarts the target (unless the path says restart: false)."""
 
 NET_FAULTS = frozenset({"reset", "cut_mid_frame", "stall", "slow_reader", "refuse"})
@@ -68,18 +70,22 @@ EXPECTATION_KEYS = (
     # network faults (both profiles)
     "reconnect",  # {terminal: type}: what the client saw, resuming by cursor after the fault, is the transcript
     "unblocked",  # true: the run was terminal before a slow reader had half of its stream
+    # both profiles
+    "stopped",  # true: the handler was stopped (marker ``interrupted``); false: it never was
+    # responses profile
+    "one_terminal",  # true: every stream of the response agrees on one terminal event, with nothing after it
 )
 """The expectation vocabulary.  Every key but ``status`` counts toward the depth gate."""
 
 PROFILE_KEYS: dict[str, frozenset[str]] = {
     "responses": frozenset(EXPECTATION_KEYS) - {"cursor", "entry_modes", "resume", "readers", "steering", "queue"},
-    "invocations": frozenset(EXPECTATION_KEYS) - {"replay", "stream", "persisted"},
+    "invocations": frozenset(EXPECTATION_KEYS) - {"replay", "stream", "persisted", "one_terminal"},
 }
 """Expectation keys that apply to each profile; the parser rejects the others."""
 
 PROFILE_FAULTS: dict[str, frozenset[str]] = {
     "responses": frozenset(FAULT_KINDS) - {"steer", "queue"},
-    "invocations": frozenset(FAULT_KINDS) - {"pause"},
+    "invocations": frozenset(FAULT_KINDS) - {"pause", "delete"},
 }
 """Fault kinds each profile's executor delivers."""
 

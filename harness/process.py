@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,8 +291,9 @@ class Target:
             self._refresh()
             return self._spawn_and_wait()
 
-    def terminate(self, grace_s: float | None = None) -> Incarnation:
+    def terminate(self, grace_s: float | None = None, after_signal: Callable[[], None] | None = None) -> Incarnation:
         """SIGTERM the process group, wait up to ``grace_s`` (default: the spec's), then SIGKILL.
+        ``after_signal`` is called right after the SIGTERM is sent, before the wait.
 
         Returns the finished record: ``graceful`` if the leader exited within the grace,
         ``killed_after_grace`` if it had to be killed, ``exited`` if it was already gone.
@@ -301,7 +302,7 @@ class Target:
         """
         grace = self.spec.shutdown_grace_s if grace_s is None else grace_s
         with self._lock:
-            return self._check_swept(self._stop(graceful=True, grace_s=grace), "terminate")
+            return self._check_swept(self._stop(graceful=True, grace_s=grace, after_signal=after_signal), "terminate")
 
     def kill(self) -> Incarnation:
         """SIGKILL the process group; the record ends as ``killed`` (or ``exited`` if already gone).
@@ -561,7 +562,7 @@ class Target:
 
     # -- stopping --------------------------------------------------------------------------
 
-    def _stop(self, *, graceful: bool, grace_s: float) -> Incarnation:
+    def _stop(self, *, graceful: bool, grace_s: float, after_signal: Callable[[], None] | None = None) -> Incarnation:
         if not self.incarnations:
             raise TargetStateError("target was never started")
         inc = self.incarnations[-1]
@@ -580,6 +581,8 @@ class Target:
             if self._paused:
                 self._signal_group(proc, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
                 self._paused = False
+            if after_signal is not None:
+                after_signal()
             try:
                 code = proc.wait(timeout=grace_s)
                 mode = "graceful"

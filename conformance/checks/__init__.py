@@ -13,6 +13,7 @@ from typing import Any, Callable
 from conformance.history import STUCK_PREFIX, History, Violation
 from conformance.model import Cell
 
+from .handler import check_stopped
 from .invocations import check_cursor, check_entry_modes, check_queue, check_readers, check_resume, check_steering
 from .http import check_content_type, check_error, check_http
 from .network import check_reconnect, check_unblocked
@@ -21,6 +22,7 @@ from .persisted import check_persisted
 from .process import check_evidence, check_exit, check_notes
 from .replay import check_replay, check_stream
 from .status import check_status
+from .terminal import check_one_terminal
 
 Checker = Callable[[History, Any, Cell], list[Violation]]
 
@@ -44,6 +46,8 @@ CHECKS: dict[str, Checker] = {
     "queue": check_queue,
     "reconnect": check_reconnect,
     "unblocked": check_unblocked,
+    "stopped": check_stopped,
+    "one_terminal": check_one_terminal,
 }
 
 ALWAYS: list[Checker] = [check_evidence, check_notes]

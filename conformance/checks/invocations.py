@@ -299,6 +299,27 @@ def _allowed(cell: Cell, name: str) -> set[int]:
     return {c for c in (as_int(x) for x in codes) if c is not None and c != 200}
 
 
+def _window_reference(history: History, cell: Cell) -> HttpCall | None:
+    """When the cell says the server may refuse the whole transcript (``http.replay`` names the
+    non-200 it answered, e.g. 410 under retention, §7.3), the reference for resumes is the 200
+    stream (live or resume) that starts lowest and is whole from its cursor: ids cursor+1, +2, ...
+    without a gap, ending with a terminal event; only without a process fault. None otherwise:
+    a missing transcript is never excused silently."""
+    replays = history.calls_named("replay")
+    allowed = _allowed(cell, "replay")
+    if not replays or not all(c.status in allowed for c in replays) or history.faults:
+        return None
+    best: tuple[int, HttpCall] | None = None
+    for call in history.calls_named("live") + history.calls_named("resume"):
+        frames = events(call)
+        start = (cursor_of(call) or 0) if call.name == "resume" else 0
+        ids = [f.event_id for f in frames]
+        if (call.status == 200 and frames and not _malformed(call) and ids == list(range(start + 1, start + 1 + len(ids)))
+                and frames[-1].type in TERMINAL_EVENTS and (best is None or start < best[0])):
+            best = (start, call)
+    return best[1] if best else None
+
+
 def _seen_before_fault(history: History) -> list[int]:
     live = [c for c in history.calls_named("live")]
     frames = [f for c in live for f in events(c)]
@@ -336,7 +357,7 @@ def check_resume(history: History, expected: Any, cell: Cell) -> list[Violation]
                               evidence=f"resumes made: {sorted(made)}")
                 )
     allowed = _allowed(cell, "resume")
-    full = transcript(history)
+    full = transcript(history) or _window_reference(history, cell)
     if full is None and any(c.status == 200 for c in calls):
         violations.append(_no_transcript("resume", history))
     ref = [f for f in events(full)] if full is not None else []

@@ -67,7 +67,9 @@ class InvocationsDriver:
         label: str | None = None,
         control: StreamControl | None = None,
     ) -> HttpCall:
-        """GET the event stream; ``last_event_id`` is sent verbatim by ``via`` = header | query."""
+        """GET the event stream; ``last_event_id`` is sent verbatim by ``via`` = header | query, or
+        ``reconnect``: in the header, with a stale ``?last_event_id=0`` left in the URL (an
+        EventSource reconnect keeps its original query; docs/protocol.md §7.2: the header wins)."""
         headers = {"accept": "text/event-stream"}
         params: dict[str, Any] | None = None
         labels: dict[str, Any] = {}
@@ -75,6 +77,8 @@ class InvocationsDriver:
             if via == "query":
                 params = {"last_event_id": last_event_id}
             else:
+                if via == "reconnect":
+                    params = {"last_event_id": "0"}
                 headers["last-event-id"] = str(last_event_id)
                 labels["last_event_id"] = str(last_event_id)
             labels["via"] = via

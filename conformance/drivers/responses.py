@@ -95,5 +95,5 @@ class ResponsesDriver:
     def cancel(self, response_id: str, *, name: str = "cancel") -> HttpCall:
         return self.transport.call(name, "POST", f"/responses/{response_id}/cancel")
 
-    def delete(self, response_id: str) -> HttpCall:
-        return self.transport.call("delete", "DELETE", f"/responses/{response_id}")
+    def delete(self, response_id: str, *, name: str = "delete") -> HttpCall:
+        return self.transport.call(name, "DELETE", f"/responses/{response_id}")

@@ -17,7 +17,7 @@ def test_lint_real_contracts_exit_0_and_counts(capsys):
     out = capsys.readouterr().out
     assert "responses/resilience" in out and "total" in out
     assert "invocations/lifecycle" in out and "invocations/streams" in out and "invocations/queue" in out
-    assert "conformance lint: 10 contract(s)" in out and ": ok" in out
+    assert "conformance lint: 17 contract(s)" in out and ": ok" in out
     assert "Traceback" not in out
 
 

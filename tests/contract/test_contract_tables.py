@@ -26,8 +26,9 @@ from conformance.model import EXPECTATION_KEYS, LEVELS, PROCESS_FAULTS
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"
 EXPECTED = {
-    "responses/cancel", "responses/create", "responses/crosscutting", "responses/replay",
-    "responses/resilience", "responses/network", "invocations/network",
+    "responses/cancel", "responses/create", "responses/crosscutting", "responses/delete", "responses/errors", "responses/replay",
+    "responses/resilience", "responses/stops", "responses/terminal", "responses/network", "invocations/network",
+    "invocations/reconnect", "invocations/retention", "invocations/stops",
 }
 
 
@@ -175,6 +176,50 @@ def test_invocations_network_table_rows_are_pinned(tables):
         assert cell.expect["cursor"] == {"terminal": "invocation.completed"}, cell.id
     [slow] = [c for c in table.cells if c.row == "SR"]
     assert slow.expect["unblocked"] is True
+
+
+def test_terminal_table_rows_are_pinned(tables):
+    """issue 17: every kind of end is replayed past its terminal (one_terminal), cancels twice included."""
+    table = table_named(tables, "responses/terminal")
+    assert_matrix(table, ["T1", "T2", "T3"], ["A", "C", "E", "K"], {}, {("T3", "C", ()), ("T3", "E", ())})
+    assert all(c.expect.get("one_terminal") is True for c in table.cells)
+
+
+def test_delete_table_rows_are_pinned(tables):
+    """issue 17: DELETE on live (H) and terminal (A) responses of each kind."""
+    table = table_named(tables, "responses/delete")
+    rows = ["DB", "DF", "DX"]
+    assert_matrix(table, rows, ["A", "H"], {r: STREAM for r in rows}, set())
+    assert {c.fault.kind for c in table.cells if c.path == "H"} == {"delete"}
+
+
+def test_stops_tables_rows_are_pinned(tables):
+    """issue 17: every stop cause judged by the handler's markers, and a SIGTERM the handler outlives."""
+    table = table_named(tables, "responses/stops")
+    rows = ["S1", "S2", "S3", "S4"]
+    assert_matrix(table, rows, ["B", "D", "E", "G"], {r: STREAM for r in rows},
+                  {("S1", "D", STREAM[0]), ("S2", "D", STREAM[0])})
+    inv = table_named(tables, "invocations/stops")
+    assert_matrix(inv, ["N", "R", "NL", "RL"], ["B", "D", "E", "G"], {},
+                  {("NL", "D", ()), ("RL", "D", ()), ("RL", "E", ())})
+    for t in (table, inv):
+        assert all("stopped" in c.expect for c in t.cells), t.name
+        assert {c.fault.kind for c in t.cells if c.path == "G"} == {"drain"}
+
+
+def test_errors_table_rows_are_pinned(tables):
+    assert_matrix(table_named(tables, "responses/errors"), ["E1"], ["A"], {"E1": STREAM}, set())
+
+
+def test_reconnect_table_rows_are_pinned(tables):
+    table = table_named(tables, "invocations/reconnect")
+    assert_matrix(table, ["H1"], ["A", "C"], {}, set())
+    assert all(c.expect["resume"]["via"] == "reconnect" for c in table.cells)
+
+
+def test_retention_table_rows_are_pinned(tables):
+    table = table_named(tables, "invocations/retention")
+    assert_matrix(table, ["W1", "W2"], ["A"], {}, set())
 
 
 def test_every_contract_file_starts_with_a_header_naming_its_sources():

@@ -61,6 +61,9 @@ def test_stream_keeps_ids_and_raw_text_and_resumes_by_header_or_query():
     query = d.stream(IID, name="resume", last_event_id="1\r\n", via="query")
     assert seen[2].url.params["last_event_id"] == "1\r\n" and "last-event-id" not in seen[2].headers
     assert query.params["via"] == "query"
+    reconnect = d.stream(IID, name="resume", last_event_id=2, via="reconnect", label="2")
+    assert seen[3].headers["last-event-id"] == "2" and seen[3].url.params["last_event_id"] == "0"
+    assert reconnect.params["last_event_id"] == "2" and reconnect.params["via"] == "reconnect"
 
 
 def test_snapshot_asks_for_json_and_cancel_records_the_error():
