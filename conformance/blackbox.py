@@ -12,7 +12,7 @@ What changes in a black-box variant:
   live stream (``first_delta``), or while ``GET`` says the response is not terminal
   (``in_progress``, stream=false).  The executor proves the fault landed mid-run (no terminal
   event on the faulted live stream) or the cell is "not testable", never a pass;
-- expectations that need the script or the markers are dropped (``attempts``, the exact reset
+- expectations that need the script or the markers are dropped (``attempts``, ``stopped``, the exact reset
   text of ``replay.reset_event``), and the exact output text becomes ``output: streamed`` (the
   final text equals the output the stream announced: the last ``response.in_progress``'s output
   plus every delta after it) where a complete stream from the start is read, else it is dropped;
@@ -28,7 +28,7 @@ from typing import Any
 
 from .model import NET_FAULTS, Cell, FaultSpec
 
-DROPPED_KEYS = frozenset({"attempts", "output_text"})
+DROPPED_KEYS = frozenset({"attempts", "output_text", "stopped"})
 """Keys judged from the script or the markers; never in a black-box variant."""
 
 INVOCATIONS_CONTROL_KEYS = frozenset({"steering", "queue"})
@@ -54,6 +54,8 @@ def needs_control(cell: Cell) -> str | None:
     if cell.profile == "invocations":
         if fault.kind in ("steer", "queue") or INVOCATIONS_CONTROL_KEYS & set(cell.expect):
             return "steering and queues are driven through the handler's hold and checkpoints"
+    if fault.kind == "drain":
+        return "drain releases the handler's hold right after the SIGTERM, so that it ends inside the grace"
     if fault.kind in NET_FAULTS:
         return ("network-fault cells are placed at the handler's hold and judge a scripted stream's "
                 "length (not yet derived black-box)")
