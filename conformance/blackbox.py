@@ -48,6 +48,16 @@ def _judged_from_a_full_stream(cell: Cell, expect: dict[str, Any]) -> bool:
     return bool(cell.request.get("stream")) and uncut
 
 
+def _numeric_cursors(expect: dict[str, Any]) -> bool:
+    """Expectations that name cursors by number (``resume.from: [5, 7]``, ``replay.after: [3]``)."""
+    values: list[Any] = []
+    for key, option in (("resume", "from"), ("replay", "after")):
+        spec = expect.get(key)
+        if isinstance(spec, dict) and isinstance(spec.get(option), list):
+            values += spec[option]
+    return any(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
 def needs_control(cell: Cell) -> str | None:
     """Why the cell cannot be judged from the wire alone, or None when it can."""
     script, fault, request = cell.script, cell.fault, cell.request
@@ -59,6 +69,11 @@ def needs_control(cell: Cell) -> str | None:
     if fault.kind in NET_FAULTS:
         return ("network-fault cells are placed at the handler's hold and judge a scripted stream's "
                 "length (not yet derived black-box)")
+    deltas, hold = script.get("deltas"), script.get("hold_at")
+    if isinstance(deltas, int) and isinstance(hold, int) and hold >= deltas - 1 and fault.kind != "none":
+        return "the fault is placed after the run's last delta, a point a plain run does not stop at"
+    if cell.server.get("event_retention") and _numeric_cursors(cell.expect):
+        return "its cursors are counted from the script's events, against the retention window"
     if script.get("fail_at") is not None:
         return "fail_at: a handler error on demand needs the test-control script"
     if script.get("hold_at") == -1:

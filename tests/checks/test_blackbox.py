@@ -48,6 +48,10 @@ def test_derive_keeps_what_any_server_must_do_and_drops_what_needs_the_script(ce
     ("responses/cancel::FG[held,stream=false]", "foreground non-stream"),
     ("invocations/lifecycle::R1[S]", "steering"),
     ("invocations/lifecycle::F1[A]", "fail_at"),
+    ("invocations/stops::NL[B]", "after the run's last delta"),
+    ("invocations/retention::W1[A]", "retention window"),
+    ("responses/stops::S1[G,stream=true]", "drain"),
+    ("responses/network::BG[RS]", "network-fault"),
 ])
 def test_derive_names_why_a_cell_needs_control(cells, cell_id, reason):
     result = derive(cells[cell_id])
