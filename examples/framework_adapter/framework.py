@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -112,7 +113,12 @@ class App:
             Route("/responses", self.create, methods=["POST"]),
             Route("/responses/{rid}", self.get, methods=["GET"]),
             Route("/responses/{rid}/cancel", self.cancel, methods=["POST"]),
-        ], lifespan=self.lifespan)
+        ], lifespan=self.lifespan, exception_handlers={HTTPException: self.http_error})
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        return error(status, str(getattr(exc, "detail", exc)), code={404: "not_found", 405: "method_not_allowed"}
+                     .get(status, "invalid_request_error"), type_="invalid_request_error")
 
     async def readiness(self, request: Request) -> Response:
         if self.closing:
@@ -129,6 +135,10 @@ class App:
             body = None
         if not isinstance(body, dict) or not body:
             return error(400, "body must be a JSON object", code="invalid_json")
+        try:  # a lone surrogate cannot be stored as UTF-8
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return error(400, "body holds a string that is not valid Unicode")
         for name in body:
             if name not in _FIELDS:
                 return error(400, f"Unknown parameter: '{name}'", name, "unknown_parameter")
@@ -294,7 +304,7 @@ class App:
             return JSONResponse(run.snap)
         if not (run.snap["background"] and run.stream):
             return error(400, "replay needs background=true and stream=true at creation", "stream")
-        return self._sse(run, -1 if after is None else min(int(after), len(run.events) + 10**6))
+        return self._sse(run, -1 if after is None else int(after) if len(after) < 19 else 10**18)
 
     async def cancel(self, request: Request) -> Response:
         run = self._find(request.path_params["rid"])
@@ -312,8 +322,7 @@ class App:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        """Startup: a stored response a crash left running ends ``failed`` (it is never re-run).
-        Shutdown (after uvicorn's graceful timeout): stop what still runs."""
+        """Startup: a stored response a crash left running ends ``failed`` (it is never re-run)."""
         for path in self.store.root.glob("*.json"):
             run = self.store.load(path.stem)
             if run is not None and not run.terminal:
@@ -324,9 +333,14 @@ class App:
                                                        "sequence_number": len(run.events)})
                 self.store.save(run)
         yield
+        self.stop_all()
+
+    def begin_shutdown(self, grace_s: float) -> None:
+        """SIGTERM: refuse new creates at once; what still runs after ``grace_s`` ends ``failed``."""
         self.closing = True
-        tasks = [run.task for run in self.live.values() if run.task and not run.task.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        asyncio.get_running_loop().call_later(grace_s, self.stop_all)
+
+    def stop_all(self) -> None:
+        for run in self.live.values():
+            if run.task is not None and not run.task.done():
+                run.task.cancel()  # _drive persists and sends response.failed (server_error)
