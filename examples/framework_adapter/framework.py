@@ -185,12 +185,9 @@ class App:
         if flags["background"]:
             async with run.changed:  # answer once response.created is persisted
                 await run.changed.wait_for(lambda: run.events or run.terminal)
-            return JSONResponse({**self.live_snapshot(run), "output": []})
+            return JSONResponse({**run.snap, "output": []})
         await asyncio.shield(run.task)
         return JSONResponse(run.snap)
-
-    def live_snapshot(self, run: Run) -> dict[str, Any]:
-        return dict(run.snap)
 
     # -- the runtime: drive the handler, emit and persist events ---------------------------
     async def _emit(self, run: Run, type_: str, **fields: Any) -> None:
