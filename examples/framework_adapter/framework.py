@@ -4,7 +4,7 @@ A framework user writes ``async def handler(request_input) -> AsyncIterator[str]
 string it yields is one text delta, ``ITEM_BREAK`` closes the current message item, and an
 exception ends the response ``failed`` (``HandlerError.code`` names the error code). The
 framework does the rest: create (store/background/stream), GET, SSE replay by
-``starting_after``, cancel, and a store of JSON files under ``--state-dir``. It knows nothing
+``starting_after``, cancel, delete, and a store of JSON files under ``--state-dir``. It knows nothing
 about the conformance kit; ``adapter.py`` is the only kit-aware code.
 """
 from __future__ import annotations
@@ -86,6 +86,10 @@ class Store:
     def append(self, rid: str, event: dict[str, Any]) -> None:
         self._write(self.root / f"{rid}.events", json.dumps(event) + "\n", "a")
 
+    def remove(self, rid: str) -> None:
+        for suffix in (".json", ".events"):
+            (self.root / f"{rid}{suffix}").unlink(missing_ok=True)
+
     def load(self, rid: str) -> Run | None:
         path = self.root / f"{rid}.json"
         if not path.exists():
@@ -112,6 +116,7 @@ class App:
             Route("/readiness", self.readiness),
             Route("/responses", self.create, methods=["POST"]),
             Route("/responses/{rid}", self.get, methods=["GET"]),
+            Route("/responses/{rid}", self.delete, methods=["DELETE"]),
             Route("/responses/{rid}/cancel", self.cancel, methods=["POST"]),
         ], lifespan=self.lifespan, exception_handlers={HTTPException: self.http_error})
 
@@ -316,6 +321,16 @@ class App:
             run.task.cancel()
             await asyncio.wait([run.task])
         return JSONResponse(run.snap)
+
+    async def delete(self, request: Request) -> Response:
+        run = self._find(request.path_params["rid"])
+        if isinstance(run, Response):
+            return run
+        if not run.terminal:
+            return error(400, "Cannot delete a response that is still running.", code="invalid_request_error")
+        self.store.remove(run.snap["id"])
+        self.visible.discard(run.snap["id"])
+        return JSONResponse({"id": run.snap["id"], "object": "response.deleted", "deleted": True})
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

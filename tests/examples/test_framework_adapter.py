@@ -1,4 +1,4 @@
-"""The worked adapter of docs/adapter-guide.md passes the kit's create, replay and cancel tables.
+"""The worked adapter of docs/adapter-guide.md passes the kit's create, replay, cancel and delete tables.
 
 Runs ``pytest conformance --conformance-target examples/framework_adapter/target.yaml`` as a user
 would (a subprocess, cells only, a JSON report), and once more against a copy whose adapter emits
@@ -14,8 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "framework_adapter"
-SELECTED = "create or replay or cancel"  # cells of contracts/responses/{create,replay,cancel}.yaml
-MIN_PASSING = 35  # 8 create + 9 replay + 18 cancel cells: the adapter claims cancel
+SELECTED = "create or replay or cancel or delete"  # cells of contracts/responses/<those>.yaml
+MIN_PASSING = 47  # 8 create + 9 replay + 18 cancel + 12 delete cells: the target claims cancel and delete
 
 
 def run_kit(target: Path, tmp_path: Path, tables: str = SELECTED) -> tuple[dict, str]:
@@ -29,10 +29,10 @@ def run_kit(target: Path, tmp_path: Path, tables: str = SELECTED) -> tuple[dict,
     return json.loads(report.read_text()), proc.stdout + proc.stderr
 
 
-def test_framework_adapter_passes_create_replay_cancel(tmp_path: Path) -> None:
+def test_framework_adapter_passes_create_replay_cancel_delete(tmp_path: Path) -> None:
     rep, out = run_kit(EXAMPLE / "target.yaml", tmp_path)
     tables = {c["contract"] for c in rep["cells"]}
-    assert tables == {"responses/create", "responses/replay", "responses/cancel"}, tables
+    assert tables == {"responses/create", "responses/replay", "responses/cancel", "responses/delete"}, tables
     bad = {c["id"]: (c["verdict"], c["violations"]) for c in rep["cells"]
            if c["verdict"] not in ("pass", "not_claimed")}
     assert not bad, f"cells neither passing nor not claimed: {bad}\n{out[-3000:]}"
