@@ -544,6 +544,10 @@ class CellRun:
         if expect.get("one_terminal"):
             self._replay_from_terminal(rid)
         http = expect.get("http", {})
+        if "bad_id_get" in http:  # before any delete: a server that strips the newline would find the response
+            self.driver.get(rid + "%0A", name="bad_id_get")
+        if "replay_cursor_twice" in http:  # two valid cursors: a server that picks one serves 200
+            self.driver.replay(rid, [1, 2], label="twice", name="replay_cursor_twice")
         after_delete = sorted(set(http) & AFTER_DELETE_CALLS)
         if ("delete" in http or after_delete) and self.cell.fault.kind != "delete":
             deleted = self.driver.delete(rid)

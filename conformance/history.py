@@ -109,6 +109,8 @@ CALL_NAMES = (
     "after_delete_replay",
     "after_delete_cancel",
     "after_delete_delete",
+    "bad_id_get",  # GET /responses/{id}%0A: the response's own id with a trailing newline (§2.3: 400)
+    "replay_cursor_twice",  # GET /responses/{id}?stream=true&starting_after=1&starting_after=2 (§2.3: 400)
     # invocations profile only (see INVOCATION_CALL_NAMES)
     "live",
     "reader",

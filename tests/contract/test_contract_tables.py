@@ -208,7 +208,21 @@ def test_stops_tables_rows_are_pinned(tables):
 
 
 def test_errors_table_rows_are_pinned(tables):
-    assert_matrix(table_named(tables, "responses/errors"), ["E1"], ["A"], {"E1": STREAM}, set())
+    table = table_named(tables, "responses/errors")
+    assert_matrix(table, ["E1", "E2", "E3"], ["A"], {"E1": STREAM}, set())
+    by_row = {c.row: c for c in table.cells}
+    # the mutants r-bad-id-accepted and r-query-twice-first-wins (bench/mutants.yaml) die on these
+    assert by_row["E2"].expect["http"] == {"bad_id_get": 400}
+    assert by_row["E2"].expect["error"]["bad_id_get"]["param"] == "response_id"
+    assert by_row["E3"].expect["http"] == {"replay_cursor_twice": 400}
+    assert by_row["E3"].expect["error"]["replay_cursor_twice"]["param"] == "starting_after"
+    assert by_row["E3"].request["background"] is True and by_row["E3"].request["stream"] is True
+
+
+def test_fail_at_is_pinned_by_the_output_it_leaves(tables):
+    """§3.2 fail_at 2 fails before delta 2, §7.4 keeps the output as of the end (mutant t-fail-at-late)."""
+    f1 = next(c for c in table_named(tables, "invocations/lifecycle").cells if c.row == "F1" and c.path == "A")
+    assert f1.script["fail_at"] == 2 and f1.expect["output_text"] == "a1:d0 a1:d1 "
 
 
 def test_reconnect_table_rows_are_pinned(tables):
