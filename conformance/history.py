@@ -207,6 +207,7 @@ class History:
     notes: list[str] = field(default_factory=list)
     session_id: str | None = None  # invocations: the session of the first input
     steered: list[SteeredInput] = field(default_factory=list)  # invocations: steer fault inputs
+    cancelled_queued: SteeredInput | None = None  # invocations, cancel_queued: the queued input that was cancelled
 
     # -- queries used by checkers -------------------------------------------------------
     def calls_named(self, name: str) -> list[HttpCall]:
@@ -239,6 +240,8 @@ class History:
         data["incarnations"] = [IncarnationRecord(**i) for i in data.get("incarnations", [])]
         data["faults"] = [FaultRecord(**f) for f in data.get("faults", [])]
         data["steered"] = [SteeredInput(**s) for s in data.get("steered", [])]
+        if isinstance(data.get("cancelled_queued"), dict):
+            data["cancelled_queued"] = SteeredInput(**data["cancelled_queued"])
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

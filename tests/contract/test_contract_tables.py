@@ -219,6 +219,13 @@ def test_errors_table_rows_are_pinned(tables):
     assert by_row["E3"].request["background"] is True and by_row["E3"].request["stream"] is True
 
 
+def test_queue_table_cancels_a_queued_input(tables):
+    """QC: §7.5 a cancelled queued input never runs (mutant i-cancel-queued-runs-handler)."""
+    qc = [c for c in table_named(tables, "invocations/queue").cells if c.row == "QC"]
+    assert [(c.path, c.fault.kind, c.fault.at) for c in qc] == [("Q", "queue", "held")]
+    assert qc[0].expect["cancel_queued"] is True and qc[0].expect["status"] == "completed"
+
+
 def test_fail_at_is_pinned_by_the_output_it_leaves(tables):
     """§3.2 fail_at 2 fails before delta 2, §7.4 keeps the output as of the end (mutant t-fail-at-late)."""
     f1 = next(c for c in table_named(tables, "invocations/lifecycle").cells if c.row == "F1" and c.path == "A")
@@ -318,8 +325,9 @@ def test_queue_table_queues_while_held_and_proves_every_crash(tables):
     they stay queued until the fault), and every crash cell pins the exit mode and attempts."""
     table = next(t for t in tables if t.name == "invocations/queue")
     assert list(table.paths) == ["Q", "B", "C", "K"]
-    assert table.row_ids == ["QN", "QR"] and not table.not_applicable
-    for cell in table.cells:
+    assert table.row_ids == ["QN", "QR", "QC"]
+    assert {(na.row, na.path) for na in table.not_applicable} == {("QC", "B"), ("QC", "C"), ("QC", "K")}
+    for cell in (c for c in table.cells if c.row != "QC"):  # QC cancels its one queued input: test_queue_table_cancels_a_queued_input
         assert cell.expect["queue"] == {"inputs": 2}, cell.id
         assert cell.fault.at == "held" and cell.fault.kind in ("queue", "sigterm", "sigkill", "sigterm_then_sigkill"), cell.id
         assert cell.script["hold_at"] == 2 and cell.script["checkpoint_every"] == 2, cell.id
