@@ -31,7 +31,7 @@ from .model import NET_FAULTS, Cell, FaultSpec
 DROPPED_KEYS = frozenset({"attempts", "output_text", "stopped"})
 """Keys judged from the script or the markers; never in a black-box variant."""
 
-INVOCATIONS_CONTROL_KEYS = frozenset({"steering", "queue"})
+INVOCATIONS_CONTROL_KEYS = frozenset({"steering", "queue", "cancel_queued"})
 """Invocations keys whose cells drive the handler through its hold and checkpoints."""
 
 

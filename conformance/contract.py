@@ -453,8 +453,13 @@ def _check_runnable_invocations(
         problems.add(here, f"path {path_id} steers: the cell must judge it with a 'steering' expectation")
     if fault.kind == "steer" and fault.at != "held":
         problems.add(here, f"path {path_id}: a steer is only deterministic at 'held' (the first turn must still run)")
-    if fault.kind == "queue" and "queue" not in expect:
-        problems.add(here, f"path {path_id} queues inputs: the cell must say how many with a queue expectation ({{inputs: N}})")
+    if fault.kind == "queue" and "queue" not in expect and "cancel_queued" not in expect:
+        problems.add(here, f"path {path_id} queues inputs: the cell must say how many with a queue expectation ({{inputs: N}}), "
+                           "or cancel one with cancel_queued: true")
+    if "cancel_queued" in expect and (fault.kind != "queue" or fault.at != "held" or "queue" in expect):
+        problems.add(here + ("cancel_queued",), f"cancel_queued queues one input behind the held first turn and cancels it: "
+                                                f"it needs a 'queue' path at held and no queue expectation (path {path_id} is "
+                                                f"'{fault.kind}' at '{fault.at}')")
     if "queue" in expect and (fault.kind not in QUEUE_FAULTS or fault.at != "held"):
         problems.add(here + ("queue",), f"a queue is POSTed while the first turn is held: it needs a path "
                                         f"'{'|'.join(sorted(QUEUE_FAULTS))}' at held (path {path_id} is '{fault.kind}' "

@@ -544,6 +544,10 @@ class CellRun:
         if expect.get("one_terminal"):
             self._replay_from_terminal(rid)
         http = expect.get("http", {})
+        if "bad_id_get" in http:  # before any delete: a server that strips the newline would find the response
+            self.driver.get(rid + "%0A", name="bad_id_get")
+        if "replay_cursor_twice" in http:  # two valid cursors: a server that picks one serves 200
+            self.driver.replay(rid, [1, 2], label="twice", name="replay_cursor_twice")
         after_delete = sorted(set(http) & AFTER_DELETE_CALLS)
         if ("delete" in http or after_delete) and self.cell.fault.kind != "delete":
             deleted = self.driver.delete(rid)
@@ -765,7 +769,7 @@ class InvocationsRun(CellRun):
         queue deterministically is not testable (the parser does not know this key's rules)."""
         fault, spec = self.cell.fault, self.cell.expect.get("queue")
         if spec is None:
-            if fault.kind == "queue":
+            if fault.kind == "queue" and not self.cell.expect.get("cancel_queued"):
                 raise NotTestable(f"path {self.cell.path} queues inputs: the cell must say how many with a "
                                   "queue expectation ({inputs: N})")
             return 0
@@ -785,6 +789,28 @@ class InvocationsRun(CellRun):
     def _at_trigger(self, rid: str) -> None:
         if self.cell.expect.get("queue") is not None:
             self._post_queue()
+        if self.cell.expect.get("cancel_queued"):
+            self._cancel_queued()
+
+    def _cancel_queued(self) -> None:
+        """cancel_queued: the first turn is held; POST one input on its session (tag
+        ``<tag>-c1``; it can only queue), cancel it (``queued_cancel``) and snapshot it
+        (``queued_get``), all before the first turn is released.  Its transcript is read after
+        the end (``queued_replay``) and its markers kept: a handler that ran would have written
+        some."""
+        session = self.history.session_id
+        if session is None:
+            raise NotTestable("the create answer named no session_id to queue an input on")
+        tag = f"{self.tag}-c1"
+        record = SteeredInput(index=1, tag=tag, script={**self.cell.script, "tag": tag})
+        self.history.cancelled_queued = record
+        call = self.idriver.create({"input": inv_script_input(record.script), "session_id": session}, name="queued_post")
+        record.invocation_id = inv_id_of(call)
+        record.post_status = status_of(call)
+        if record.invocation_id is None:
+            raise NotTestable(f"the input to queue was refused: {call.status} {(call.body_text or '')[:200]}")
+        self.idriver.cancel(record.invocation_id, name="queued_cancel")
+        self.idriver.snapshot(record.invocation_id, name="queued_get")
 
     def _post_queue(self) -> None:
         """The first turn is held: POST the queued inputs on its session, all of them before
@@ -979,6 +1005,10 @@ class InvocationsRun(CellRun):
             if record.invocation_id is not None:
                 call = self.idriver.stream(record.invocation_id, name="steer_replay", label="start")
                 call.params["steer"] = record.index
+        queued = self.history.cancelled_queued
+        if queued is not None and queued.invocation_id is not None:
+            self.idriver.snapshot(queued.invocation_id, name="queued_get")
+            self.idriver.stream(queued.invocation_id, name="queued_replay", label="start")
         resume = expect.get("resume")
         if isinstance(resume, dict):
             vias = resume.get("via", "both")
@@ -1014,6 +1044,8 @@ class InvocationsRun(CellRun):
         super()._finish_history()
         for record in self.history.steered:
             record.markers = self.markers.lines(record.tag)
+        if self.history.cancelled_queued is not None:
+            self.history.cancelled_queued.markers = self.markers.lines(self.history.cancelled_queued.tag)
 
     def _state_hits(self) -> list[str]:
         return []  # invocations are always persisted; no store=false row to prove empty

@@ -109,6 +109,8 @@ CALL_NAMES = (
     "after_delete_replay",
     "after_delete_cancel",
     "after_delete_delete",
+    "bad_id_get",  # GET /responses/{id}%0A: the response's own id with a trailing newline (§2.3: 400)
+    "replay_cursor_twice",  # GET /responses/{id}?stream=true&starting_after=1&starting_after=2 (§2.3: 400)
     # invocations profile only (see INVOCATION_CALL_NAMES)
     "live",
     "reader",
@@ -205,6 +207,7 @@ class History:
     notes: list[str] = field(default_factory=list)
     session_id: str | None = None  # invocations: the session of the first input
     steered: list[SteeredInput] = field(default_factory=list)  # invocations: steer fault inputs
+    cancelled_queued: SteeredInput | None = None  # invocations, cancel_queued: the queued input that was cancelled
 
     # -- queries used by checkers -------------------------------------------------------
     def calls_named(self, name: str) -> list[HttpCall]:
@@ -237,6 +240,8 @@ class History:
         data["incarnations"] = [IncarnationRecord(**i) for i in data.get("incarnations", [])]
         data["faults"] = [FaultRecord(**f) for f in data.get("faults", [])]
         data["steered"] = [SteeredInput(**s) for s in data.get("steered", [])]
+        if isinstance(data.get("cancelled_queued"), dict):
+            data["cancelled_queued"] = SteeredInput(**data["cancelled_queued"])
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

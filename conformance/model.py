@@ -67,6 +67,7 @@ EXPECTATION_KEYS = (
     "readers",  # N >= 2: N live readers opened at once agree on ids, payloads and order
     "steering",  # true | {inputs: N}: a chain of steers; each turn winds down at its next checkpoint
     "queue",  # {inputs: N}: N inputs queued together while the first turn is held: FIFO, each run exactly once
+    "cancel_queued",  # true: an input queued behind the held first turn is cancelled: only event cancelled, never run
     # network faults (both profiles)
     "reconnect",  # {terminal: type}: what the client saw, resuming by cursor after the fault, is the transcript
     "unblocked",  # true: the run was terminal before a slow reader had half of its stream
@@ -78,7 +79,7 @@ EXPECTATION_KEYS = (
 """The expectation vocabulary.  Every key but ``status`` counts toward the depth gate."""
 
 PROFILE_KEYS: dict[str, frozenset[str]] = {
-    "responses": frozenset(EXPECTATION_KEYS) - {"cursor", "entry_modes", "resume", "readers", "steering", "queue"},
+    "responses": frozenset(EXPECTATION_KEYS) - {"cursor", "entry_modes", "resume", "readers", "steering", "queue", "cancel_queued"},
     "invocations": frozenset(EXPECTATION_KEYS) - {"replay", "stream", "persisted", "one_terminal"},
 }
 """Expectation keys that apply to each profile; the parser rejects the others."""

@@ -14,7 +14,15 @@ from conformance.history import STUCK_PREFIX, History, Violation
 from conformance.model import Cell
 
 from .handler import check_stopped
-from .invocations import check_cursor, check_entry_modes, check_queue, check_readers, check_resume, check_steering
+from .invocations import (
+    check_cancel_queued,
+    check_cursor,
+    check_entry_modes,
+    check_queue,
+    check_readers,
+    check_resume,
+    check_steering,
+)
 from .http import check_content_type, check_error, check_http
 from .network import check_reconnect, check_unblocked
 from .output import check_attempts, check_output, check_output_text, predict_output
@@ -44,6 +52,7 @@ CHECKS: dict[str, Checker] = {
     "readers": check_readers,
     "steering": check_steering,
     "queue": check_queue,
+    "cancel_queued": check_cancel_queued,
     "reconnect": check_reconnect,
     "unblocked": check_unblocked,
     "stopped": check_stopped,

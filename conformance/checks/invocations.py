@@ -1,5 +1,5 @@
 """Invocations-profile expectations: ``cursor``, ``entry_modes``, ``resume``, ``readers``,
-``steering`` and ``queue`` (pure, History -> Violations).
+``steering``, ``queue`` and ``cancel_queued`` (pure, History -> Violations).
 
 Rules (the invocations wire): the cursor is the frame's ``id:`` line, a positive integer,
 strictly increasing per invocation, never reused, durable (the same id means the same event
@@ -815,3 +815,56 @@ __all__ = [
     "steer_stop",
     "wind_down_problems",
 ]
+
+
+# --------------------------------------------------------------------------------------
+# cancel_queued
+# --------------------------------------------------------------------------------------
+
+
+def check_cancel_queued(history: History, expected: Any, cell: Cell) -> list[Violation]:
+    """docs/protocol.md §7.5, §7.4: an input queued behind the held first turn and cancelled
+    answered ``queued`` to its POST; the cancel answered 200 (202: §6) with ``cancelled``; every
+    snapshot of it after the cancel is ``cancelled`` with ``attempt`` 0 and ``entry_mode``
+    ``resumed``; its transcript is exactly one event, ``invocation.cancelled``; and it wrote no
+    marker (its handler never ran)."""
+    if expected is not True:
+        return [Violation("cancel_queued", f"expected cancel_queued must be true, got {expected!r}")]
+    record = history.cancelled_queued
+    if record is None or record.invocation_id is None:
+        return [Violation("cancel_queued", "no input was queued and cancelled: there is nothing to judge")]
+    problems: list[str] = []
+    evidence: list[str] = []
+    if record.post_status != "queued":
+        problems.append(f"the input POSTed behind the held turn answered status {record.post_status!r}, expected 'queued'")
+    cancels = history.calls_named("queued_cancel")
+    for call in cancels:
+        evidence.append(call_summary(call))
+        if call.status not in (200, 202) or (call.status == 200 and call_status(call) != "cancelled"):
+            problems.append(f"the cancel of the queued input answered {call.status} status {call_status(call)!r}, "
+                            "expected 200 (or 202) with status 'cancelled'")
+    if not cancels:
+        problems.append("no cancel of the queued input was sent")
+    for call in history.calls_named("queued_get"):
+        body = call.body if isinstance(call.body, dict) else {}
+        got = (call.status, body.get("status"), body.get("attempt"), body.get("entry_mode"))
+        if got != (200, "cancelled", 0, "resumed"):
+            problems.append(f"a snapshot of the cancelled queued input is (http, status, attempt, entry_mode) = {got}, "
+                            "expected (200, 'cancelled', 0, 'resumed')")
+            evidence.append(call_summary(call))
+    replay = transcript(history, "queued_replay")
+    if replay is None:
+        problems.append("no transcript of the cancelled queued input (queued_replay answered no 200 event stream)")
+    else:
+        frames = events(replay)
+        if [f.type for f in frames] != ["invocation.cancelled"]:
+            problems.append(f"its transcript must be exactly one invocation.cancelled, observed: {labels(frames)}")
+    if record.markers:
+        problems.append(f"its handler ran: it wrote markers ({len(record.markers)} line(s), first {record.markers[0]!r})")
+        evidence.append(markers_excerpt(record.markers))
+    return [Violation("cancel_queued", p, evidence="\n".join(evidence)[:2000]) for p in problems]
+
+
+def call_status(call: HttpCall) -> Any:
+    """The ``status`` of a JSON answer, or None."""
+    return call.body.get("status") if isinstance(call.body, dict) else None

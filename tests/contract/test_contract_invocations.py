@@ -201,6 +201,9 @@ def test_queue_fault_is_invocations_only():
         ("A: {fault: none}", "{status: superseded, attempts: 1, queue: {inputs: 2}}", "a queue is POSTed while the first turn is held"),
         ("Q: {fault: queue, at: created}", "{status: superseded, attempts: 1, queue: {inputs: 2}}", "a queue is POSTed while the first turn is held"),
         ("Q: {fault: queue, at: held}", "{status: superseded, attempts: 1, cursor: {terminal: invocation.superseded}}", "must say how many with a queue expectation"),
+        ("A: {fault: cancel, at: held}", "{status: completed, attempts: 1, cancel_queued: true}", "cancel_queued queues one input"),
+        ("Q: {fault: queue, at: held}", "{status: completed, attempts: 1, cancel_queued: true, queue: {inputs: 2}}",
+         "cancel_queued queues one input"),
     ],
 )
 def test_parser_refuses_a_queue_it_cannot_run_deterministically(path, cell, why):

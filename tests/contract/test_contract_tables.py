@@ -208,7 +208,28 @@ def test_stops_tables_rows_are_pinned(tables):
 
 
 def test_errors_table_rows_are_pinned(tables):
-    assert_matrix(table_named(tables, "responses/errors"), ["E1"], ["A"], {"E1": STREAM}, set())
+    table = table_named(tables, "responses/errors")
+    assert_matrix(table, ["E1", "E2", "E3"], ["A"], {"E1": STREAM}, set())
+    by_row = {c.row: c for c in table.cells}
+    # the mutants r-bad-id-accepted and r-query-twice-first-wins (bench/mutants.yaml) die on these
+    assert by_row["E2"].expect["http"] == {"bad_id_get": 400}
+    assert by_row["E2"].expect["error"]["bad_id_get"]["param"] == "response_id"
+    assert by_row["E3"].expect["http"] == {"replay_cursor_twice": 400}
+    assert by_row["E3"].expect["error"]["replay_cursor_twice"]["param"] == "starting_after"
+    assert by_row["E3"].request["background"] is True and by_row["E3"].request["stream"] is True
+
+
+def test_queue_table_cancels_a_queued_input(tables):
+    """QC: §7.5 a cancelled queued input never runs (mutant i-cancel-queued-runs-handler)."""
+    qc = [c for c in table_named(tables, "invocations/queue").cells if c.row == "QC"]
+    assert [(c.path, c.fault.kind, c.fault.at) for c in qc] == [("Q", "queue", "held")]
+    assert qc[0].expect["cancel_queued"] is True and qc[0].expect["status"] == "completed"
+
+
+def test_fail_at_is_pinned_by_the_output_it_leaves(tables):
+    """§3.2 fail_at 2 fails before delta 2, §7.4 keeps the output as of the end (mutant t-fail-at-late)."""
+    f1 = next(c for c in table_named(tables, "invocations/lifecycle").cells if c.row == "F1" and c.path == "A")
+    assert f1.script["fail_at"] == 2 and f1.expect["output_text"] == "a1:d0 a1:d1 "
 
 
 def test_reconnect_table_rows_are_pinned(tables):
@@ -304,8 +325,9 @@ def test_queue_table_queues_while_held_and_proves_every_crash(tables):
     they stay queued until the fault), and every crash cell pins the exit mode and attempts."""
     table = next(t for t in tables if t.name == "invocations/queue")
     assert list(table.paths) == ["Q", "B", "C", "K"]
-    assert table.row_ids == ["QN", "QR"] and not table.not_applicable
-    for cell in table.cells:
+    assert table.row_ids == ["QN", "QR", "QC"]
+    assert {(na.row, na.path) for na in table.not_applicable} == {("QC", "B"), ("QC", "C"), ("QC", "K")}
+    for cell in (c for c in table.cells if c.row != "QC"):  # QC cancels its one queued input: test_queue_table_cancels_a_queued_input
         assert cell.expect["queue"] == {"inputs": 2}, cell.id
         assert cell.fault.at == "held" and cell.fault.kind in ("queue", "sigterm", "sigkill", "sigterm_then_sigkill"), cell.id
         assert cell.script["hold_at"] == 2 and cell.script["checkpoint_every"] == 2, cell.id
