@@ -132,16 +132,27 @@ def test_a_fault_after_the_run_ended_is_not_testable_and_says_what_to_change():
         CellRun._placed_before_fault(_run_with(finished), _record())
     with pytest.raises(NotTestable, match="completed .* before the sigkill"):
         CellRun._after_fault_placed(_run_with(finished), _record())
-    polled_done = _record("in_progress", "GET 200 status completed")
-    with pytest.raises(NotTestable):
-        CellRun._placed_before_fault(_run_with([]), polled_done)
+
+
+
+@pytest.mark.parametrize("status, body", [(200, {"status": "completed"}), (404, {"error": {}}), (200, {"status": "in_progress"})])
+def test_the_in_progress_trigger_fires_only_on_a_run_seen_running(status, body):
+    """Without a stream the fault is placed while GET says the run is not terminal; a terminal
+    status or no status at all is not testable, never a fault placed after the end."""
+    got = HttpCall("poll", "GET", "http://t/responses/resp_1", status=status, body=body)
+    run = SimpleNamespace(cell=SimpleNamespace(fault=FaultSpec(kind="sigkill", at="in_progress")),
+                          driver=SimpleNamespace(get=lambda rid, name: got))
+    if body.get("status") == "in_progress":
+        assert CellRun._trigger(run, "resp_1") == "GET 200 status in_progress"
+    else:
+        with pytest.raises(NotTestable, match="longer-running `blackbox.input`"):
+            CellRun._trigger(run, "resp_1")
 
 
 def test_a_fault_that_landed_mid_run_passes_the_placement_proofs():
     cut = crash_run().live  # attempt 1's frames up to the hold: no terminal
     CellRun._placed_before_fault(_run_with(cut), _record())
     CellRun._after_fault_placed(_run_with(cut), _record())
-    CellRun._placed_before_fault(_run_with([]), _record("in_progress", "GET 200 status in_progress"))
     # a SIGTERM's own response.failed is the fault's effect, not the run ending first
     failed = cut + [retype(cut[-1], type="response.failed", sequence_number=99)]
     CellRun._after_fault_placed(_run_with(failed), _record())
