@@ -254,8 +254,7 @@ def _full_stream(history: History) -> tuple[str, list[SSEFrame]] | None:
         if call.status == 200 and params.get("starting_after") is None and call.frames:
             return f"replay {params.get('cursor_label', 'start')}", list(call.frames)
     live = history.live_frames()
-    if live and (live[-1].type in TERMINAL_EVENTS or (live[-1].type or "").startswith("invocation.")
-                 and live[-1].type in INVOCATION_TERMINAL_EVENTS):
+    if live and live[-1].type in TERMINAL_EVENTS | INVOCATION_TERMINAL_EVENTS:
         return "live stream", list(live)
     return None
 
