@@ -118,6 +118,12 @@ class FaultSpec:
     def is_net_fault(self) -> bool:
         return self.kind in NET_FAULTS
 
+    @property
+    def restarts_target(self) -> bool:
+        """The schedule starts a second incarnation: a restarting process fault, or a network fault
+        followed (``then``) by one, which always restarts (the client resumes against it)."""
+        return (self.is_process_fault and self.restart) or self.then is not None
+
     def param(self, name: str, default: Any = None) -> Any:
         return dict(self.params).get(name, default)
 

@@ -491,7 +491,7 @@ class CellItem(pytest.Item):
 
         s = settings(self.config)
         cell = self.cell
-        restarts = cell.fault.is_process_fault and cell.fault.restart
+        restarts = cell.fault.restarts_target
         missing = s.target.missing_claims(cell_requires(cell.requires, restarts), cell.profile)
         if missing:
             self._record("not_claimed", missing=missing)

@@ -129,3 +129,22 @@ def test_memory_withdraws_durability_from_restarting_cells() -> None:
     assert mem.missing_claims(cell_requires((), True), "responses") == ["durable_store (withdrawn by store memory)"]
     assert mem.missing_claims(cell_requires(("cancel",), False), "responses") == []
     assert target.with_store("sqlite").missing_claims(cell_requires((), True), "responses") == []
+
+
+def test_a_crash_while_the_client_is_away_needs_a_durable_store() -> None:
+    """A network fault followed (``then``) by SIGKILL restarts the target: on a store that withdraws
+    ``durable_store`` (memory) that cell is not claimed, never run and failed (CI caught the gap)."""
+    from conformance.contract import collect_cells, load_contracts
+    from conformance.model import FaultSpec
+
+    assert FaultSpec(kind="reset", at="held", then="sigkill").restarts_target
+    assert not FaultSpec(kind="reset", at="held").restarts_target
+    assert FaultSpec(kind="sigkill", at="held").restarts_target
+    assert not FaultSpec(kind="sigkill", at="held", restart=False).restarts_target
+    root = Path(__file__).resolve().parents[2] / "contracts"
+    away = [c for c in collect_cells(load_contracts(str(root / "**/*.yaml"))) if c.fault.then is not None]
+    assert away, "the bundled contracts pin a crash while the client is away"
+    mem = load_target(None).with_store("memory")
+    for cell in away:
+        missing = mem.missing_claims(cell_requires(cell.requires, cell.fault.restarts_target), cell.profile)
+        assert "durable_store (withdrawn by store memory)" in missing, cell.id
