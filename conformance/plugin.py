@@ -572,8 +572,23 @@ class CellItem(pytest.Item):
                     tail = log.read_text(errors="replace").splitlines()[-15:]
                     lines.append(f"  --- {log} (last {len(tail)} lines) ---")
                     lines += [f"  | {t}" for t in tail]
-            return "\n".join(lines)
+            return _cell_repr(lines, self.cell.source, str(excinfo.value))
         return super().repr_failure(excinfo)
+
+
+def _cell_repr(lines: list[str], source: str, failure: str):
+    """The failure text as pytest's own structured repr, so the short summary ("FAILED id - ...")
+    carries one line (the first violation) even where pytest does not trim it (on CI): the log
+    tails are printed once, in the failure section. xdist serializes this repr as it is."""
+    from _pytest._code.code import ExceptionChainRepr, ReprEntryNative, ReprFileLocation, ReprTraceback
+
+    path, _, line = source.rpartition(":")
+    first = failure.splitlines()[0] if failure.strip() else "cell failed"
+    more = len([t for t in failure.splitlines() if t.strip()]) - 1
+    message = first + (f" (+{more} more line(s))" if more > 0 else "")
+    crash = ReprFileLocation(path or source, int(line) if line.isdigit() else 0, message)
+    traceback = ReprTraceback([ReprEntryNative(["\n".join(lines) + "\n"])], None, "native")
+    return ExceptionChainRepr([(traceback, crash, None)])
 
 
 # -- fixtures for the suites in conformance/suites/ -------------------------------------------
