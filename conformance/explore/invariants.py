@@ -270,7 +270,11 @@ def replay_problems(obs: Observations) -> list[str]:
             got = [c for c in (w.cursor(f) for f in _frames(call)) if c is not None]
             got_set = set(got)
             floor = -1 if cursor is None else cursor
-            limit = float("inf") if call.ended == "complete" else (max(got) if got else floor)
+            # A read reached the end of the resource only if it carried the terminal event: a
+            # close-delimited stream (HTTP/1.0 style, ``Connection: close``) of a killed server
+            # also ends "complete" at the transport, with nothing after what it got.
+            whole = call.ended == "complete" and any(f.type in w.terminal_types for f in _frames(call))
+            limit = float("inf") if whole else (max(got) if got else floor)
             earlier = sorted(
                 {
                     c
