@@ -51,7 +51,7 @@ from .history import (
 from .checks.terminal import TERMINAL_LABEL
 from .contract import AFTER_DELETE_CALLS
 from .model import NET_FAULTS, PROCESS_FAULTS, QUEUE_FAULTS, Cell, calls_named
-from .netfaults import NetFaults
+from .nemesis import Nemesis, NetFaults
 from .targets import TargetConfig
 
 POLL_INTERVAL_S = 0.02
@@ -97,17 +97,20 @@ class CellRun:
         self.target = Target(config.spec_for(cell.server), work_dir)
         self.t0 = time.monotonic()
         self.recorder = Recorder(self.now, self._incarnation_index)
-        # a network-fault cell talks to the target through its fault proxy (conformance/netfaults.py)
-        self.net = NetFaults.for_cell(cell, self.target.port, self.timeout)
-        self.base_url = self.net.url if self.net is not None else self.target.base_url
-        self.driver = ResponsesDriver(self.base_url, self.recorder, timeout_s=self.timeout)
-        self.markers = Markers(self.target.marker_dir, log_tail=self.target.log_tail)
         self.history = History(
             cell_id=cell.id,
             profile=cell.profile,
             script=self.script,
             request={**cell.request},
         )
+        # every fault goes through the nemesis; a network-fault cell talks to the target through
+        # its fault proxy (conformance/nemesis/network.py)
+        self.nemesis = Nemesis(self.target, self.now, self.history.faults,
+                               net=NetFaults.for_cell(cell, self.target.port, self.timeout))
+        self.net = self.nemesis.net
+        self.base_url = self.net.url if self.net is not None else self.target.base_url
+        self.driver = ResponsesDriver(self.base_url, self.recorder, timeout_s=self.timeout)
+        self.markers = Markers(self.target.marker_dir, log_tail=self.target.log_tail)
         self.control = StreamControl()
         self.create_thread: threading.Thread | None = None
         self.process_faulted = False
@@ -187,8 +190,7 @@ class CellRun:
             for _, control in streams:
                 control.drop()
             try:
-                if self.net is not None:
-                    self.net.close()
+                self.nemesis.close()
                 self.target.close()
             finally:
                 for thread, _ in streams:
@@ -320,21 +322,18 @@ class CellRun:
         fault = self.cell.fault
         observed = self._trigger(rid)
         self._at_trigger(rid)
-        record = FaultRecord(
-            kind=fault.kind,
-            trigger=fault.describe().split("@", 1)[-1].split("+", 1)[0],
-            observed=observed,
-            t=self.now(),
-            incarnation=self._incarnation_index(),
+        record = self.nemesis.record(
+            fault.kind,
+            fault.describe().split("@", 1)[-1].split("+", 1)[0],
+            observed,
             last_seq_before=self.live_cursor_max(),
         )
-        self.history.faults.append(record)
         kind = fault.kind
         if self.cell.blackbox and fault.at != "terminal":  # a fault at the terminal status comes after the run
             self._placed_before_fault(record)
         if kind in PROCESS_FAULTS:
             self.process_faulted = True
-            record.exit_mode = self._stop_process(kind)
+            self.nemesis.stop(record, release=self._release)
             if self.cell.blackbox:
                 self._after_fault_placed(record)
             if kind == "crash_twice":
@@ -342,10 +341,9 @@ class CellRun:
             else:
                 self.markers.release(self.tag)
                 if fault.restart:
-                    record.restarted_as = self.target.restart().index
+                    self.nemesis.restart(record)
         elif kind in NET_FAULTS:
-            assert self.net is not None
-            self.net.deliver(self, record, rid)
+            self.nemesis.network(self, record, rid)
         else:
             self._client_fault(kind, rid)
 
@@ -388,7 +386,7 @@ class CellRun:
     def _client_fault(self, kind: str, rid: str) -> None:
         """Faults the client delivers (the process stays up): disconnect, cancel, pause."""
         if kind == "disconnect":
-            self.control.drop()
+            self.nemesis.disconnect(self.control)
             self._join_create()
             if not self.cell.request.get("background", False) and not self.cell.blackbox:
                 self._await_handler_stop("the client disconnect")
@@ -401,8 +399,7 @@ class CellRun:
             self.driver.delete(rid)
             self.markers.release(self.tag)
         elif kind == "pause":
-            self.target.pause()
-            self.target.resume()
+            self.nemesis.pause_resume()
             self.markers.release(self.tag)
         else:
             raise NotTestable(f"fault {kind!r} is not supported by the responses executor")
@@ -420,37 +417,18 @@ class CellRun:
         except MarkerTimeout:
             self.history.notes.append(f"observation: the handler was not stopped after {cause} within {self.timeout:.0f}s")
 
-    def _stop_process(self, kind: str) -> str | None:
-        if kind == "sigterm":
-            inc = self.target.terminate()
-        elif kind == "drain":
-            # Release the hold right after the signal: a server that drains lets the handler
-            # end within its grace; one that stops it at once shows it (status, markers).
-            inc = self.target.terminate(after_signal=lambda: self.markers.release(self.tag))
-        elif kind == "sigterm_then_sigkill":
-            inc = self.target.terminate(grace_s=0.05)
-        else:
-            inc = self.target.kill()
-        return inc.exit_mode
+    def _release(self) -> None:
+        """Let the cell's held handler go on (the release file of its tag)."""
+        self.markers.release(self.tag)
 
     def _second_crash(self, first: FaultRecord) -> None:
         """crash_twice: restart without releasing, kill the recovering attempt when it holds again."""
         held_before = sum(1 for m in parse_markers(self.marker_lines()) if isinstance(m, Held))
-        first.restarted_as = self.target.restart().index
+        self.nemesis.restart(first)
         lines = self.markers.wait_count(
             self.tag, Held, held_before + 1, timeout_s=self.timeout, alive=self.target.is_alive
         )
-        second = FaultRecord(
-            kind="sigkill",
-            trigger="held",
-            observed=f"{lines[-1]} (recovery attempt)",
-            t=self.now(),
-            incarnation=self._incarnation_index(),
-        )
-        self.history.faults.append(second)
-        second.exit_mode = self.target.kill().exit_mode
-        self.markers.release(self.tag)
-        second.restarted_as = self.target.restart().index
+        self.nemesis.crash("sigkill", "held", f"{lines[-1]} (recovery attempt)", release=self._release)
 
     # -- following and probing -----------------------------------------------------------
     def _join_create(self) -> None:
@@ -916,7 +894,7 @@ class InvocationsRun(CellRun):
 
     def _client_fault(self, kind: str, rid: str) -> None:
         if kind == "disconnect":
-            self.control.drop()
+            self.nemesis.disconnect(self.control)
             self.await_(lambda: not self.live_in_flight(), "the live GET to end after the drop", self._last_seen)
             self.markers.release(self.tag)
         elif kind == "cancel":

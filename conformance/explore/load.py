@@ -25,6 +25,7 @@ from typing import Any
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
 from conformance.history import TERMINAL_STATUSES, FaultRecord, History, HttpCall
+from conformance.nemesis import Nemesis
 from harness.markers import Held
 from harness.process import Target
 
@@ -97,11 +98,13 @@ def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> L
             result.problems.append(f"{tracked.response_id}: {exc}")
             break
     obs.stops.append(recorder.clock())
-    killed_at = recorder.clock()
-    target.kill()
-    for tracked in obs.responses.values():
-        target.markers.release(tracked.tag or "")
-    target.start()
+
+    def release_all() -> None:
+        for tracked in obs.responses.values():
+            target.markers.release(tracked.tag or "")
+
+    fault = Nemesis(target, recorder.clock).crash("sigkill", "held 1 on every acknowledged response", None,
+                                                  release=release_all)
 
     promised = "completed" if resilient else "failed"
     for rid in list(obs.responses):
@@ -125,15 +128,11 @@ def run_load(target: Target, n: int, *, resilient: bool, prefix: str = "l") -> L
         obs.markers[tracked.tag or ""] = target.markers.lines(tracked.tag or "")
     result.problems.extend(all_problems(obs))
     result.elapsed_s = time.monotonic() - t0
-    result.history = _history(target, t0, recorder, obs, killed_at)
+    result.history = _history(target, t0, recorder, obs, fault)
     return result
 
 
-def _history(target: Target, t0: float, recorder: Recorder, obs: Observations, killed_at: float) -> History:
+def _history(target: Target, t0: float, recorder: Recorder, obs: Observations, fault: FaultRecord) -> History:
     """The run as one History: every call and frame, the markers, both incarnations and the
     SIGKILL, times since the load run started."""
-    first = target.incarnations[0] if target.incarnations else None
-    fault = FaultRecord(kind="sigkill", trigger="held 1 on every acknowledged response", observed=None, t=killed_at,
-                        incarnation=0, exit_mode=first.exit_mode if first else None,
-                        restarted_as=1 if len(target.incarnations) > 1 else None)
     return suite_history("load", t0, list(recorder.calls), [target], markers=obs.markers, faults=[fault])

@@ -31,7 +31,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers import invocations as inv
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
-from conformance.history import HttpCall
+from conformance.history import FaultRecord, HttpCall
+from conformance.nemesis import Nemesis
 from harness.errors import MarkerTimeout
 from harness.markers import Held
 from harness.process import Target
@@ -102,6 +103,13 @@ class ResponsesMachine(RuleBasedStateMachine):
         self.trace: list[str] = []
         type(self).traces.append(self.trace)
         self.created = 0
+        self.faults: list[FaultRecord] = []  # every fault a rule delivered, through the nemesis
+
+    @property
+    def nemesis(self) -> Nemesis:
+        """The nemesis of the current target (every SIGKILL, SIGTERM, SIGSTOP goes through it)."""
+        assert self.target is not None
+        return Nemesis(self.target, self.now, self.faults)
 
     # -- plumbing -----------------------------------------------------------------------
     def now(self) -> float:
@@ -189,7 +197,7 @@ class ResponsesMachine(RuleBasedStateMachine):
         example started), so the HTML report can draw its timeline."""
         history = suite_history(f"explore {type(self).__name__}", self.t0, list(self.recorder.calls),
                                 [self.target] if self.target is not None else [], profile=self.profile,
-                                markers=dict(self.obs.markers), notes=[f"invariant broken: {p}" for p in problems])
+                                markers=dict(self.obs.markers), faults=self.faults, notes=[f"invariant broken: {p}" for p in problems])
         return history.to_dict()
 
     def _drop(self, reader: Reader) -> None:
@@ -379,8 +387,7 @@ class ResponsesMachine(RuleBasedStateMachine):
     def sigkill_restart(self) -> None:
         assert self.target is not None
         self.obs.stops.append(self.now())
-        self.target.kill()
-        self.target.start()
+        self.nemesis.crash("sigkill", "rule", None)
         self._step(f"SIGKILL + restart (incarnation {self._incarnation()})")
 
     @rule()
@@ -388,16 +395,15 @@ class ResponsesMachine(RuleBasedStateMachine):
     def sigterm_restart(self) -> None:
         assert self.target is not None
         self.obs.stops.append(self.now())
-        inc = self.target.terminate()
-        self.target.start()
-        self._step(f"SIGTERM ({inc.exit_mode}) + restart (incarnation {self._incarnation()})")
+        fault = self.nemesis.crash("sigterm", "rule", None)
+        self._step(f"SIGTERM ({fault.exit_mode}) + restart (incarnation {self._incarnation()})")
 
     @rule()
     @traced
     def pause_resume(self) -> None:
         assert self.target is not None
-        self.target.pause()
-        self.target.resume()
+        nemesis = self.nemesis
+        nemesis.pause_resume(nemesis.record("pause", "rule", None))
         self._step("SIGSTOP + SIGCONT")
 
     @precondition(lambda self: self.order)

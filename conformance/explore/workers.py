@@ -38,6 +38,7 @@ from typing import Any
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, is_terminal_frame, response_id_of, script_input
 from conformance.history import TERMINAL_STATUSES, FaultRecord, History
+from conformance.nemesis import Nemesis
 from harness.markers import Held, Start, parse_markers
 from harness.process import Target
 
@@ -104,12 +105,12 @@ def run_workers(owner: Target, other: Target, fault: str, *, lease_ttl_s: float,
         reader(lambda control: on_other.replay(rid, None, label="tail-on-other-worker", control=control))
         owner.markers.wait_for(tag, Held(3), timeout_s=WAIT_S, alive=owner.is_alive)
         mid = max((s for f in list(create.frames) if (s := obs.wire.cursor(f)) is not None), default=None)
-        faults.append(FaultRecord(kind=fault, trigger="held", observed="held 3", t=recorder.clock(), incarnation=0))
-        _fault(owner, other, fault, tag, lease_ttl_s, obs, on_other, recorder, result, rid)
+        nemesis = Nemesis(owner, recorder.clock, faults)
+        _fault(nemesis, nemesis.record(fault, "held", "held 3"), tag, lease_ttl_s, obs, on_other, recorder, result, rid)
         final = _poll_terminal(on_other, rid, SETTLE_S + 4 * lease_ttl_s)
         result.status = final
         if fault == "pause":
-            owner.resume()
+            nemesis.thaw()
             # The owner's event loop runs again once it answers: its overdue timers (the hold's
             # release poll, the lease renewal) ran by the second answer, fenced or not.
             for _ in range(2):
@@ -141,16 +142,17 @@ def run_workers(owner: Target, other: Target, fault: str, *, lease_ttl_s: float,
     return result
 
 
-def _fault(owner: Target, other: Target, fault: str, tag: str, ttl: float, obs: Observations,
+def _fault(nemesis: Nemesis, record: FaultRecord, tag: str, ttl: float, obs: Observations,
            on_other: ResponsesDriver, recorder: Recorder, result: WorkersResult, rid: str) -> None:
+    """Deliver the schedule's fault to the owner through the nemesis (``cancel`` and ``none``
+    are the other worker's call and a timed observation), then release the owner's hold."""
+    fault, owner = record.kind, nemesis.target
     if fault in ("sigkill", "sigterm", "pause"):
         obs.stops.append(recorder.clock())
-        if fault == "sigkill":
-            owner.kill()
-        elif fault == "sigterm":
-            owner.terminate()
+        if fault == "pause":
+            nemesis.freeze(record)
         else:
-            owner.pause()
+            nemesis.stop(record)  # no restart: the other worker takes the response over
         owner.markers.release(tag)
     elif fault == "none":
         # A timed observation, not a synchronisation: nothing may happen for OBSERVE_TTLS periods.

@@ -19,7 +19,6 @@ tests reported as not claimed (skipped with the reason), never as passes.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from conformance.nemesis import kill_writer
 
 CRASH_ROUNDS = 3
 ACKS_PER_ROUND = 12
@@ -291,8 +292,7 @@ def test_sigkill_mid_write_leaves_old_or_new_state(provider: Any, tmp_path: Path
         try:
             _wait_for_acks(proc, acks, rnd * ACKS_PER_ROUND, err)
         finally:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=WAIT_S)
+            kill_writer(proc, WAIT_S)  # the nemesis: every fault of the kit goes through it
         assert proc.returncode == -signal.SIGKILL, f"round {rnd}: the writer was not killed (exit {proc.returncode})"
         acked_rec, acked_ev = acks.last("rec"), acks.last("ev")
         store = provider.open(state)
