@@ -303,20 +303,31 @@ class CellRun:
         raise NotTestable(f"unknown trigger {fault.at!r}")
 
     def _catch_up_live(self, held_line: str) -> None:
-        """A held handler emitted deltas 0..k before its marker: wait until the live stream shows them."""
+        """A held handler emitted deltas 0..k before its marker: wait until the live stream shows them.
+
+        The marker can be on disk before the client has read the create call's response headers
+        (a loaded machine), so a call that asked for a stream is waited for until its headers
+        say whether it is one: deciding by the answer's content type alone skipped the wait, and
+        the fault then fired with no live frame seen (X1[C] / X1[T] "no live frame precedes the
+        fault")."""
         call = self.create_call
-        if call is None or not call.is_sse or not self.create_in_flight():
+        if call is None or not self.cell.request.get("stream", False) or not self.create_in_flight():
             return
         k = held_index(held_line)
         if k < 0:
             return
         want = k + 1
-        self.await_(
-            lambda: sum(1 for f in call.frames if f.type == "response.output_text.delta") >= want
-            or not self.create_in_flight(),
-            f"the live stream to show the {want} deltas emitted before '{held_line}'",
-            self._last_seen,
-        )
+
+        def shown() -> bool:
+            if not self.create_in_flight():
+                return True
+            if call.content_type is None:  # no headers yet (the transport sets it after the status)
+                return False
+            if not call.is_sse:  # answered with no stream: there are no live deltas to wait for
+                return True
+            return sum(1 for f in call.frames if f.type == "response.output_text.delta") >= want
+
+        self.await_(shown, f"the live stream to show the {want} deltas emitted before '{held_line}'", self._last_seen)
 
     def _deliver_fault(self, rid: str) -> None:
         fault = self.cell.fault
