@@ -19,8 +19,9 @@ from harness.errors import HarnessError
 from harness.netproxy import FaultProxy, NetFault
 
 from ..drivers.base import StreamControl
-from ..history import INVOCATION_TERMINAL_EVENTS, TERMINAL_EVENTS, FaultRecord, HttpCall
+from ..history import FaultRecord, HttpCall
 from ..model import Cell
+from ..profiles import profile_of
 
 if TYPE_CHECKING:  # the executor imports this module; the type is only for annotations
     from ..executor import CellRun
@@ -102,7 +103,7 @@ class NetFaults:
                 self._await_end(run, live, f"the live stream to end after the {kind}")
             record.detail = outcome.summary()
             self._crash_if_asked(run)
-            ended_early = not any(f.type in _terminals(run) for f in live.frames)
+            ended_early = not any(f.type in run.TERMINAL_EVENT_TYPES for f in live.frames)
             if resume and ended_early:
                 self._resume(run, rid)
         except HarnessError as exc:
@@ -112,7 +113,7 @@ class NetFaults:
             run.markers.release(run.tag)
 
     def _background(self) -> bool:
-        return self.cell.profile == "invocations" or bool(self.cell.request.get("background", False))
+        return profile_of(self.cell.profile).always_background or bool(self.cell.request.get("background", False))
 
     def _bytes_down(self, port: int) -> int:
         return next((c.bytes_down for c in self.proxy.connections() if c.client_port == port), 0)
@@ -166,10 +167,6 @@ def _net_fault(kind: str, params: dict[str, Any]) -> NetFault:
     if kind == "slow_reader":
         return NetFault(kind, bytes_per_s=int(params["bytes_per_s"]))
     return NetFault(kind)
-
-
-def _terminals(run: CellRun) -> frozenset[str]:
-    return INVOCATION_TERMINAL_EVENTS if run.cell.profile == "invocations" else TERMINAL_EVENTS
 
 
 def _not_testable(run: CellRun, why: str) -> Exception:

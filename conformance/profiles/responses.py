@@ -1,0 +1,24 @@
+"""The responses profile (docs/protocol.md §2): ``POST /responses`` with ``background`` /
+``stream`` / ``store``, ``GET /responses/{id}`` and its ``?stream=true&starting_after=N`` replay."""
+
+from __future__ import annotations
+
+from ..history import CALL_NAMES, TERMINAL_EVENTS, TERMINAL_STATUSES
+from ..model import PROFILE_FAULTS, PROFILE_KEYS, PROFILE_STATUSES
+from .base import Profile
+
+RESPONSES = Profile(
+    name="responses",
+    statuses=PROFILE_STATUSES["responses"],
+    terminal_statuses=TERMINAL_STATUSES,
+    terminal_events=TERMINAL_EVENTS,
+    delta_event="response.output_text.delta",
+    completed_event="response.completed",
+    cursor="starting_after=<sequence_number>",
+    calls=CALL_NAMES,
+    faults=PROFILE_FAULTS["responses"],
+    keys=PROFILE_KEYS["responses"],
+    always_background=False,
+    driver="conformance.drivers.responses:ResponsesDriver",
+    run="conformance.executor:CellRun",
+)
