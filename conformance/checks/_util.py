@@ -1,11 +1,13 @@
-"""Small pure helpers shared by the checker modules: excerpts, frame labels, output text."""
+"""Small pure helpers shared by the checker modules: excerpts, call summaries, output text.
+Frame labels, ``as_int`` and ``is_comment_frame`` live in ``conformance.streams`` (re-exported)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any
 
-from conformance.history import TERMINAL_EVENTS, HttpCall, SSEFrame
+from conformance.history import TERMINAL_EVENTS, HttpCall
+from conformance.streams import as_int, frame_label, frames_excerpt, is_comment_frame
 
 __all__ = [
     "EXCERPT_LEN",
@@ -47,21 +49,6 @@ def quoted(text: str | None, limit: int = 160) -> str:
         half = (limit - 5) // 2
         text = text[:half] + " ... " + text[-half:]
     return repr(text)
-
-
-def frame_label(frame: SSEFrame) -> str:
-    """``type#seq`` for a frame, e.g. ``response.created#0``."""
-    return f"{frame.type}#{frame.seq}"
-
-
-def frames_excerpt(frames: Iterable[SSEFrame], limit: int = 40) -> str:
-    """Labels of several frames, comma separated, shortened in the middle when many."""
-    labels = [frame_label(f) for f in frames]
-    if len(labels) > limit:
-        head = labels[: limit // 2]
-        tail = labels[-limit // 2 :]
-        labels = head + [f"... {len(labels) - limit} more ..."] + tail
-    return ", ".join(labels)
 
 
 def call_body(call: HttpCall) -> Any:
@@ -109,22 +96,3 @@ def output_text(output: Any) -> str:
                 if isinstance(text, str):
                     pieces.append(text)
     return "".join(pieces)
-
-
-def as_int(value: Any) -> int | None:
-    """An int from an int or a decimal string (not bool); None otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def is_comment_frame(frame: SSEFrame) -> bool:
-    """A frame with neither an event name nor data (keep-alive comment residue)."""
-    return frame.event is None and not (frame.data or "").strip()
