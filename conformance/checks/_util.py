@@ -7,11 +7,13 @@ import json
 from typing import Any
 
 from conformance.history import TERMINAL_EVENTS, HttpCall
+from conformance.model import Cell
 from conformance.streams import as_int, frame_label, frames_excerpt, is_comment_frame
 
 __all__ = [
     "EXCERPT_LEN",
     "TERMINAL_EVENTS",  # re-exported for the checkers and conformance.explore
+    "allowed_non_200",
     "as_int",
     "call_body",
     "call_summary",
@@ -49,6 +51,16 @@ def quoted(text: str | None, limit: int = 160) -> str:
         half = (limit - 5) // 2
         text = text[:half] + " ... " + text[-half:]
     return repr(text)
+
+
+def allowed_non_200(cell: Cell, name: str) -> set[int]:
+    """The non-200 statuses the cell's ``http`` expectation allows call ``name`` to answer
+    (``http: {replay: 410}``), so its stream checker does not also call them wrong."""
+    spec = cell.expect.get("http") if isinstance(cell.expect, dict) else None
+    if not isinstance(spec, dict) or name not in spec:
+        return set()
+    codes = spec[name] if isinstance(spec[name], (list, tuple)) else [spec[name]]
+    return {c for c in (as_int(x) for x in codes) if c is not None and c != 200}
 
 
 def call_body(call: HttpCall) -> Any:

@@ -40,7 +40,7 @@ from conformance.streams import (
 )
 from harness.markers import Checkpoint, Done, Held, Interrupted, Released, Start, parse_markers
 
-from ._util import as_int, call_summary, excerpt, quoted
+from ._util import allowed_non_200, as_int, call_summary, excerpt, quoted
 from .output import markers_excerpt, piece, predict_output
 
 ENTRY_MODES = ("fresh", "recovered", "resumed")
@@ -300,14 +300,6 @@ def check_entry_modes(history: History, expected: Any, cell: Cell) -> list[Viola
 # --------------------------------------------------------------------------------------
 
 
-def _allowed(cell: Cell, name: str) -> set[int]:
-    spec = cell.expect.get("http") if isinstance(cell.expect, dict) else None
-    if not isinstance(spec, dict) or name not in spec:
-        return set()
-    codes = spec[name] if isinstance(spec[name], (list, tuple)) else [spec[name]]
-    return {c for c in (as_int(x) for x in codes) if c is not None and c != 200}
-
-
 def _window_reference(history: History, cell: Cell) -> HttpCall | None:
     """When the cell says the server may refuse the whole transcript (``http.replay`` names the
     non-200 it answered, e.g. 410 under retention, §7.3), the reference for resumes is the 200
@@ -315,7 +307,7 @@ def _window_reference(history: History, cell: Cell) -> HttpCall | None:
     without a gap, ending with a terminal event; only without a process fault. None otherwise:
     a missing transcript is never excused silently."""
     replays = history.calls_named("replay")
-    allowed = _allowed(cell, "replay")
+    allowed = allowed_non_200(cell, "replay")
     if not replays or not all(c.status in allowed for c in replays) or history.faults:
         return None
     best: tuple[int, HttpCall] | None = None
@@ -364,7 +356,7 @@ def check_resume(history: History, expected: Any, cell: Cell) -> list[Violation]
                     Violation("resume", f"expected a resume after {cursor!r} by {v}; none was made",
                               evidence=f"resumes made: {sorted(made)}")
                 )
-    allowed = _allowed(cell, "resume")
+    allowed = allowed_non_200(cell, "resume")
     full = transcript(history) or _window_reference(history, cell)
     if full is None and any(c.status == 200 for c in calls):
         violations.append(_no_transcript("resume", history))

@@ -43,6 +43,7 @@ from conformance.streams import (
 
 from ._util import (
     TERMINAL_EVENTS,
+    allowed_non_200,
     as_int,
     call_summary,
     excerpt,
@@ -375,14 +376,6 @@ def _label(call: HttpCall, n: int) -> str:
     return f"replay #{n} {where}"
 
 
-def _allowed_non_200(cell: Cell) -> set[int]:
-    spec = cell.expect.get("http") if isinstance(cell.expect, dict) else None
-    if not isinstance(spec, dict) or "replay" not in spec:
-        return set()
-    codes = spec["replay"] if isinstance(spec["replay"], (list, tuple)) else [spec["replay"]]
-    return {c for c in (as_int(x) for x in codes) if c is not None and c != 200}
-
-
 def _known_terminal_seq(history: History) -> int | None:
     """The terminal event's seq as seen anywhere (live stream or any replay)."""
     seqs = terminal_cursors((f for c in history.calls if c.name in ("create", "replay") for f in c.frames), TERMINAL_EVENTS)
@@ -586,7 +579,7 @@ def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]
                 )
             )
 
-    allowed = _allowed_non_200(cell)
+    allowed = allowed_non_200(cell, "replay")
     terminal_seq = _known_terminal_seq(history)
     want_terminal = expected.get("terminal")
     ok_calls: list[tuple[int, HttpCall, list[SSEFrame]]] = []
