@@ -217,8 +217,8 @@ def same_payload(a: SSEFrame, b: SSEFrame) -> bool:
 
 
 def same_event(a: SSEFrame, b: SSEFrame) -> bool:
-    """``same_payload`` and the same ``event:`` line (the invocations wire names the event
-    there; an id names the same event forever, docs/protocol.md §7)."""
+    """``same_payload`` and the same ``event:`` line (the invocations wire carries an ``event:``
+    line on every frame, and an id names the same event forever: docs/protocol.md §7.4)."""
     return same_payload(a, b) and a.event == b.event
 
 
