@@ -1,15 +1,19 @@
-"""Small pure helpers shared by the checker modules: excerpts, frame labels, output text."""
+"""Small pure helpers shared by the checker modules: excerpts, call summaries, output text.
+Frame labels, ``as_int`` and ``is_comment_frame`` live in ``conformance.streams`` (re-exported)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import Any
 
-from conformance.history import TERMINAL_EVENTS, HttpCall, SSEFrame
+from conformance.history import TERMINAL_EVENTS, HttpCall
+from conformance.model import Cell
+from conformance.streams import as_int, frame_label, frames_excerpt, is_comment_frame
 
 __all__ = [
     "EXCERPT_LEN",
     "TERMINAL_EVENTS",  # re-exported for the checkers and conformance.explore
+    "allowed_non_200",
     "as_int",
     "call_body",
     "call_summary",
@@ -49,19 +53,14 @@ def quoted(text: str | None, limit: int = 160) -> str:
     return repr(text)
 
 
-def frame_label(frame: SSEFrame) -> str:
-    """``type#seq`` for a frame, e.g. ``response.created#0``."""
-    return f"{frame.type}#{frame.seq}"
-
-
-def frames_excerpt(frames: Iterable[SSEFrame], limit: int = 40) -> str:
-    """Labels of several frames, comma separated, shortened in the middle when many."""
-    labels = [frame_label(f) for f in frames]
-    if len(labels) > limit:
-        head = labels[: limit // 2]
-        tail = labels[-limit // 2 :]
-        labels = head + [f"... {len(labels) - limit} more ..."] + tail
-    return ", ".join(labels)
+def allowed_non_200(cell: Cell, name: str) -> set[int]:
+    """The non-200 statuses the cell's ``http`` expectation allows call ``name`` to answer
+    (``http: {replay: 410}``), so its stream checker does not also call them wrong."""
+    spec = cell.expect.get("http") if isinstance(cell.expect, dict) else None
+    if not isinstance(spec, dict) or name not in spec:
+        return set()
+    codes = spec[name] if isinstance(spec[name], (list, tuple)) else [spec[name]]
+    return {c for c in (as_int(x) for x in codes) if c is not None and c != 200}
 
 
 def call_body(call: HttpCall) -> Any:
@@ -109,22 +108,3 @@ def output_text(output: Any) -> str:
                 if isinstance(text, str):
                     pieces.append(text)
     return "".join(pieces)
-
-
-def as_int(value: Any) -> int | None:
-    """An int from an int or a decimal string (not bool); None otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
-
-
-def is_comment_frame(frame: SSEFrame) -> bool:
-    """A frame with neither an event name nor data (keep-alive comment residue)."""
-    return frame.event is None and not (frame.data or "").strip()

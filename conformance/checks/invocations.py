@@ -22,9 +22,25 @@ from conformance.history import INVOCATION_TERMINAL_EVENTS as TERMINAL_EVENTS
 from conformance.history import INVOCATION_TERMINAL_STATUSES as TERMINAL_STATUSES
 from conformance.history import HttpCall, History, SSEFrame, SteeredInput, Violation
 from conformance.model import Cell
+from conformance.streams import (
+    after_cursor,
+    after_terminal,
+    by_cursor,
+    contiguous_from,
+    cursor_order,
+    diverges_at,
+    event_frames,
+    event_id_of,
+    frame_label,
+    frames_excerpt,
+    read_cursor,
+    rewritten,
+    same_event,
+    terminals,
+)
 from harness.markers import Checkpoint, Done, Held, Interrupted, Released, Start, parse_markers
 
-from ._util import as_int, call_summary, excerpt, is_comment_frame, quoted
+from ._util import allowed_non_200, as_int, call_summary, excerpt, quoted
 from .output import markers_excerpt, piece, predict_output
 
 ENTRY_MODES = ("fresh", "recovered", "resumed")
@@ -39,31 +55,25 @@ STREAM_CALLS = ("live", "reader", "replay", "resume")
 
 def events(call: HttpCall) -> list[SSEFrame]:
     """The call's event frames (keep-alive comment residue dropped)."""
-    return [f for f in call.frames if not is_comment_frame(f)]
+    return event_frames(call.frames)
+
+
+def _raw_id(frame: SSEFrame) -> str | None:
+    return frame.id
 
 
 def label(frame: SSEFrame) -> str:
-    """``type#id`` for a frame, e.g. ``invocation.delta#4``."""
-    return f"{frame.type}#{frame.id}"
+    """``type#id`` for a frame, e.g. ``invocation.delta#4`` (the raw ``id:`` line)."""
+    return frame_label(frame, _raw_id)
 
 
 def labels(frames: list[SSEFrame], limit: int = 30) -> str:
-    shown = [label(f) for f in frames]
-    if len(shown) > limit:
-        shown = shown[: limit // 2] + [f"... {len(shown) - limit} more ..."] + shown[-limit // 2 :]
-    return ", ".join(shown) or "no frames"
+    return frames_excerpt(frames, limit, _raw_id) or "no frames"
 
 
 def payload(frame: SSEFrame) -> dict[str, Any]:
     data = frame.json
     return data if isinstance(data, dict) else {}
-
-
-def _same(a: SSEFrame, b: SSEFrame) -> bool:
-    ja, jb = a.json, b.json
-    if ja is not None and jb is not None:
-        return bool(ja == jb) and a.event == b.event
-    return a.data == b.data and a.event == b.event
 
 
 def transcript(history: History, name: str = "replay", steer: int | None = None) -> HttpCall | None:
@@ -79,7 +89,7 @@ def transcript(history: History, name: str = "replay", steer: int | None = None)
 
 def cursor_of(call: HttpCall) -> int | None:
     """The resume cursor a call sent (header or query), as an int; None when absent or malformed."""
-    return as_int(call.params.get("last_event_id")) if isinstance(call.params, dict) else None
+    return read_cursor(call, "last_event_id")
 
 
 def _malformed(call: HttpCall) -> bool:
@@ -91,6 +101,7 @@ def id_problems(frames: list[SSEFrame], after: int | None, invocation_id: str | 
     """Every frame has a positive integer id equal to ``data.event_id``, the right
     ``invocation_id``; ids strictly increasing, gap-free, all > ``after``."""
     problems: list[str] = []
+    order = cursor_order(frames, event_id_of, after)
     bad = [f for f in frames if f.event_id is None or f.event_id < 1]
     if bad:
         problems.append(
@@ -110,19 +121,16 @@ def id_problems(frames: list[SSEFrame], after: int | None, invocation_id: str | 
                 f"frames naming another invocation than {invocation_id}: "
                 + ", ".join(f"{label(f)} invocation_id={payload(f).get('invocation_id')!r}" for f in foreign[:5])
             )
+    problems += [f"duplicate id: {label(a)} then {label(b)}" for a, b in order.duplicates]
+    problems += [f"id decreases: {label(a)} then {label(b)}" for a, b in order.decreases]
+    problems += [
+        f"gap: {label(a)} then {label(b)} (ids {event_id_of(a) + 1}..{event_id_of(b) - 1} missing)"  # type: ignore[operator]
+        for a, b in order.gaps
+    ]
     ids = [f for f in frames if f.event_id is not None]
-    for prev, cur in zip(ids, ids[1:]):
-        assert prev.event_id is not None and cur.event_id is not None
-        if cur.event_id == prev.event_id:
-            problems.append(f"duplicate id: {label(prev)} then {label(cur)}")
-        elif cur.event_id < prev.event_id:
-            problems.append(f"id decreases: {label(prev)} then {label(cur)}")
-        elif cur.event_id != prev.event_id + 1:
-            problems.append(f"gap: {label(prev)} then {label(cur)} (ids {prev.event_id + 1}..{cur.event_id - 1} missing)")
     if after is not None:
-        early = [f for f in ids if f.event_id is not None and f.event_id <= after]
-        if early:
-            problems.append(f"event(s) at or before the cursor {after}: {labels(early, 10)}")
+        if order.early:
+            problems.append(f"event(s) at or before the cursor {after}: {labels(order.early, 10)}")
         if ids and ids[0].event_id is not None and ids[0].event_id > after + 1 and after > 0:
             problems.append(f"first id after cursor {after} is {ids[0].event_id}: ids {after + 1}..{ids[0].event_id - 1} skipped")
     return problems
@@ -131,19 +139,19 @@ def id_problems(frames: list[SSEFrame], after: int | None, invocation_id: str | 
 def terminal_problems(frames: list[SSEFrame], want: str | None, must_end: bool) -> list[str]:
     """At most one terminal event and it is the last frame; when ``must_end``, exactly one
     (of type ``want`` when given)."""
-    terminals = [(i, f) for i, f in enumerate(frames) if f.type in TERMINAL_EVENTS]
+    found = terminals(frames, TERMINAL_EVENTS)
     problems: list[str] = []
-    if not terminals:
+    if not found:
         if must_end:
             last = label(frames[-1]) if frames else "no frames"
             problems.append(f"expected one terminal event{f' ({want})' if want else ''}, observed none (last: {last})")
         return problems
-    if len(terminals) > 1:
-        problems.append(f"expected exactly one terminal event, observed {len(terminals)}: {labels([f for _, f in terminals])}")
-    index, last = terminals[-1]
-    if index != len(frames) - 1 or terminals[0][0] != len(frames) - 1:
-        first = terminals[0][0]
-        problems.append(f"terminal {label(frames[first])} is not the last frame; after it: {labels(frames[first + 1:], 10)}")
+    if len(found) > 1:
+        problems.append(f"expected exactly one terminal event, observed {len(found)}: {labels([f for _, f in found])}")
+    _, last = found[-1]
+    trailing = after_terminal(frames, TERMINAL_EVENTS)
+    if trailing is not None:
+        problems.append(f"terminal {label(trailing[0])} is not the last frame; after it: {labels(trailing[1], 10)}")
     if want is not None and last.type != want:
         problems.append(f"expected terminal {want}, observed {label(last)}")
     return problems
@@ -182,7 +190,7 @@ def check_cursor(history: History, expected: Any, cell: Cell) -> list[Violation]
     frames = events(full)
     for problem in id_problems(frames, None, rid) + terminal_problems(frames, want, must_end=True):
         violations.append(Violation("cursor", f"transcript: {problem}", evidence=labels(frames)))
-    by_id = {f.event_id: f for f in frames if f.event_id is not None}
+    by_id = by_cursor(frames, event_id_of)
     for call in _stream_calls(history):
         if call is full:
             continue
@@ -192,14 +200,15 @@ def check_cursor(history: History, expected: Any, cell: Cell) -> list[Violation]
         ended_normally = call.ended == "complete" and call.incarnation not in _crashed(history)
         problems = id_problems(got, after, rid)
         problems += terminal_problems(got, want if ended_normally else None, must_end=ended_normally and _expects_end(call, by_id))
-        for f in got:
-            ref = by_id.get(f.event_id)
-            if f.event_id is None:
-                continue
-            if ref is None:
-                problems.append(f"{label(f)} is missing from the transcript (an event seen once and lost)")
-            elif not _same(f, ref):
-                problems.append(f"{label(f)} was rewritten: {_diff(f, ref)} (id reused for another event)")
+        problems += [
+            f"{label(f)} is missing from the transcript (an event seen once and lost)"
+            for f in got
+            if f.event_id is not None and f.event_id not in by_id
+        ]
+        problems += [
+            f"{label(f)} was rewritten: {_diff(f, ref)} (id reused for another event)"
+            for ref, f in rewritten(by_id, got, event_id_of, same_event)
+        ]
         for problem in problems:
             violations.append(
                 Violation("cursor", f"{where}: {problem}", evidence=f"{where}: {labels(got)} (ended {call.ended})")
@@ -291,14 +300,6 @@ def check_entry_modes(history: History, expected: Any, cell: Cell) -> list[Viola
 # --------------------------------------------------------------------------------------
 
 
-def _allowed(cell: Cell, name: str) -> set[int]:
-    spec = cell.expect.get("http") if isinstance(cell.expect, dict) else None
-    if not isinstance(spec, dict) or name not in spec:
-        return set()
-    codes = spec[name] if isinstance(spec[name], (list, tuple)) else [spec[name]]
-    return {c for c in (as_int(x) for x in codes) if c is not None and c != 200}
-
-
 def _window_reference(history: History, cell: Cell) -> HttpCall | None:
     """When the cell says the server may refuse the whole transcript (``http.replay`` names the
     non-200 it answered, e.g. 410 under retention, §7.3), the reference for resumes is the 200
@@ -306,15 +307,14 @@ def _window_reference(history: History, cell: Cell) -> HttpCall | None:
     without a gap, ending with a terminal event; only without a process fault. None otherwise:
     a missing transcript is never excused silently."""
     replays = history.calls_named("replay")
-    allowed = _allowed(cell, "replay")
+    allowed = allowed_non_200(cell, "replay")
     if not replays or not all(c.status in allowed for c in replays) or history.faults:
         return None
     best: tuple[int, HttpCall] | None = None
     for call in history.calls_named("live") + history.calls_named("resume"):
         frames = events(call)
         start = (cursor_of(call) or 0) if call.name == "resume" else 0
-        ids = [f.event_id for f in frames]
-        if (call.status == 200 and frames and not _malformed(call) and ids == list(range(start + 1, start + 1 + len(ids)))
+        if (call.status == 200 and frames and not _malformed(call) and contiguous_from(frames, start, event_id_of)
                 and frames[-1].type in TERMINAL_EVENTS and (best is None or start < best[0])):
             best = (start, call)
     return best[1] if best else None
@@ -356,7 +356,7 @@ def check_resume(history: History, expected: Any, cell: Cell) -> list[Violation]
                     Violation("resume", f"expected a resume after {cursor!r} by {v}; none was made",
                               evidence=f"resumes made: {sorted(made)}")
                 )
-    allowed = _allowed(cell, "resume")
+    allowed = allowed_non_200(cell, "resume")
     full = transcript(history) or _window_reference(history, cell)
     if full is None and any(c.status == 200 for c in calls):
         violations.append(_no_transcript("resume", history))
@@ -376,7 +376,7 @@ def check_resume(history: History, expected: Any, cell: Cell) -> list[Violation]
         if full is None:
             continue
         after = cursor_of(call) or 0
-        want = [f for f in ref if f.event_id is not None and f.event_id > after]
+        want = after_cursor(ref, after, event_id_of)
         got = events(call)
         problems: list[str] = []
         want_ids = [f.event_id for f in want]
@@ -395,11 +395,8 @@ def check_resume(history: History, expected: Any, cell: Cell) -> list[Violation]
             if not parts:
                 parts.append("out of order")
             problems.append(f"expected ids {want_ids[:30]}, observed {got_ids[:30]}: " + ", ".join(parts))
-        by_id = {f.event_id: f for f in want}
-        for f in got:
-            r = by_id.get(f.event_id)
-            if r is not None and not _same(f, r):
-                problems.append(f"{label(f)} differs from the transcript: {_diff(f, r)}")
+        for r, f in rewritten(by_cursor(want, event_id_of), got, event_id_of, same_event):
+            problems.append(f"{label(f)} differs from the transcript: {_diff(f, r)}")
         for problem in problems:
             violations.append(Violation("resume", f"{where}: {problem}", evidence=f"{where}: {labels(got)}; transcript: {labels(ref)}"))
     return violations
@@ -432,8 +429,8 @@ def check_readers(history: History, expected: Any, cell: Cell) -> list[Violation
             continue
         got = events(call)
         head = ref[: len(got)]
-        if [f.event_id for f in got] != [f.event_id for f in head] or not all(_same(a, b) for a, b in zip(got, head)):
-            diverge = next((i for i, (a, b) in enumerate(zip(got, head)) if a.event_id != b.event_id or not _same(a, b)), min(len(got), len(head)))
+        diverge = diverges_at(got, ref, event_id_of, same_event)
+        if diverge is not None:
             violations.append(
                 Violation(
                     "readers",
@@ -534,8 +531,7 @@ def _live_prefix_problems(history: History, who: str, k: int, frames: list[SSEFr
         if live.params.get("steer") != k or live.status != 200:
             continue
         got = events(live)
-        head = frames[: len(got)]
-        if [f.event_id for f in got] != [f.event_id for f in head] or not all(_same(a, b) for a, b in zip(got, head)):
+        if diverges_at(got, frames, event_id_of, same_event) is not None:
             problems.append(f"{who}: its live stream {labels(got, 12)} is not a prefix of its transcript {labels(frames, 12)}")
     return problems
 

@@ -17,10 +17,11 @@ from conformance.history import (
     Violation,
 )
 from conformance.model import NET_FAULTS, Cell
+from conformance.streams import by_cursor, contiguous_from, cursor_order, event_id_of, lost, rewritten, seq_of, terminals
 
 
 def _cursor(frame: SSEFrame, profile: str) -> int | None:
-    return frame.event_id if profile == "invocations" else frame.seq
+    return event_id_of(frame) if profile == "invocations" else seq_of(frame)
 
 
 def _live_call(history: History) -> HttpCall | None:
@@ -49,7 +50,7 @@ def check_reconnect(history: History, expected: Any, cell: Cell) -> list[Violati
     one terminal event, last, of ``expected['terminal']``."""
     want = expected.get("terminal") if isinstance(expected, dict) else None
     profile = history.profile
-    terminals = INVOCATION_TERMINAL_EVENTS if profile == "invocations" else TERMINAL_EVENTS
+    terminal_types = INVOCATION_TERMINAL_EVENTS if profile == "invocations" else TERMINAL_EVENTS
     out: list[Violation] = []
 
     def fail(message: str, evidence: str | None = None) -> None:
@@ -68,48 +69,50 @@ def check_reconnect(history: History, expected: Any, cell: Cell) -> list[Violati
         if call.status is not None and call.status != 200:
             fail(f"expected the resume by cursor to answer 200, observed {call.status}",
                  f"{call.method} {call.url} {call.params}: {(call.body_text or '')[:200]}")
-    live_terminal = any(f.type in terminals for f in live.frames)
+    live_terminal = bool(terminals(live.frames, terminal_types))
     if not live_terminal and not served:
         tried = "; ".join(f"{c.params} -> {c.status} {c.error or ''}" for c in reconnects) or "no reconnect was made"
         fail("expected the client to resume by cursor after its stream broke, observed no served reconnect", tried)
         return out
     union = list(live.frames) + [f for c in served for f in c.frames]
-    cursors = [_cursor(f, profile) for f in union]
-    seen: dict[int, int] = {}
-    for n, cursor in enumerate(cursors):
-        if cursor is None:
-            continue
-        if cursor in seen:
-            fail(f"expected no duplicate across the resume, observed cursor {cursor} twice (frames {seen[cursor]} "
-                 f"and {n} of what the client saw)", f"cursors: {cursors}")
-            break
-        seen[cursor] = n
+    def cursor(frame: SSEFrame) -> int | None:
+        return _cursor(frame, profile)
+
+    cursors = [cursor(f) for f in union]
+    order = cursor_order(union, cursor)
+    if order.duplicates:
+        first, again = order.duplicates[0]
+        at = [next(n for n, f in enumerate(union) if f is x) for x in (first, again)]
+        fail(f"expected no duplicate across the resume, observed cursor {cursor(again)} twice (frames {at[0]} "
+             f"and {at[1]} of what the client saw)", f"cursors: {cursors}")
     numbered = [c for c in cursors if c is not None]
-    if any(b <= a for a, b in zip(numbered, numbered[1:])):
+    if order.duplicates or order.decreases:
         fail("expected strictly increasing cursors across the resume, observed a step back (numbering "
              "restarted on reconnect?)", f"cursors: {cursors}")
-    if profile == "invocations" and numbered and numbered != list(range(numbered[0], numbered[0] + len(numbered))):
+    if profile == "invocations" and numbered and not contiguous_from(
+        [f for f in union if cursor(f) is not None], numbered[0] - 1, cursor
+    ):
         fail("expected gap-free event ids across the resume, observed a gap", f"ids: {numbered}")
     transcript = _transcript(history)
     if transcript is None:
         fail("expected a replay from the start to compare with, observed none answered 200")
     else:
-        record = {_cursor(f, profile): f.json for f in transcript.frames if _cursor(f, profile) is not None}
-        missing = sorted(set(record) - set(seen))
-        extra = sorted(set(seen) - set(record))
+        reference = by_cursor(transcript.frames, cursor)
+        record = {c: f.json for c, f in reference.items()}
+        missing = lost(numbered, record, float("-inf"), float("inf"))
+        extra = sorted(set(numbered) - set(record))
         if missing:
             fail(f"expected the client to have every event of the transcript across the resume, observed "
                  f"cursors {missing} missing (a gap)", f"client: {numbered}; transcript: {sorted(record)}")
         if extra:
             fail(f"expected only events of the transcript, observed cursors {extra} the transcript lacks",
                  f"client: {numbered}; transcript: {sorted(record)}")
-        for frame in union:
-            cursor = _cursor(frame, profile)
-            if cursor in record and frame.json != record[cursor]:
-                fail(f"expected the event at cursor {cursor} to carry the transcript's payload, observed another",
-                     f"client: {_show(frame)}; transcript: {json.dumps(record[cursor])[:160]}")
-                break
-    ends = [n for n, f in enumerate(union) if f.type in terminals]
+        changed = rewritten(reference, union, cursor)
+        if changed:
+            ref, frame = changed[0]
+            fail(f"expected the event at cursor {cursor(frame)} to carry the transcript's payload, observed another",
+                 f"client: {_show(frame)}; transcript: {json.dumps(ref.json)[:160]}")
+    ends = [n for n, _ in terminals(union, terminal_types)]
     if len(ends) != 1 or ends[0] != len(union) - 1:
         fail(f"expected exactly one terminal event, last, across the resume, observed {len(ends)} at "
              f"{ends} of {len(union)}", f"types: {[f.type for f in union][-6:]}")

@@ -24,15 +24,31 @@ from typing import Any
 
 from conformance.history import HttpCall, History, SSEFrame, Violation
 from conformance.model import Cell
+from conformance.streams import (
+    after_terminal,
+    by_cursor,
+    created_problem,
+    cursor_order,
+    cursors,
+    event_frames,
+    first_cursor,
+    lost,
+    read_cursor,
+    rewritten,
+    same_payload,
+    skipped,
+    terminal_cursors,
+    terminals,
+)
 
 from ._util import (
     TERMINAL_EVENTS,
+    allowed_non_200,
     as_int,
     call_summary,
     excerpt,
     frame_label,
     frames_excerpt,
-    is_comment_frame,
     output_text,
     quoted,
 )
@@ -78,42 +94,27 @@ ATTEMPT_RE = re.compile(r"a(\d+):d\d+ ")
 # --------------------------------------------------------------------------------------
 
 
-def event_frames(frames: list[SSEFrame]) -> list[SSEFrame]:
-    """The frames that are events (keep-alive comment residue dropped)."""
-    return [f for f in frames if not is_comment_frame(f)]
-
-
 def seq_problems(frames: list[SSEFrame], after: int | None = None) -> list[str]:
     """Sequence numbers present and ints, strictly increasing, no duplicates, all > ``after``."""
+    order = cursor_order(frames, after=after)
     problems: list[str] = []
-    missing = [f for f in frames if f.seq is None]
-    if missing:
+    if order.missing:
         problems.append(
-            f"{len(missing)} frame(s) without an integer sequence_number: "
-            + ", ".join(f"{frame_label(f)} data={quoted(f.data, 60)}" for f in missing[:5])
+            f"{len(order.missing)} frame(s) without an integer sequence_number: "
+            + ", ".join(f"{frame_label(f)} data={quoted(f.data, 60)}" for f in order.missing[:5])
         )
-    seqs = [(f, f.seq) for f in frames if f.seq is not None]
-    seen: dict[int, SSEFrame] = {}
-    dups: list[str] = []
-    drops: list[str] = []
-    previous: SSEFrame | None = None
-    for frame, seq in seqs:
-        if seq in seen:
-            dups.append(f"{frame_label(seen[seq])} and {frame_label(frame)}")
-        elif previous is not None and previous.seq is not None and seq < previous.seq:
-            drops.append(f"{frame_label(previous)} then {frame_label(frame)}")
-        seen.setdefault(seq, frame)
-        previous = frame
-    if dups:
-        problems.append("duplicate sequence_number: " + "; ".join(dups[:5]))
-    if drops:
-        problems.append("sequence_number decreases: " + "; ".join(drops[:5]))
-    if after is not None:
-        early = [f for f, seq in seqs if seq <= after]
-        if early:
-            problems.append(
-                f"event(s) at or before the cursor {after}: {frames_excerpt(early, 10)}"
-            )
+    if order.duplicates:
+        problems.append(
+            "duplicate sequence_number: "
+            + "; ".join(f"{frame_label(a)} and {frame_label(b)}" for a, b in order.duplicates[:5])
+        )
+    if order.decreases:
+        problems.append(
+            "sequence_number decreases: "
+            + "; ".join(f"{frame_label(a)} then {frame_label(b)}" for a, b in order.decreases[:5])
+        )
+    if order.early:
+        problems.append(f"event(s) at or before the cursor {after}: {frames_excerpt(order.early, 10)}")
     return problems
 
 
@@ -133,26 +134,27 @@ def terminal_problems(frames: list[SSEFrame], want: str | list[str] | None = Non
     allowed = terminal_kinds(want)
     shown = " or ".join(allowed)
     kinds = TERMINAL_EVENTS | set(allowed)
-    terminals = [(i, f) for i, f in enumerate(frames) if f.type in kinds]
-    if not terminals:
+    found = terminals(frames, kinds)
+    if not found:
         last = frame_label(frames[-1]) if frames else "no frames"
         return [f"expected one terminal event{f' ({shown})' if allowed else ''}, observed none (last: {last})"]
     problems: list[str] = []
-    if len(terminals) > 1:
+    if len(found) > 1:
         problems.append(
-            f"expected exactly one terminal event, observed {len(terminals)}: "
-            + ", ".join(frame_label(f) for _, f in terminals)
+            f"expected exactly one terminal event, observed {len(found)}: "
+            + ", ".join(frame_label(f) for _, f in found)
         )
-    index, terminal = terminals[-1]
-    if index != len(frames) - 1:
+    trailing = after_terminal(frames, kinds)
+    if trailing is not None:
+        terminal, after = trailing
         problems.append(
             f"terminal event {frame_label(terminal)} is not the last frame; after it: "
-            f"{frames_excerpt(frames[index + 1 :], 10)}"
+            f"{frames_excerpt(after, 10)}"
         )
-    if allowed and any(f.type not in allowed for _, f in terminals):
+    if allowed and any(f.type not in allowed for _, f in found):
         problems.append(
             f"expected terminal {shown}, observed "
-            + ", ".join(frame_label(f) for _, f in terminals)
+            + ", ".join(frame_label(f) for _, f in found)
         )
     return problems
 
@@ -193,62 +195,52 @@ def _shown(value: Any) -> str:
 
 def no_terminal_problems(frames: list[SSEFrame]) -> list[str]:
     """No terminal event at all (``terminal: null``: the stream was cut, or is still open)."""
-    terminals = [f for f in frames if f.type in TERMINAL_EVENTS]
-    if terminals:
-        return [f"expected no terminal event, observed {frames_excerpt(terminals, 5)}"]
+    found = [f for _, f in terminals(frames, TERMINAL_EVENTS)]
+    if found:
+        return [f"expected no terminal event, observed {frames_excerpt(found, 5)}"]
     return []
 
 
 def created_problems(frames: list[SSEFrame], from_start: bool) -> list[str]:
     """From the start: exactly one ``response.created``, at seq 0 or 1 (``FIRST_SEQS``).  After a
     cursor: none, unless the cursor lies before the stream's start (then it opens the read)."""
-    created = [f for f in frames if f.type == "response.created"]
-    if from_start:
-        if len(created) != 1:
-            return [
-                f"expected exactly one response.created, observed {len(created)}"
-                + (f": {frames_excerpt(created, 10)}" if created else "")
-            ]
-        if created[0].seq not in FIRST_SEQS:
-            return [f"expected response.created at seq 0 or 1, observed {frame_label(created[0])}"]
+    problem = created_problem(frames, from_start, "response.created", FIRST_SEQS)
+    if problem is None:
         return []
-    # After a cursor before the stream's first event (``0`` where numbering starts at 1) the
-    # read holds the start; anywhere else a response.created is a duplicate.
-    if len(created) > 1 or (created and (created[0] is not frames[0] or created[0].seq not in FIRST_SEQS)):
-        return [f"expected no response.created after a cursor, observed {frames_excerpt(created, 10)}"]
-    return []
+    kind, created = problem
+    if kind == "count":
+        return [
+            f"expected exactly one response.created, observed {len(created)}"
+            + (f": {frames_excerpt(created, 10)}" if created else "")
+        ]
+    if kind == "cursor":
+        return [f"expected response.created at seq 0 or 1, observed {frame_label(created[0])}"]
+    return [f"expected no response.created after a cursor, observed {frames_excerpt(created, 10)}"]
 
 
 def stream_first_seq(frames: list[SSEFrame]) -> int:
     """Where a read from the start is numbered from: its first event's seq when that is one of
     ``FIRST_SEQS``, else 0."""
-    first = next((f.seq for f in frames if f.seq is not None), None)
-    return first if first in FIRST_SEQS else 0
+    return first_cursor(frames, FIRST_SEQS)
 
 
 def gap_problems(frames: list[SSEFrame], first: int, excused: frozenset[int] = frozenset()) -> list[str]:
     """The sequence numbers are exactly ``first..max`` (contiguous, nothing missing), leaving out
     the seqs in ``excused`` (already reported as lost).  Only a SHOULD rule on its own
     (``GAP_SOURCE``); ``lost_problems`` is the MUST half."""
-    seqs = sorted({f.seq for f in frames if f.seq is not None})
-    if not seqs:
-        return []
-    missing = sorted(set(range(first, seqs[-1] + 1)) - set(seqs) - excused)
+    missing = skipped(frames, first, excused=excused)
     if missing:
         shown = ", ".join(str(s) for s in missing[:15]) + (" ..." if len(missing) > 15 else "")
         return [
-            f"expected contiguous sequence numbers {first}..{seqs[-1]}, observed gaps at {shown}"
+            f"expected contiguous sequence numbers {first}..{max(cursors(frames))}, observed gaps at {shown}"
         ]
     return []
 
 
 def lost_seqs(frames: list[SSEFrame], low: int, seen_elsewhere: dict[int, str]) -> list[int]:
     """The seqs another read saw inside this read's range ``(low, max seq]`` that it skips."""
-    seqs = {f.seq for f in frames if f.seq is not None}
-    if not seqs:
-        return []
-    high = max(seqs)
-    return sorted(s for s in seen_elsewhere if low < s <= high and s not in seqs)
+    seqs = cursors(frames)
+    return lost(seqs, seen_elsewhere, low, max(seqs)) if seqs else []
 
 
 def lost_problems(frames: list[SSEFrame], low: int, seen_elsewhere: dict[int, str]) -> list[str]:
@@ -359,8 +351,7 @@ def order_problems(frames: list[SSEFrame]) -> list[str]:
 
 def replay_cursor(call: HttpCall) -> int | None:
     """The call's ``starting_after`` as an int, or None for a replay from the start."""
-    value = call.params.get("starting_after") if isinstance(call.params, dict) else None
-    return as_int(value)
+    return read_cursor(call, "starting_after")
 
 
 def _from_start(call: HttpCall) -> bool:
@@ -385,23 +376,9 @@ def _label(call: HttpCall, n: int) -> str:
     return f"replay #{n} {where}"
 
 
-def _allowed_non_200(cell: Cell) -> set[int]:
-    spec = cell.expect.get("http") if isinstance(cell.expect, dict) else None
-    if not isinstance(spec, dict) or "replay" not in spec:
-        return set()
-    codes = spec["replay"] if isinstance(spec["replay"], (list, tuple)) else [spec["replay"]]
-    return {c for c in (as_int(x) for x in codes) if c is not None and c != 200}
-
-
 def _known_terminal_seq(history: History) -> int | None:
     """The terminal event's seq as seen anywhere (live stream or any replay)."""
-    seqs = [
-        f.seq
-        for c in history.calls
-        if c.name in ("create", "replay")
-        for f in c.frames
-        if f.type in TERMINAL_EVENTS and f.seq is not None
-    ]
+    seqs = terminal_cursors((f for c in history.calls if c.name in ("create", "replay") for f in c.frames), TERMINAL_EVENTS)
     return max(seqs) if seqs else None
 
 
@@ -420,13 +397,6 @@ def _seen_elsewhere(history: History, call: HttpCall, *, live: bool) -> dict[int
             if frame.seq is not None:
                 seen.setdefault(frame.seq, f"{frame_label(frame)} live")
     return seen
-
-
-def _same_payload(a: SSEFrame, b: SSEFrame) -> bool:
-    ja, jb = a.json, b.json
-    if ja is not None and jb is not None:
-        return ja == jb
-    return a.data == b.data
 
 
 def payload_diff(live: SSEFrame, replayed: SSEFrame) -> str:
@@ -609,7 +579,7 @@ def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]
                 )
             )
 
-    allowed = _allowed_non_200(cell)
+    allowed = allowed_non_200(cell, "replay")
     terminal_seq = _known_terminal_seq(history)
     want_terminal = expected.get("terminal")
     ok_calls: list[tuple[int, HttpCall, list[SSEFrame]]] = []
@@ -732,28 +702,26 @@ def check_replay(history: History, expected: Any, cell: Cell) -> list[Violation]
                 )
             )
         for n, call, frames in ok_calls:
-            by_seq = {f.seq: f for f in frames if f.seq is not None}
-            if not by_seq:
+            seqs = cursors(frames)
+            if not seqs:
                 continue
             low = -1 if _from_start(call) else replay_cursor(call)
-            high = max(by_seq)
-            lost = [f for f in live if low < f.seq <= high and f.seq not in by_seq]  # type: ignore[operator]
-            rewritten = [
-                (f, by_seq[f.seq])
-                for f in live
-                if low < f.seq <= high and f.seq in by_seq and not _same_payload(f, by_seq[f.seq])  # type: ignore[operator]
-            ]
+            high = max(seqs)
+            live_by_seq = by_cursor(f for f in live if low < f.seq <= high)  # type: ignore[operator]
+            missing = lost(seqs, live_by_seq, low, high)  # type: ignore[arg-type]
+            lost_frames = [f for f in live if f.seq in missing]
+            changed = rewritten(live_by_seq, frames, same=same_payload)  # type: ignore[arg-type]
             label = _label(call, n)
-            if lost:
+            if lost_frames:
                 violations.append(
                     Violation(
                         "replay",
                         f"{label}: expected every live event up to seq {high} in the replay, "
-                        f"observed {len(lost)} lost: {frames_excerpt(lost, 10)}",
-                        evidence=f"replay seqs: {sorted(by_seq)[:40]}",
+                        f"observed {len(lost_frames)} lost: {frames_excerpt(lost_frames, 10)}",
+                        evidence=f"replay seqs: {sorted(set(seqs))[:40]}",
                     )
                 )
-            for live_frame, replay_frame in rewritten[:5]:
+            for live_frame, replay_frame in changed[:5]:
                 violations.append(
                     Violation(
                         "replay",

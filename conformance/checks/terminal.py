@@ -15,7 +15,9 @@ from typing import Any
 from conformance.history import History, SSEFrame, Violation
 from conformance.model import Cell
 
-from ._util import TERMINAL_EVENTS, as_int, frame_label, frames_excerpt, is_comment_frame
+from conformance.streams import event_frames, terminal_cursors
+
+from ._util import TERMINAL_EVENTS, as_int, frame_label, frames_excerpt
 
 TERMINAL_LABEL = "terminal"
 """The ``cursor_label`` of the executor's replay from the first terminal's sequence number."""
@@ -26,7 +28,7 @@ def _streams(history: History) -> list[tuple[str, list[SSEFrame]]]:
     for n, call in enumerate(history.calls):
         if call.name not in ("create", "replay") or call.status != 200:
             continue
-        frames = [f for f in call.frames if not is_comment_frame(f) and f.seq is not None]
+        frames = [f for f in event_frames(call.frames) if f.seq is not None]
         label = call.params.get("cursor_label") if isinstance(call.params, dict) else None
         name = "live stream" if call.name == "create" else f"replay #{n} ({label or 'start'})"
         out.append((name, frames))
@@ -41,7 +43,7 @@ def check_one_terminal(history: History, expected: Any, cell: Cell) -> list[Viol
     if not terminals:
         return [Violation("one_terminal", "no stream of the response showed a terminal event",
                           evidence="; ".join(f"{name}: {frames_excerpt(fr, 10)}" for name, fr in streams) or "no 200 stream")]
-    first = min(f.seq for _, f in terminals)
+    first = min(terminal_cursors((f for _, f in terminals), TERMINAL_EVENTS))
     past = [c for c in history.calls if c.name == "replay" and isinstance(c.params, dict)
             and c.params.get("cursor_label") == TERMINAL_LABEL]
     problems = []

@@ -1,6 +1,6 @@
 """Pure invariants over what an exploration observed: ``Observations`` in, problem strings out.
 
-No I/O here.  The state machine records every HTTP exchange (``HttpCall`` with its SSE frames
+No I/O here; the stream predicates themselves are ``conformance.streams``'s.  The state machine records every HTTP exchange (``HttpCall`` with its SSE frames
 and monotonic timestamps), the responses it was told exist, the marker lines of each script
 tag and the moments the process was stopped; after every step it calls ``all_problems``.
 
@@ -29,15 +29,13 @@ from urllib.parse import urlsplit
 
 from collections.abc import Callable
 
+from conformance import streams
 from conformance.checks._util import TERMINAL_EVENTS, as_int, excerpt, output_text
 from conformance.checks.output import predict_output
 from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_STATUSES, HttpCall, SSEFrame
+from conformance.streams import after_terminal, cursor_order, event_frames, event_id_of, lost, same_payload, seq_of, terminals
 
 INVOCATION_TERMINALS = {event: event.split(".", 1)[1] for event in INVOCATION_TERMINAL_EVENTS}
-
-
-def _id_cursor(frame: SSEFrame) -> int | None:
-    return int(frame.id) if frame.id is not None and frame.id.isdigit() else None
 
 
 def _responses_status(frame: SSEFrame) -> tuple[str | None, Any]:
@@ -68,9 +66,9 @@ class Wire:
     snapshot_calls: tuple[str, ...] = ("get", "poll")
 
 
-RESPONSES = Wire("responses", re.compile(r"/responses/([^/?]+)"), "id", lambda f: f.seq, "starting_after",
+RESPONSES = Wire("responses", re.compile(r"/responses/([^/?]+)"), "id", seq_of, "starting_after",
                  frozenset(TERMINAL_EVENTS), _responses_status, lambda snap: output_text(snap.get("output")))
-INVOCATIONS = Wire("invocations", re.compile(r"/invocations/([^/?]+)"), "invocation_id", _id_cursor, "last_event_id",
+INVOCATIONS = Wire("invocations", re.compile(r"/invocations/([^/?]+)"), "invocation_id", event_id_of, "last_event_id",
                    frozenset(INVOCATION_TERMINALS), _invocations_status,
                    lambda snap: snap.get("output") if isinstance(snap.get("output"), str) else "")
 TERMINAL_ANY = TERMINAL_STATUSES | set(INVOCATION_TERMINALS.values())
@@ -126,7 +124,7 @@ def call_response_id(call: HttpCall, wire: Wire = RESPONSES) -> str | None:
 
 def read_cursor(call: HttpCall, wire: Wire = RESPONSES) -> int | None:
     """The cursor a read was opened with (``starting_after`` / ``last_event_id``; None: from the start)."""
-    return as_int(call.params.get(wire.read_cursor_param)) if call.params else None
+    return streams.read_cursor(call, wire.read_cursor_param)
 
 
 def answer_of(call: HttpCall, limit: int = 200) -> str:
@@ -142,35 +140,30 @@ def answer_of(call: HttpCall, limit: int = 200) -> str:
 
 
 def frame_label(frame: SSEFrame, wire: Wire = RESPONSES) -> str:
-    return f"{frame.type}#{wire.cursor(frame)}"
+    return streams.frame_label(frame, wire.cursor)
 
 
 def cursor_problems(frames: list[SSEFrame], after: int | None, wire: Wire = RESPONSES) -> list[str]:
     """Cursors present and ints, strictly increasing (no duplicate), all > ``after``."""
+    order = cursor_order(frames, wire.cursor, after)
     problems: list[str] = []
-    missing = [f for f in frames if wire.cursor(f) is None]
-    if missing:
-        problems.append(f"{len(missing)} frame(s) without an integer cursor: "
-                        + ", ".join(f"{f.type} data={excerpt(f.data, 60)}" for f in missing[:5]))
-    seen: set[int] = set()
-    previous: SSEFrame | None = None
-    for frame in frames:
-        cur = wire.cursor(frame)
-        if cur is None:
-            continue
-        if cur in seen:
-            problems.append(f"duplicate sequence_number/cursor {cur}: {frame_label(frame, wire)}")
-        elif previous is not None and cur < (wire.cursor(previous) or 0):
-            problems.append(f"sequence_number/cursor decreases: {frame_label(previous, wire)} then {frame_label(frame, wire)}")
-        seen.add(cur)
-        previous = frame
-        if after is not None and cur <= after:
-            problems.append(f"event {frame_label(frame, wire)} at or before the cursor {after}")
+    if order.missing:
+        problems.append(f"{len(order.missing)} frame(s) without an integer cursor: "
+                        + ", ".join(f"{f.type} data={excerpt(f.data, 60)}" for f in order.missing[:5]))
+    problems += [
+        f"duplicate sequence_number/cursor {wire.cursor(frame)}: {frame_label(frame, wire)}"
+        for _, frame in order.duplicates
+    ]
+    problems += [
+        f"sequence_number/cursor decreases: {frame_label(previous, wire)} then {frame_label(frame, wire)}"
+        for previous, frame in order.decreases
+    ]
+    problems += [f"event {frame_label(frame, wire)} at or before the cursor {after}" for frame in order.early]
     return problems
 
 
 def _frames(call: HttpCall) -> list[SSEFrame]:
-    return [f for f in list(call.frames) if f.event is not None or (f.data or "").strip()]
+    return event_frames(call.frames)
 
 
 def _reads(obs: Observations) -> dict[str, list[HttpCall]]:
@@ -207,25 +200,26 @@ def read_problems(obs: Observations) -> list[str]:
     problems: list[str] = []
     w = obs.wire
     for calls in _reads(obs).values():
-        terminal_cursors = {w.cursor(f) for c in calls for f in _frames(c) if f.type in w.terminal_types and w.cursor(f) is not None}
+        terminal_cursors = streams.terminal_cursors((f for c in calls for f in _frames(c)), w.terminal_types, w.cursor)
         for call in calls:
             frames = _frames(call)
             cursor = _opened_after(call, w)
             past_end = cursor is not None and any(cursor >= s for s in terminal_cursors)  # type: ignore[operator]
             for p in cursor_problems(frames, cursor, w):
                 problems.append(f"{_label(call, w)}: {p}")
-            terminals = [i for i, f in enumerate(frames) if f.type in w.terminal_types]
-            if len(terminals) > 1:
+            found = terminals(frames, w.terminal_types)
+            if len(found) > 1:
                 problems.append(
-                    f"{_label(call, w)}: {len(terminals)} terminal events: "
-                    + ", ".join(frame_label(frames[i], w) for i in terminals)
+                    f"{_label(call, w)}: {len(found)} terminal events: "
+                    + ", ".join(frame_label(f, w) for _, f in found)
                 )
-            if terminals and terminals[-1] != len(frames) - 1:
+            trailing = after_terminal(frames, w.terminal_types)
+            if trailing is not None:
                 problems.append(
-                    f"{_label(call, w)}: terminal {frame_label(frames[terminals[-1]], w)} is not last; "
-                    f"after it: {', '.join(frame_label(f, w) for f in frames[terminals[-1] + 1:][:5])}"
+                    f"{_label(call, w)}: terminal {frame_label(trailing[0], w)} is not last; "
+                    f"after it: {', '.join(frame_label(f, w) for f in trailing[1][:5])}"
                 )
-            if call.ended == "complete" and not terminals and not past_end and not _stopped_during(obs, call):
+            if call.ended == "complete" and not found and not past_end and not _stopped_during(obs, call):
                 last = frame_label(frames[-1], w) if frames else "no frames"
                 problems.append(
                     f"{_label(call, w)}: stream ended without a terminal event while the server ran "
@@ -254,7 +248,7 @@ def replay_problems(obs: Observations) -> list[str]:
                 seen = first.get(seq)
                 if seen is None:
                     first[seq] = (frame, call)
-                elif seq not in rewritten and not _same(seen[0], frame):
+                elif seq not in rewritten and not same_payload(seen[0], frame):
                     rewritten.add(seq)
                     problems.append(
                         f"{rid}: seq {seq} rewritten: {frame_label(seen[0], w)} "
@@ -267,37 +261,27 @@ def replay_problems(obs: Observations) -> list[str]:
             if call.name == "create":
                 continue
             cursor = read_cursor(call, w)
-            got = [c for c in (w.cursor(f) for f in _frames(call)) if c is not None]
-            got_set = set(got)
+            got = streams.cursors(_frames(call), w.cursor)
             floor = -1 if cursor is None else cursor
             # A read reached the end of the resource only if it carried the terminal event: a
             # close-delimited stream (HTTP/1.0 style, ``Connection: close``) of a killed server
             # also ends "complete" at the transport, with nothing after what it got.
             whole = call.ended == "complete" and any(f.type in w.terminal_types for f in _frames(call))
             limit = float("inf") if whole else (max(got) if got else floor)
-            earlier = sorted(
-                {
-                    c
-                    for other in calls
-                    if other is not call
-                    for f in _frames(other)
-                    if (c := w.cursor(f)) is not None and f.t < call.started_at and floor < c <= limit
-                }
-            )
-            missing = [s for s in earlier if s not in got_set]
+            earlier = [
+                c
+                for other in calls
+                if other is not call
+                for f in _frames(other)
+                if (c := w.cursor(f)) is not None and f.t < call.started_at
+            ]
+            missing = lost(got, earlier, floor, limit)
             if missing:
                 problems.append(
                     f"{_label(call, w)}: missing seq(s) {missing[:10]} that earlier reads saw "
                     f"(got {got[:20]}{'...' if len(got) > 20 else ''})"
                 )
     return problems
-
-
-def _same(a: SSEFrame, b: SSEFrame) -> bool:
-    ja, jb = a.json, b.json
-    if ja is not None and jb is not None:
-        return ja == jb
-    return a.data == b.data
 
 
 # -- statuses --------------------------------------------------------------------------------
