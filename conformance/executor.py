@@ -50,7 +50,8 @@ from .history import (
 )
 from .checks.terminal import TERMINAL_LABEL
 from .contract import AFTER_DELETE_CALLS
-from .model import NET_FAULTS, PROCESS_FAULTS, QUEUE_FAULTS, Cell, calls_named
+from .expectations import probes as expectation_probes
+from .model import NET_FAULTS, PROCESS_FAULTS, QUEUE_FAULTS, Cell
 from .netfaults import NetFaults
 from .targets import TargetConfig
 
@@ -538,16 +539,12 @@ class CellRun:
 
     def _probe(self, rid: str) -> None:
         """Calls the expectations ask for after the end: replays from cursors, delete."""
-        expect = self.cell.expect
-        replay = expect.get("replay")
-        if isinstance(replay, dict):
-            for cursor in replay.get("after", ["start"]):
-                self.driver.replay(rid, self._cursor(cursor), label=str(cursor))
-        elif "replay" in expect.get("http", {}) or "reconnect" in expect:
-            self.driver.replay(rid, None, label="start")
-        if expect.get("one_terminal"):
+        probes = expectation_probes(self.cell)
+        for cursor in probes.replays:
+            self.driver.replay(rid, self._cursor(cursor), label=str(cursor))
+        if probes.from_terminal:
             self._replay_from_terminal(rid)
-        http = expect.get("http", {})
+        http = probes.calls
         if "bad_id_get" in http:  # before any delete: a server that strips the newline would find the response
             self.driver.get(rid + "%0A", name="bad_id_get")
         if "replay_cursor_twice" in http:  # two valid cursors: a server that picks one serves 200
@@ -644,9 +641,6 @@ def _incarnation_record(inc: IncarnationRecord) -> IncarnationRecord:
 # ==========================================================================================
 # invocations profile
 # ==========================================================================================
-
-TRANSCRIPT_KEYS = frozenset({"cursor", "entry_modes", "resume", "readers", "output", "output_text", "reconnect"})
-"""Invocations expectations judged against the full transcript (a ``replay`` after the end)."""
 
 
 
@@ -1001,9 +995,8 @@ class InvocationsRun(CellRun):
         )
 
     def _probe(self, rid: str) -> None:
-        expect = self.cell.expect
-        wants_transcript = bool(TRANSCRIPT_KEYS & set(expect)) or "replay" in calls_named(expect)
-        if wants_transcript:
+        probes = expectation_probes(self.cell)
+        if probes.transcript:
             self.idriver.stream(rid, name="replay", label="start")
         for record in self.history.steered:
             if record.invocation_id is not None:
@@ -1013,8 +1006,8 @@ class InvocationsRun(CellRun):
         if queued is not None and queued.invocation_id is not None:
             self.idriver.snapshot(queued.invocation_id, name="queued_get")
             self.idriver.stream(queued.invocation_id, name="queued_replay", label="start")
-        resume = expect.get("resume")
-        if isinstance(resume, dict):
+        resume = probes.resume
+        if resume is not None:
             vias = resume.get("via", "both")
             vias = ("header", "query") if vias == "both" else (vias,)
             for cursor in self._resume_cursors(resume.get("from", "seen")):
