@@ -42,7 +42,7 @@ def _judged_from_a_full_stream(cell: Cell, expect: dict[str, Any]) -> bool:
     if isinstance(replay, dict) and "start" in [str(a) for a in replay.get("after") or []]:
         return True
     if cell.profile == "invocations":
-        return True  # the kit reads the whole transcript after the end (executor TRANSCRIPT_KEYS)
+        return True  # the kit reads the whole transcript after the end (the expectation probes' transcript)
     fault = cell.fault
     uncut = fault.kind in ("none", "cancel", "pause") or fault.at == "terminal"
     return bool(cell.request.get("stream")) and uncut

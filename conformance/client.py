@@ -21,6 +21,7 @@ from harness.markers import Start, parse_markers
 from .checks.terminal import TERMINAL_LABEL
 from .contract import AFTER_DELETE_CALLS
 from .drivers.base import StreamControl
+from .expectations import probes as expectation_probes
 from .drivers.responses import is_terminal_frame, response_id_of, status_of, terminal_snapshot
 from .history import TERMINAL_STATUSES, HttpCall
 
@@ -213,16 +214,12 @@ class ResponsesClient:
 
     def _probe(self, rid: str) -> None:
         """Calls the expectations ask for after the end: replays from cursors, delete."""
-        expect = self.cell.expect
-        replay = expect.get("replay")
-        if isinstance(replay, dict):
-            for cursor in replay.get("after", ["start"]):
-                self.driver.replay(rid, self._cursor(cursor), label=str(cursor))
-        elif "replay" in expect.get("http", {}) or "reconnect" in expect:
-            self.driver.replay(rid, None, label="start")
-        if expect.get("one_terminal"):
+        probes = expectation_probes(self.cell)
+        for cursor in probes.replays:
+            self.driver.replay(rid, self._cursor(cursor), label=str(cursor))
+        if probes.from_terminal:
             self._replay_from_terminal(rid)
-        http = expect.get("http", {})
+        http = probes.calls
         if "bad_id_get" in http:  # before any delete: a server that strips the newline would find the response
             self.driver.get(rid + "%0A", name="bad_id_get")
         if "replay_cursor_twice" in http:  # two valid cursors: a server that picks one serves 200

@@ -26,18 +26,15 @@ from typing import Any, Iterable
 
 import jsonschema
 
-from .checks.replay import asserting_options
 from .errors import ContractError, ContractNotFoundError
 from .history import CALL_NAMES, INVOCATION_CALL_NAMES
+from .expectations import Plan, registry
 from .model import (
     calls_named,
-    QUEUE_FAULTS,
-    EXPECTATION_KEYS,
     FAULT_KINDS,
     NET_FAULT_PARAMS,
     NET_FAULTS,
     PROFILE_FAULTS,
-    PROFILE_KEYS,
     PROFILE_STATUSES,
     LEVELS,
     PROCESS_FAULTS,
@@ -69,16 +66,9 @@ SERVER_MODES = (
 CAPABILITIES = SERVER_MODES + ("checkpoints", "cancel", "disconnect", "delete", "steering")
 """Names a contract may list in ``requires`` and a target may list in ``claims``."""
 
-CURSOR_TOKENS = ("start", "mid")
-"""Symbolic ``replay.after`` cursors; ints >= 0 and ``{raw: <text>}`` are the other forms."""
-
 CELL_SETTINGS = ("level", "script", "request", "when", "notes", "not_applicable")
 """Keys of a cell that are not expectations."""
 
-STATUS_ONLY = frozenset({"status"})
-OPTION_EXPECTATIONS = ("stream", "replay")
-"""Expectations made of options; one whose options all are off (or only ``after``) asserts
-nothing and does not count for the depth gate (``checks.replay.asserting_options``)."""
 _CONTRACT_SUFFIXES = (".yaml", ".yml")
 _GLOB_CHARS = set("*?[")
 
@@ -115,13 +105,32 @@ class _Problems:
 
 # -- schema ---------------------------------------------------------------------------------
 @lru_cache(maxsize=1)
+def _file_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=4)
+def _validator_for(generation: int) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema_with_keys(_file_schema(), registry().schema_properties()))
+
+
 def _validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(schema)
+    return _validator_for(registry().generation)
+
+
+def schema_with_keys(base: dict[str, Any], fragments: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (the contract schema) with its cell's expectation properties replaced by
+    ``fragments`` (the registry's, in its order), the cell settings kept after them."""
+    out = copy.deepcopy(base)
+    cell = out["$defs"]["cell"]
+    settings = {k: v for k, v in cell["properties"].items() if k in CELL_SETTINGS}
+    cell["properties"] = {**copy.deepcopy(fragments), **settings}
+    cell["x-known"] = list(fragments)
+    return out
 
 
 def schema() -> dict[str, Any]:
-    """The contract JSON schema (draft 2020-12)."""
+    """The contract JSON schema (draft 2020-12) with every registered expectation key."""
     return _validator().schema
 
 
@@ -272,28 +281,6 @@ def _net_params(problems: _Problems, here: tuple, kind: str, given: Any) -> tupl
     return tuple(sorted(values.items())), ok
 
 
-def _check_cursor(cursor: Any) -> str | None:
-    """None when ``cursor`` is a valid replay.after entry, else the complaint."""
-    if isinstance(cursor, bool):
-        pass
-    elif isinstance(cursor, int):
-        if cursor >= 0:
-            return None
-    elif isinstance(cursor, str):
-        if cursor in CURSOR_TOKENS:
-            return None
-    elif isinstance(cursor, dict):
-        raw = cursor.get("raw")
-        if set(cursor) == {"raw"} and isinstance(raw, str) and raw != "":
-            if raw in CURSOR_TOKENS:
-                return f"raw cursor {raw!r} would read as the token {raw!r}: write {raw} instead"
-            return None
-    return (
-        f"invalid cursor {show(cursor)} (expected start, mid, an integer >= 0, "
-        "or {raw: <text>} for a cursor sent verbatim)"
-    )
-
-
 def _check_runnable(
     problems: _Problems,
     here: tuple,
@@ -311,6 +298,7 @@ def _check_runnable(
     where = f"[{variant}] " if variant != "(no vary)" else ""
     if profile == "invocations":
         _check_runnable_invocations(problems, here, path_id, path, script, expect, requires)
+        _check_keys_runnable(problems, here, Plan(profile, path_id, fault, request, script, expect, tuple(requires)))
         return
     stream = request.get("stream") is True
     background = request.get("background") is True
@@ -326,22 +314,8 @@ def _check_runnable(
     if fault.kind == "disconnect" and background and not stream:
         problems.add(here, f"{where}path {path_id} drops the create connection, but a background "
                            "non-stream create has already returned: nothing to disconnect")
-    if "stream" in expect and not stream:
-        problems.add(here + ("stream",), f"{where}'stream' expectations need stream=true (there is no live stream)")
-    if "one_terminal" in expect and not (stream and background and request.get("store", True) is not False):
-        problems.add(here + ("one_terminal",), f"{where}one_terminal replays from the terminal's sequence number: "
-                                                "needs a replayable response (store, background=true, stream=true)")
     _check_fault_calls(problems, here, where, path_id, fault, expect)
-    replay = expect.get("replay")
-    if isinstance(replay, dict):
-        if replay.get("keeps_live") and (not stream or fault.kind == "none"):
-            problems.add(here + ("replay", "keeps_live"),
-                         f"{where}keeps_live compares the replay with the live stream seen before a fault: "
-                         "needs stream=true and a fault")
-        after = replay.get("after")
-        if isinstance(after, list) and "mid" in after and not stream:
-            problems.add(here + ("replay", "after"),
-                         f"{where}cursor 'mid' is taken from the live stream: needs stream=true")
+    _check_keys_runnable(problems, here, Plan(profile, path_id, fault, request, script, expect, tuple(requires), where))
     if script.get("checkpoint_every") is not None and "checkpoints" not in requires:
         problems.add(here, f"{where}the script uses checkpoint_every: add 'checkpoints' to the row's requires")
 
@@ -359,14 +333,27 @@ PROFILE_SERVER_MODES = {
 """Server modes that mean something to each profile."""
 
 
+def _check_keys_runnable(problems: _Problems, here: tuple, plan: Plan) -> None:
+    """Each expectation's own runnability rules (the registry's ``runnable``), for the keys that
+    apply to the profile (the others are already an error)."""
+    reg = registry()
+    for key, value in plan.expect.items():
+        spec = reg.get(key)
+        if spec is not None and plan.profile in spec.profiles:
+            for path, message in spec.runnable(value, plan):
+                problems.add(here + tuple(path), message)
+
+
 def _check_profile(problems: _Problems, here: tuple, profile: str, spec: dict[str, Any]) -> None:
     """Keys, calls and statuses a cell names must apply to the contract's profile."""
-    if profile not in PROFILE_KEYS:
+    if profile not in PROFILE_STATUSES:
         return
+    reg = registry()
     for key in spec:
-        if key in EXPECTATION_KEYS and key not in PROFILE_KEYS[profile]:
+        expectation = reg.get(key)
+        if expectation is not None and profile not in expectation.profiles:
             problems.add(here + (key,), f"expectation '{key}' does not apply to profile {profile} "
-                                        f"(known here: {', '.join(k for k in EXPECTATION_KEYS if k in PROFILE_KEYS[profile])})")
+                                        f"(known here: {', '.join(reg.for_profile(profile))})")
     for key in ("http", "content_type", "error"):
         value = spec.get(key)
         if isinstance(value, dict):
@@ -379,45 +366,15 @@ def _check_profile(problems: _Problems, here: tuple, profile: str, spec: dict[st
     if isinstance(status, str) and status in known and status not in PROFILE_STATUSES[profile]:
         problems.add(here + ("status",), f"status '{status}' is not a {profile} status "
                                          f"(known: {', '.join(sorted(PROFILE_STATUSES[profile]))})")
-    resume = spec.get("resume")
-    if profile == "invocations" and isinstance(resume, dict) and isinstance(resume.get("from"), list):
-        for i, cursor in enumerate(resume["from"]):
-            complaint = _check_resume_cursor(cursor)
-            if complaint:
-                problems.add(here + ("resume", "from", i), complaint)
     if profile == "invocations" and "request" in spec:
         problems.add(here + ("request",), "invocations cells take no request fields (the input is the script)")
-
-
-def _check_resume_cursor(cursor: Any) -> str | None:
-    """None when ``cursor`` is a valid resume.from entry, else the complaint."""
-    if isinstance(cursor, int) and not isinstance(cursor, bool) and cursor >= 0:
-        return None
-    if cursor == "seen":
-        return None
-    if isinstance(cursor, dict) and set(cursor) == {"raw"} and isinstance(cursor["raw"], str) and cursor["raw"]:
-        if cursor["raw"] == "seen":
-            return "raw cursor 'seen' would read as the token seen: write seen instead"
-        return None
-    return (
-        f"invalid cursor {show(cursor)} (expected seen, an integer >= 0, "
-        "or {raw: <text>} for a cursor sent verbatim)"
-    )
 
 
 def _check_fault_calls(
     problems: _Problems, here: tuple, where: str, path_id: str, fault: FaultSpec, expect: dict[str, Any]
 ) -> set[str]:
-    """Both profiles: 'exit' needs a process fault, the cancel calls a cancel path. Returns the
-    call names the expectations name."""
-    if "exit" in expect and fault.kind not in PROCESS_FAULTS and fault.then is None:
-        problems.add(here + ("exit",), f"{where}'exit' needs a process fault, path {path_id} is '{fault.kind}'")
-    if "reconnect" in expect and not fault.is_net_fault:
-        problems.add(here + ("reconnect",), f"{where}'reconnect' resumes after a network fault, path {path_id} "
-                                            f"is '{fault.kind}'")
-    if "unblocked" in expect and fault.kind != "slow_reader":
-        problems.add(here + ("unblocked",), f"{where}'unblocked' needs a slow_reader path (path {path_id} is "
-                                            f"'{fault.kind}')")
+    """Both profiles: the cancel calls need a cancel path, a drain a hold, the after_delete calls
+    no delete fault. Returns the call names the expectations name."""
     called = calls_named(expect)
     for name in sorted(called & {"cancel", "cancel_again"}):
         if fault.kind != "cancel":
@@ -456,14 +413,6 @@ def _check_runnable_invocations(
     if fault.kind == "queue" and "queue" not in expect and "cancel_queued" not in expect:
         problems.add(here, f"path {path_id} queues inputs: the cell must say how many with a queue expectation ({{inputs: N}}), "
                            "or cancel one with cancel_queued: true")
-    if "cancel_queued" in expect and (fault.kind != "queue" or fault.at != "held" or "queue" in expect):
-        problems.add(here + ("cancel_queued",), f"cancel_queued queues one input behind the held first turn and cancels it: "
-                                                f"it needs a 'queue' path at held and no queue expectation (path {path_id} is "
-                                                f"'{fault.kind}' at '{fault.at}')")
-    if "queue" in expect and (fault.kind not in QUEUE_FAULTS or fault.at != "held"):
-        problems.add(here + ("queue",), f"a queue is POSTed while the first turn is held: it needs a path "
-                                        f"'{'|'.join(sorted(QUEUE_FAULTS))}' at held (path {path_id} is '{fault.kind}' "
-                                        f"at '{fault.at}')")
     if "resume" in called and "resume" not in expect:
         problems.add(here, "expectations name the 'resume' call: add a resume expectation saying from which cursors")
     if script.get("checkpoint_every") is not None and "checkpoints" not in requires:
@@ -472,7 +421,8 @@ def _check_runnable_invocations(
 
 def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) -> bool:
     """Shape rules of one cell entry; returns True for a not-applicable entry."""
-    expectations = [k for k in spec if k in EXPECTATION_KEYS]
+    reg = registry()
+    expectations = [k for k in spec if k in reg]
     if "not_applicable" in spec:
         reason = spec.get("not_applicable")
         if not isinstance(reason, str) or not reason.strip():
@@ -483,17 +433,17 @@ def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) ->
             if setting in spec:
                 problems.add(here + (setting,), f"'{setting}' has no meaning on a not_applicable cell")
         return True
-    unknown = [k for k in spec if k not in EXPECTATION_KEYS and k not in CELL_SETTINGS]
+    unknown = [k for k in spec if k not in reg and k not in CELL_SETTINGS]
     if unknown:
         pass  # the schema reports the unknown names; a depth verdict on a typo would only add noise
     elif not expectations:
         problems.add(here, "cell asserts nothing: add expectations, or not_applicable: <reason>")
     else:
-        counted = [k for k in expectations if k != "status"]
-        hollow = [k for k in counted if k in OPTION_EXPECTATIONS and not asserting_options(spec[k])]
-        counted = [k for k in counted if k not in hollow]
+        # the depth gate: each key's own rule says whether its value asserts anything (status never)
+        counted = [k for k in expectations if reg.counts(k, spec[k])]
+        hollow = [k for k in expectations if k not in counted and reg.specs[k].hollow(spec[k])]
         if not counted:
-            why = "; ".join(f"{k} {_hollow_reason(spec[k])}" for k in hollow)
+            why = "; ".join(f"{k} {reg.specs[k].hollow(spec[k])}" for k in hollow)
             what = "only a status" if "status" in spec else "nothing"
             problems.add(
                 here,
@@ -503,46 +453,17 @@ def _check_cell_shape(problems: _Problems, here: tuple, spec: dict[str, Any]) ->
                 + "; add output/output_text, attempts, http, error, replay, stream, exit or persisted"
                 + (" (or turn a stream/replay option on)" if hollow else ""),
             )
-    replay = spec.get("replay")
-    if isinstance(replay, dict) and isinstance(replay.get("after"), list):
-        for i, cursor in enumerate(replay["after"]):
-            complaint = _check_cursor(cursor)
-            if complaint:
-                problems.add(here + ("replay", "after", i), complaint)
-    for key in OPTION_EXPECTATIONS:
-        options = spec.get(key)
-        if isinstance(options, dict) and "terminal_status" in options and "terminal" in options:
-            terminal = options["terminal"]
-            if terminal is None or terminal == "error":
-                problems.add(
-                    here + (key, "terminal_status"),
-                    f"terminal_status {show(options['terminal_status'])} is read from the terminal "
-                    f"event's response object, but terminal: {show(terminal)} "
-                    + ("expects no terminal event" if terminal is None else "is an error event, which carries none")
-                    + ": drop one of them",
-                )
+    for key in expectations:
+        for path, message in reg.specs[key].validate(spec[key]):
+            problems.add(here + tuple(path), message)
     return False
-
-
-def _hollow_reason(expected: Any) -> str:
-    """Why a ``stream``/``replay`` expectation asserts nothing (for the depth gate message)."""
-    off = [k for k in expected if k != "after"] if isinstance(expected, dict) else []
-    if not off:
-        return "only lists cursors"
-    return "turns every option off: " + ", ".join(f"{k}: {show(expected[k])}" for k in off)
 
 
 def _expectations(spec: dict[str, Any]) -> dict[str, Any]:
     """A cell's expectations as plain data; a ``{raw: X}`` cursor becomes the string X (what the
     executor sends verbatim: any string but the tokens is a raw cursor in a Cell)."""
-    expect = {k: plain(spec[k]) for k in EXPECTATION_KEYS if k in spec}
-    replay = expect.get("replay")
-    if isinstance(replay, dict) and isinstance(replay.get("after"), list):
-        replay["after"] = [c["raw"] if isinstance(c, dict) and "raw" in c else c for c in replay["after"]]
-    resume = expect.get("resume")
-    if isinstance(resume, dict) and isinstance(resume.get("from"), list):
-        resume["from"] = [c["raw"] if isinstance(c, dict) and "raw" in c else c for c in resume["from"]]
-    return expect
+    reg = registry()
+    return {k: reg.specs[k].normalize(plain(spec[k])) for k in reg.keys if k in spec}
 
 
 def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable | None:

@@ -274,6 +274,22 @@ class Violation:
         return f"{self.check}{tag}: {self.message}{tail}"
 
 
+@dataclass(frozen=True)
+class Unknown(Violation):
+    """A finding that the history cannot decide the check (Jepsen's ``valid? :unknown``): the
+    fault could not be placed, a probe could not be made, the executor failed.  It reads like a
+    Violation (check, message, evidence) so reports list it, but it is no judgement of the
+    target: a cell with an Unknown is "not testable" (``conformance.plugin.cell_verdict``)."""
+
+
+def outcome(findings: list[Violation]) -> str:
+    """Jepsen's merge of a cell's findings: ``invalid`` when any is a Violation proper,
+    ``unknown`` when all are Unknowns, ``valid`` when there are none."""
+    if any(not isinstance(f, Unknown) for f in findings):
+        return "invalid"
+    return "unknown" if findings else "valid"
+
+
 def effective_level(violation: Violation, cell_level: str) -> str:
     """The weaker of the cell's level and the violation's own cap (MUST > SHOULD > MAY)."""
     if violation.level not in LEVELS or cell_level not in LEVELS:

@@ -48,41 +48,8 @@ THEN_FAULTS = ("sigterm", "sigkill", "sigterm_then_sigkill")
 
 TRIGGERS = ("held", "created", "terminal", "after_events")
 
-EXPECTATION_KEYS = (
-    "status",  # final status of the response: completed | failed | cancelled | incomplete | in_progress | queued
-    "http",  # {call_name: code or [codes]}: every call of that name answered with it
-    "content_type",  # {call_name: prefix}: e.g. {create: text/event-stream}
-    "error",  # {call_name | "response": {type?, code?, param?, message_contains?}}
-    "output",  # full | empty: final output text vs the script (see checks.output)
-    "output_text",  # exact final output text
-    "attempts",  # handler starts counted from markers
-    "exit",  # graceful | killed_after_grace | killed: exit mode of the first process fault
-    "replay",  # {after: [start | mid | int ...], gap_free, single_created, reset_event, keeps_live, terminal}
-    "stream",  # live stream of the create call: {terminal: type | null, order: bool, single_created: bool}
-    "persisted",  # true: final GET is 200 after restart; false: GET 404 and no state file names the tag
-    # invocations profile (docs/contracts.md "The invocations vocabulary")
-    "cursor",  # {terminal: type}: frame ids int, increasing, gap-free, durable; one terminal, last
-    "entry_modes",  # [fresh, recovered, ...]: invocation.started entry modes of the transcript, attempts 1..n
-    "resume",  # {from: seen | [cursor ...], via: header | query | both}: resumes return exactly the rest
-    "readers",  # N >= 2: N live readers opened at once agree on ids, payloads and order
-    "steering",  # true | {inputs: N}: a chain of steers; each turn winds down at its next checkpoint
-    "queue",  # {inputs: N}: N inputs queued together while the first turn is held: FIFO, each run exactly once
-    "cancel_queued",  # true: an input queued behind the held first turn is cancelled: only event cancelled, never run
-    # network faults (both profiles)
-    "reconnect",  # {terminal: type}: what the client saw, resuming by cursor after the fault, is the transcript
-    "unblocked",  # true: the run was terminal before a slow reader had half of its stream
-    # both profiles
-    "stopped",  # true: the handler was stopped (marker ``interrupted``); false: it never was
-    # responses profile
-    "one_terminal",  # true: every stream of the response agrees on one terminal event, with nothing after it
-)
-"""The expectation vocabulary.  Every key but ``status`` counts toward the depth gate."""
-
-PROFILE_KEYS: dict[str, frozenset[str]] = {
-    "responses": frozenset(EXPECTATION_KEYS) - {"cursor", "entry_modes", "resume", "readers", "steering", "queue", "cancel_queued"},
-    "invocations": frozenset(EXPECTATION_KEYS) - {"replay", "stream", "persisted", "one_terminal"},
-}
-"""Expectation keys that apply to each profile; the parser rejects the others."""
+# The expectation keys (their profiles, schema, depth rule, probes and checkers) live in the
+# registry: conformance/expectations/.
 
 PROFILE_FAULTS: dict[str, frozenset[str]] = {
     "responses": frozenset(FAULT_KINDS) - {"steer", "queue"},

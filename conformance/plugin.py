@@ -10,8 +10,9 @@ cell by its cell id, ``responses/resilience::R1[C,stream=true]`` (contract name,
 variant), which does not depend on where the file lies or which directory pytest runs from.
 
 Each item runs its cell through the executor, judges the History with the checkers and applies
-the target's claims (unclaimed → skipped and counted), could-not-run (an ``evidence`` or
-``notes`` violation → "not testable", a failure at every level), the baseline (listed failure →
+the target's claims (unclaimed → skipped and counted), could-not-run (a checker said
+``Unknown``: the fault did not happen, the executor failed → "not testable", a failure at every
+level), the baseline (listed failure →
 xfail, listed pass → stale, fails) and the level (MUST fails, SHOULD xfails as ``warn`` or fails
 under ``--conformance-strict`` / ``strict: true``, MAY informs).  Suite tests hand their SHOULD
 findings to the ``report_should`` fixture (verdict ``warn``, listed in the JSON report); the
@@ -429,18 +430,38 @@ class ContractFile(pytest.File):
             yield CellItem.from_parent(self, name=cell.name, cell=cell)
 
 
-NOT_TESTABLE_CHECKS = frozenset({"evidence", "notes"})
-"""Checks whose violations say the cell was not run as specified rather than that the target
-behaved wrongly: ``evidence`` (the fault did not happen) and ``notes`` (the executor met an
-error, or the cell's precondition could not be produced: ``executor error:`` / ``not testable:``)."""
+def could_not_run(findings: list[Any]) -> bool:
+    """True when a checker said ``Unknown`` (history.py: the fault did not happen, the executor
+    failed, a probe could not be made): judged by the finding's type, never by the checker's
+    name or its text.  Such a cell fails as "not testable" at every level, and before the
+    baseline is consulted, since a claimed cell that could not run is never an xfail nor
+    informational.  An Unknown wins over Violations found beside it (unlike Jepsen's merge,
+    ``history.outcome``): they judge a run that was not the one the cell specifies, so they may
+    be knock-ons (a crash that never happened leaves one handler start); they are still listed."""
+    from .history import Unknown
+
+    return any(isinstance(f, Unknown) for f in findings)
 
 
-def could_not_run(violations: list[Any]) -> bool:
-    """True when a cell's violations include one of ``NOT_TESTABLE_CHECKS`` (by the Violation's
-    ``check`` field, never by its text): such a cell fails as "not testable" at every level, and
-    before the baseline is consulted, since a claimed cell that could not run is never an xfail
-    nor informational."""
-    return any(v.check in NOT_TESTABLE_CHECKS for v in violations)
+def cell_verdict(findings: list[Any], cell_level: str, *, strict: bool = False, in_baseline: bool = False) -> str:
+    """A cell's verdict from its findings: ``not_testable`` (an Unknown), ``baseline`` /
+    ``stale_baseline`` (listed as expected to fail: it did / it passed), ``pass``, or the level
+    of the strongest violation: ``fail`` (MUST; SHOULD too when strict), ``warn`` (SHOULD),
+    ``info`` (MAY)."""
+    from .history import strongest_level
+
+    if could_not_run(findings):
+        return "not_testable"
+    if in_baseline:
+        return "baseline" if findings else "stale_baseline"
+    if not findings:
+        return "pass"
+    # The verdict follows the strongest violation: a violation capped at SHOULD (a reading
+    # the documents leave open, docs/protocol.md §6) only warns, even in a MUST cell.
+    level = strongest_level(findings, cell_level)
+    if level == "MUST" or (level == "SHOULD" and strict):
+        return "fail"
+    return "warn" if level == "SHOULD" else "info"
 
 
 class CellFailed(Exception):
@@ -515,7 +536,8 @@ class CellItem(pytest.Item):
         self._work_dir = work_dir
         self._history = history
         texts = [str(v) for v in violations]
-        not_testable = could_not_run(violations)
+        baseline_reason = s.baseline.get(cell.id)
+        verdict = cell_verdict(violations, cell.level, strict=s.strict, in_baseline=baseline_reason is not None)
         extra = {
             "violations": texts,
             "duration_s": round(duration, 3),
@@ -529,29 +551,25 @@ class CellItem(pytest.Item):
         if cell.blackbox:
             extra["control"] = "blackbox"
             extra["black_box_fault"] = cell.fault.describe()
-        if not_testable:  # claimed but not run as specified: fails at every level, baseline or not
+        if verdict == "not_testable":  # claimed but not run as specified: fails at every level, baseline or not
             self._record("not_testable", **extra)
             raise CellFailed("\n".join(texts))
-        baseline_reason = s.baseline.get(cell.id)
-        if baseline_reason is not None:
-            if violations:
-                self._record("baseline", **extra)
-                pytest.xfail(f"in baseline ({baseline_reason}): {texts[0]}")
+        if verdict == "baseline":
+            self._record("baseline", **extra)
+            pytest.xfail(f"in baseline ({baseline_reason}): {texts[0]}")
+        if verdict == "stale_baseline":
             self._record("stale_baseline", **extra)
             raise CellFailed(f"stale baseline: {cell.id} is listed as expected to fail ({baseline_reason}) but passed")
-        if not violations:
+        if verdict == "pass":
             self._record("pass", **extra)
             return
-        # The verdict follows the strongest violation: a violation capped at SHOULD (a reading
-        # the documents leave open, docs/protocol.md §6) only warns, even in a MUST cell.
-        level = strongest_level(violations, cell.level)
-        if level == "MUST":
-            self._record("fail", **extra)
-            raise CellFailed("\n".join(texts))
-        if level == "SHOULD" and s.strict:
+        if verdict == "fail" and strongest_level(violations, cell.level) == "SHOULD":
             self._record("fail", strict=True, **extra)
             raise CellFailed("SHOULD not met (--conformance-strict):\n" + "\n".join(texts))
-        if level == "SHOULD":
+        if verdict == "fail":
+            self._record("fail", **extra)
+            raise CellFailed("\n".join(texts))
+        if verdict == "warn":
             self._record("warn", **extra)
             pytest.xfail(f"SHOULD not met: {texts[0]}")
         self._record("info", **extra)  # MAY: informational only

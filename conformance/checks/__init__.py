@@ -1,15 +1,17 @@
 """Checkers: pure functions ``History x expected x Cell -> list[Violation]``, one per expectation
-key, no I/O.
+key, no I/O.  A checker may also return an ``Unknown`` (history.py): the history cannot decide.
 
-``CHECKS`` maps every key of ``EXPECTATION_KEYS`` to its checker; ``ALWAYS`` lists the checks that
-run on every cell (fault evidence, executor notes); ``run_checks`` runs both for a cell and never
-raises: an expectation key without a checker and a checker that raises both become Violations.
+Each key's checker is registered with the key (``conformance.expectations``); ``ALWAYS`` lists
+the checks that run on every cell (fault evidence, executor notes); ``run_checks`` runs both for
+a cell and never raises: an expectation key without a checker and a checker that raises both
+become Violations.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
+from conformance.expectations import registry
 from conformance.history import STUCK_PREFIX, History, Violation
 from conformance.model import Cell
 
@@ -33,31 +35,6 @@ from .status import check_status
 from .terminal import check_one_terminal
 
 Checker = Callable[[History, Any, Cell], list[Violation]]
-
-CHECKS: dict[str, Checker] = {
-    "status": check_status,
-    "http": check_http,
-    "content_type": check_content_type,
-    "error": check_error,
-    "output": check_output,
-    "output_text": check_output_text,
-    "attempts": check_attempts,
-    "exit": check_exit,
-    "replay": check_replay,
-    "stream": check_stream,
-    "persisted": check_persisted,
-    "cursor": check_cursor,
-    "entry_modes": check_entry_modes,
-    "resume": check_resume,
-    "readers": check_readers,
-    "steering": check_steering,
-    "queue": check_queue,
-    "cancel_queued": check_cancel_queued,
-    "reconnect": check_reconnect,
-    "unblocked": check_unblocked,
-    "stopped": check_stopped,
-    "one_terminal": check_one_terminal,
-}
 
 ALWAYS: list[Checker] = [check_evidence, check_notes]
 """Checks run on every cell, whatever it expects (called with ``expected=None``)."""
@@ -109,24 +86,24 @@ def run_checks(history: History, cell: Cell) -> list[Violation]:
     stuck = stuck_violation(history, cell)
     if stuck is not None:  # the run never got past the poll: what follows would only be knock-ons
         return violations + [stuck]
+    reg = registry()
     for key, expected in cell.expect.items():
-        checker = CHECKS.get(key)
-        if checker is None:
+        spec = reg.get(key)
+        if spec is None:
             violations.append(
                 Violation(
                     key,
-                    f"expectation {key!r} has no checker (known: {', '.join(CHECKS)}); it cannot be "
+                    f"expectation {key!r} has no checker (known: {', '.join(reg.keys)}); it cannot be "
                     "judged, so the cell fails",
                 )
             )
             continue
-        violations += _run_one(key, checker, history, expected, cell)
+        violations += _run_one(key, spec.check, history, expected, cell)
     return violations
 
 
 __all__ = [
     "ALWAYS",
-    "CHECKS",
     "Checker",
     "predict_output",
     "run_checks",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conformance.history import FaultRecord, History, IncarnationRecord, Violation
+from conformance.history import FaultRecord, History, IncarnationRecord, Unknown, Violation
 from conformance.model import PROCESS_FAULTS, Cell
 from harness.markers import Held, parse_markers
 
@@ -52,9 +52,9 @@ def check_exit(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """The first process fault's recorded exit mode equals ``expected``, and the incarnation it
     hit recorded the same exit mode."""
     faults = process_faults(history)
-    if not faults:
+    if not faults:  # no process fault was placed: the history cannot say how one would have ended
         return [
-            Violation(
+            Unknown(
                 "exit",
                 f"expected exit mode {expected!r}, observed no process fault",
                 evidence="faults: " + ("; ".join(_fault_str(f) for f in history.faults) or "none"),
@@ -95,7 +95,8 @@ def check_exit(history: History, expected: Any, cell: Cell) -> list[Violation]:
 
 def check_evidence(history: History, expected: Any, cell: Cell) -> list[Violation]:
     """Runs on every cell whose fault kind is not ``none``: the fault was really delivered
-    where the cell says (observation seen, process exited, restarted, ``held`` marker)."""
+    where the cell says (observation seen, process exited, restarted, ``held`` marker).  A fault
+    that did not happen as specified is an ``Unknown``: the cell was not run, not failed."""
     spec = cell.fault
     if spec.kind == "none":
         return []
@@ -105,7 +106,7 @@ def check_evidence(history: History, expected: Any, cell: Cell) -> list[Violatio
 
     def fail(message: str, evidence: str | None = None) -> None:
         violations.append(
-            Violation("evidence", f"fault did not happen: {message}", evidence=evidence or all_faults)
+            Unknown("evidence", f"fault did not happen: {message}", evidence=evidence or all_faults)
         )
 
     if not history.faults:
@@ -171,10 +172,10 @@ def check_evidence(history: History, expected: Any, cell: Cell) -> list[Violatio
 
 
 def check_notes(history: History, expected: Any, cell: Cell) -> list[Violation]:
-    """Runs on every cell: executor notes starting ``not testable:`` or ``executor error:``
-    fail the cell."""
+    """Runs on every cell: executor notes starting ``not testable:`` or ``executor error:`` are
+    ``Unknown`` findings (the cell could not be run as specified)."""
     return [
-        Violation("notes", f"expected a cell the executor could run, observed note: {note}")  # the note is its own evidence
+        Unknown("notes", f"expected a cell the executor could run, observed note: {note}")  # the note is its own evidence
         for note in history.notes
         if note.strip().lower().startswith(FAILING_NOTE_PREFIXES)
     ]

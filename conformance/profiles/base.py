@@ -20,10 +20,16 @@ class Profile:
     cursor: str  # how a read resumes: the request parameter or header and the frame field it names
     calls: tuple[str, ...]  # the call names its run records
     faults: frozenset[str]  # fault kinds its run delivers
-    keys: frozenset[str]  # expectation keys that apply to it
     always_background: bool  # every run is a background run (no foreground create to disconnect)
     driver: str  # "module:Class" of its driver
     run: str  # "module:Class" of its cell run
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """The expectation keys that apply to it: the registry's (``conformance.expectations``), plugins' included."""
+        from ..expectations import registry
+
+        return frozenset(registry().for_profile(self.name))
 
     def driver_class(self) -> Any:
         """Its driver class (imported on first use)."""

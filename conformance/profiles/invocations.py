@@ -5,7 +5,7 @@ id, the live stream is ``GET /invocations/{id}`` (SSE), a resume sends ``Last-Ev
 from __future__ import annotations
 
 from ..history import INVOCATION_CALL_NAMES, INVOCATION_TERMINAL_EVENTS, INVOCATION_TERMINAL_STATUSES
-from ..model import PROFILE_FAULTS, PROFILE_KEYS, PROFILE_STATUSES
+from ..model import PROFILE_FAULTS, PROFILE_STATUSES
 from .base import Profile
 
 INVOCATIONS = Profile(
@@ -18,7 +18,6 @@ INVOCATIONS = Profile(
     cursor="Last-Event-ID: <id> (or ?last_event_id=)",
     calls=INVOCATION_CALL_NAMES,
     faults=PROFILE_FAULTS["invocations"],
-    keys=PROFILE_KEYS["invocations"],
     always_background=True,
     driver="conformance.drivers.invocations:InvocationsDriver",
     run="conformance.profiles.invocations_run:InvocationsRun",

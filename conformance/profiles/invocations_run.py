@@ -20,15 +20,12 @@ from ..drivers.invocations import script_input as inv_script_input
 from ..drivers.responses import status_of
 from ..executor import CellRun
 from ..history import INVOCATION_TERMINAL_STATUSES, HttpCall, SteeredInput
-from ..model import QUEUE_FAULTS, Cell, calls_named
+from ..expectations import probes as expectation_probes
+from ..model import QUEUE_FAULTS, Cell
 from ..schedule import ResponsesSchedule, held_index
 from ..targets import TargetConfig
 from .base import Profile
 from .invocations import INVOCATIONS
-
-TRANSCRIPT_KEYS = frozenset({"cursor", "entry_modes", "resume", "readers", "output", "output_text", "reconnect"})
-"""Invocations expectations judged against the full transcript (a ``replay`` after the end)."""
-
 
 class InvocationsClient(ResponsesClient):
     """The invocations profile's wire operations (the live stream is a GET opened after the create)."""
@@ -122,9 +119,8 @@ class InvocationsClient(ResponsesClient):
         )
 
     def _probe(self, rid: str) -> None:
-        expect = self.cell.expect
-        wants_transcript = bool(TRANSCRIPT_KEYS & set(expect)) or "replay" in calls_named(expect)
-        if wants_transcript:
+        probes = expectation_probes(self.cell)
+        if probes.transcript:
             self.idriver.stream(rid, name="replay", label="start")
         for record in self.history.steered:
             if record.invocation_id is not None:
@@ -134,8 +130,8 @@ class InvocationsClient(ResponsesClient):
         if queued is not None and queued.invocation_id is not None:
             self.idriver.snapshot(queued.invocation_id, name="queued_get")
             self.idriver.stream(queued.invocation_id, name="queued_replay", label="start")
-        resume = expect.get("resume")
-        if isinstance(resume, dict):
+        resume = probes.resume
+        if resume is not None:
             vias = resume.get("via", "both")
             vias = ("header", "query") if vias == "both" else (vias,)
             for cursor in self._resume_cursors(resume.get("from", "seen")):

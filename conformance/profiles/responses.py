@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from ..history import CALL_NAMES, TERMINAL_EVENTS, TERMINAL_STATUSES
-from ..model import PROFILE_FAULTS, PROFILE_KEYS, PROFILE_STATUSES
+from ..model import PROFILE_FAULTS, PROFILE_STATUSES
 from .base import Profile
 
 RESPONSES = Profile(
@@ -17,7 +17,6 @@ RESPONSES = Profile(
     cursor="starting_after=<sequence_number>",
     calls=CALL_NAMES,
     faults=PROFILE_FAULTS["responses"],
-    keys=PROFILE_KEYS["responses"],
     always_background=False,
     driver="conformance.drivers.responses:ResponsesDriver",
     run="conformance.executor:CellRun",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import conformance.checks as checks
-from conformance.checks import ALWAYS, CHECKS, run_checks
+from dataclasses import replace
+
+from conformance.checks import ALWAYS, run_checks
+from conformance.expectations import registry
+from conformance.expectations.builtin import EXPECTATIONS
 from conformance.history import History, Violation
-from conformance.model import EXPECTATION_KEYS
 
 from .builders import SIGKILL_HELD, crash_run, make_cell, make_history, messages, normal_run
 
@@ -30,8 +33,8 @@ FULL_CRASH_EXPECT = {
 
 
 def test_every_expectation_key_has_a_checker():
-    assert set(CHECKS) == set(EXPECTATION_KEYS)
-    assert all(callable(c) for c in CHECKS.values())
+    assert set(registry().keys) == {e.name for e in EXPECTATIONS}
+    assert all(callable(e.check) for e in registry().specs.values())
     assert checks.check_evidence in ALWAYS and checks.check_notes in ALWAYS
 
 
@@ -60,7 +63,7 @@ def test_checker_that_raises_becomes_a_violation(monkeypatch):
     def boom(history, expected, cell):
         raise KeyError("sequence_number")
 
-    monkeypatch.setitem(CHECKS, "status", boom)
+    monkeypatch.setitem(registry().specs, "status", replace(registry().specs["status"], check=boom))
     violations = run_checks(make_history(normal_run()), make_cell({"status": "completed"}))
     assert len(violations) == 1
     assert violations[0].check == "status"
@@ -69,7 +72,7 @@ def test_checker_that_raises_becomes_a_violation(monkeypatch):
 
 
 def test_checker_returning_garbage_becomes_a_violation(monkeypatch):
-    monkeypatch.setitem(CHECKS, "status", lambda h, e, c: None)
+    monkeypatch.setitem(registry().specs, "status", replace(registry().specs["status"], check=lambda h, e, c: None))
     violations = run_checks(make_history(normal_run()), make_cell({"status": "completed"}))
     assert "not a list of Violations" in messages(violations)
 

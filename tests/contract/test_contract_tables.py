@@ -21,7 +21,10 @@ from conformance.contract import (
 )
 from conformance.checks.replay import REPLAY_OPTIONS, STREAM_OPTIONS, asserting_options
 from conformance.history import CALL_NAMES, TERMINAL_STATUSES
-from conformance.model import EXPECTATION_KEYS, LEVELS, PROCESS_FAULTS
+from conformance.expectations.builtin import EXPECTATIONS
+from conformance.model import LEVELS, PROCESS_FAULTS
+
+EXPECTATION_KEYS = tuple(e.name for e in EXPECTATIONS)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"

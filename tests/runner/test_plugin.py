@@ -320,16 +320,18 @@ def test_cell_that_could_not_run_fails_at_every_level(tmp_path):
     assert "3 failed" in proc.stdout and "XFAIL" not in proc.stdout, proc.stdout
 
 
-def test_could_not_run_is_judged_by_the_check_not_the_text():
-    """Classification is structural: an `evidence` violation (the fault did not happen) and a
-    `notes` violation (executor error / not testable) mean "could not run"; a wrong answer does
-    not, even when its text happens to mention those words."""
-    from conformance.history import Violation
+def test_could_not_run_is_judged_by_the_finding_not_the_text():
+    """Classification is structural: an `Unknown` finding (the fault did not happen, an executor
+    error / not testable note) means "could not run", whatever check reports it; a wrong answer
+    does not, even when its text or its check's name happens to say those words."""
+    from conformance.history import Unknown, Violation
     from conformance.plugin import could_not_run
 
-    assert could_not_run([Violation("evidence", "fault did not happen: expected a sigkill fault, observed none")])
-    assert could_not_run([Violation("notes", "expected a cell the executor could run, observed note: executor error: x")])
+    assert could_not_run([Unknown("evidence", "fault did not happen: expected a sigkill fault, observed none")])
+    assert could_not_run([Unknown("notes", "expected a cell the executor could run, observed note: executor error: x")])
+    assert could_not_run([Violation("status", "expected completed, observed failed"), Unknown("my_key", "no probe")])
     assert not could_not_run([Violation("status", "expected completed, observed failed (body: not testable: x)")])
+    assert not could_not_run([Violation("evidence", "named like the fault check, but a violation")])
     assert not could_not_run([])
 
 

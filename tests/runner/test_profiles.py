@@ -9,7 +9,8 @@ from conformance.drivers.invocations import InvocationsDriver
 from conformance.drivers.responses import ResponsesDriver
 from conformance.executor import CellRun
 from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_EVENTS
-from conformance.model import PROFILE_FAULTS, PROFILE_KEYS
+from conformance.expectations import registry
+from conformance.model import PROFILE_FAULTS
 from conformance.profiles import INVOCATIONS, PROFILES, RESPONSES, profile_of
 
 
@@ -27,7 +28,7 @@ def test_each_profile_names_its_run_driver_and_vocabulary():
             p.delta_event, p.terminal_events, p.completed_event)
         assert p.completed_event in p.terminal_events
     for name, p in PROFILES.items():
-        assert p.name == name and p.faults == PROFILE_FAULTS[name] and p.keys == PROFILE_KEYS[name]
+        assert p.name == name and p.faults == PROFILE_FAULTS[name] and p.keys == frozenset(registry().for_profile(name))
     assert INVOCATIONS.always_background and not RESPONSES.always_background
 
 
