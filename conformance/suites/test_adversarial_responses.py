@@ -33,6 +33,8 @@ from conformance.history import HttpCall
 from harness.markers import Held
 from harness.process import Target
 
+BLACKBOX = "needs control: the hold that keeps a bystander response in progress while the attack runs"
+
 DEFAULT_EXAMPLES = 15
 WAIT_S = 10.0
 HELD_READ_TIMEOUT_S = 900.0  # the module's classes run while the held bystander's stream is silent

@@ -8,6 +8,8 @@ import pytest
 
 from conformance.explore.load import run_load
 
+BLACKBOX = "needs control: the hold that keeps every response mid-run until the SIGKILL, and the markers that predict the output"
+
 DEFAULT_N = 16
 EXPLORE_N = 50
 
