@@ -127,3 +127,57 @@ def derive(cell: Cell) -> Cell | str:
         expect=expect,
         blackbox=True,
     )
+
+
+# -- the wire-only bystander of the adversarial suites ----------------------------------------
+FIRST_EVENT = {"responses": "response.created", "invocations": "invocation.started"}
+GAP_RULE = "a stream's numbering is contiguous: no sequence number skipped that no read ever saw"
+
+
+def whole_stream_problems(frames: list[Any], ended: str, status_now: Any, profile: str) -> list[str]:
+    """What is wrong with a bystander run read from its create (or first read) to its end, with
+    ``status_now`` the status its GET answered after the stream ended: the stream ended whole
+    (``ended == "complete"``), its first event is the profile's created/started event, its cursors
+    are integers, strictly increasing, from 0 or 1 (responses) or from 1 (invocations), exactly
+    one terminal event and it is last, and the GET status equals the terminal event's status.
+    A skipped sequence number (responses) is a SHOULD finding (docs/protocol.md §0); every other
+    problem is a MUST.  Pure: frames are ``history.SSEFrame``s."""
+    from conformance.explore.adversarial import should
+    from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_EVENTS
+
+    invocations = profile == "invocations"
+    problems: list[str] = []
+    if ended != "complete":
+        problems.append(f"the bystander's stream did not end whole: {ended}")
+    if not frames:
+        return problems + ["the bystander's stream carried no event"]
+    types = [f.type for f in frames]
+    if types[0] != FIRST_EVENT[profile]:
+        problems.append(f"the bystander's first event is {types[0]!r}, not {FIRST_EVENT[profile]!r}")
+    if types.count(FIRST_EVENT[profile]) > 1 and not invocations:
+        problems.append(f"the bystander's stream has {types.count(FIRST_EVENT[profile])} {FIRST_EVENT[profile]} events")
+    cursors = [f.event_id if invocations else f.seq for f in frames]
+    if any(not isinstance(c, int) for c in cursors):
+        problems.append(f"the bystander's stream has events without an integer cursor: {cursors[:20]}")
+    elif any(b <= a for a, b in zip(cursors, cursors[1:])):
+        problems.append(f"the bystander's cursors are not strictly increasing: {cursors[:40]}")
+    elif cursors[0] not in ((1,) if invocations else (0, 1)):
+        problems.append(f"the bystander's stream starts at cursor {cursors[0]}, not at {'1' if invocations else '0 or 1'}")
+    elif cursors != list(range(cursors[0], cursors[0] + len(cursors))):
+        detail = f"the bystander's cursors skip numbers: {cursors[:40]}"
+        problems.append(detail if invocations else should(GAP_RULE, detail))
+    terminal_types = INVOCATION_TERMINAL_EVENTS if invocations else TERMINAL_EVENTS
+    terminals = [i for i, t in enumerate(types) if t in terminal_types]
+    if len(terminals) != 1 or terminals[0] != len(frames) - 1:
+        problems.append(f"expected exactly one terminal event and it last, the bystander's events are {types[-6:]} "
+                        f"(terminal at {terminals} of {len(frames)})")
+        return problems
+    last = frames[-1]
+    if invocations:
+        streamed = (last.type or "").split(".", 1)[1]
+    else:
+        response = last.json.get("response") if isinstance(last.json, dict) else None
+        streamed = response.get("status") if isinstance(response, dict) else None
+    if streamed != status_now:
+        problems.append(f"the bystander's terminal event says {streamed!r}, its GET after the stream ended says {status_now!r}")
+    return problems

@@ -722,15 +722,31 @@ def _apply_baseline(report: pytest.TestReport, call: Any, sid: str, reason: str)
     return False
 
 
+BLACKBOX_UNDECLARED = "needs control: this suite does not say how it runs without a test-control adapter"
+
+
+def blackbox_suite_reason(module: Any) -> str | None:
+    """Why a suite module cannot run against a black-box target (``control: none``), or None when
+    it can.  A suite module says so itself with ``BLACKBOX``: ``True`` (it runs black-box; a test
+    of it that still needs control skips itself with the reason) or a ``"needs control: ..."``
+    text naming what it needs; a module that says nothing needs control."""
+    declared = getattr(module, "BLACKBOX", None)
+    if declared is True:
+        return None
+    return declared if isinstance(declared, str) and declared else BLACKBOX_UNDECLARED
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Against a black-box target (``control: none``) the suites of ``conformance/suites/``
-    are not claimed: they drive scripted handlers and judge by markers (docs/protocol.md §8)."""
+    """Against a black-box target (``control: none``) a suite of ``conformance/suites/`` runs only
+    when its module declares it can (``BLACKBOX = True``); any other is not claimed with the reason
+    its module gives (docs/protocol.md §8)."""
     if isinstance(item, CellItem) or item.path.parent.resolve() != SUITES_DIR:
         return
     target = settings(item.config).target
     if target.blackbox:
-        pytest.skip(f"not claimed by black-box target {target.name}: needs control (this suite drives "
-                    "scripted handlers and judges their markers)")
+        reason = blackbox_suite_reason(getattr(item, "module", None))
+        if reason is not None:
+            pytest.skip(f"not claimed by black-box target {target.name}: {reason}")
 
 
 @pytest.hookimpl(wrapper=True)

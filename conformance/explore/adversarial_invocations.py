@@ -166,9 +166,6 @@ wrong_types = st.one_of(
     st.one_of(st.integers(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), st.lists(json_scalars, max_size=2),
               st.dictionaries(st.text(max_size=4), json_scalars, max_size=2)).map(
         lambda v: _body({**VALID, "session_id": v}, "error", "session_id not a string")),
-    st.one_of(st.none(), _not_object).map(lambda v: _body({"input": {"conformance": v}}, "error", "conformance not an object")),
-    st.sampled_from(sorted(WRONG_SCRIPT)).flatmap(lambda key: WRONG_SCRIPT[key].map(
-        lambda v, key=key: _body({"input": {"conformance": {"deltas": 1, key: v}}}, "ok", f"script {key} of a wrong type"))),
 )
 
 huge_body = st.sampled_from([1, 4]).map(lambda mb: _body({"input": {"pad": "x" * (mb << 20)}}, "error_or_ok", f"{mb} MiB input"))
@@ -185,9 +182,13 @@ deep_nesting = st.one_of(
     st.sampled_from(DEPTHS).map(lambda d: _create(b'{"input": {}, "session_id": ' + nested(d, "dict") + b"}", "error",
                                                   f"session_id nested {d} deep")),
 )
-unknown_fields = st.one_of(
-    st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda k: k not in CREATE_FIELDS), json_values, min_size=1, max_size=3).map(
-        lambda extra: _body({**VALID, **extra}, "error", "unknown field(s)", UNKNOWN_FIELD_RULE)),
+unknown_fields = st.dictionaries(st.text(min_size=1, max_size=30).filter(lambda k: k not in CREATE_FIELDS), json_values,
+                                 min_size=1, max_size=3).map(
+    lambda extra: _body({**VALID, **extra}, "error", "unknown field(s)", UNKNOWN_FIELD_RULE))
+script_fields = st.one_of(  # the test-control script (§7): a black-box target has none (SCRIPT_CLASSES)
+    st.one_of(st.none(), _not_object).map(lambda v: _body({"input": {"conformance": v}}, "error", "conformance not an object")),
+    st.sampled_from(sorted(WRONG_SCRIPT)).flatmap(lambda key: WRONG_SCRIPT[key].map(
+        lambda v, key=key: _body({"input": {"conformance": {"deltas": 1, key: v}}}, "ok", f"script {key} of a wrong type"))),
     st.dictionaries(st.text(min_size=1, max_size=12).filter(lambda k: k != "conformance"), json_values, min_size=1, max_size=2).map(
         lambda extra: _body({"input": {"conformance": {"deltas": 1}, **extra}}, "error", "keys next to 'conformance'", UNKNOWN_FIELD_RULE)),
 )
@@ -299,8 +300,15 @@ def header_requests(done_id: str) -> st.SearchStrategy[BadRequest]:
 CLASSES = (
     "malformed_json", "truncated_json", "wrong_types", "huge_body", "huge_strings", "deep_nesting", "unknown_fields",
     "unicode_edge", "bad_session_ids", "bad_ids", "bad_cursors", "bad_headers", "wrong_methods", "wrong_content_types",
+    "script_fields",
 )
 """Every adversarial class of the invocations wire, one test id each."""
+
+SCRIPT_CLASSES = {
+    "script_fields": "needs control: the test-control script (input.conformance, docs/protocol.md §7) whose malformed "
+                     "fields it sends; a black-box target has no script",
+}
+"""Classes whose rules are about the test-control script: not claimed by a black-box target, with the reason."""
 
 
 def pinned(name: str, done_id: str, last: int, foreign: Sequence[int]) -> list[BadRequest]:
@@ -342,5 +350,6 @@ def strategy_for(name: str, done_id: str, last: int, foreign: Sequence[int]) -> 
         "malformed_json": malformed_json, "truncated_json": truncated_json, "wrong_types": wrong_types, "huge_body": huge_body,
         "huge_strings": huge_strings, "deep_nesting": deep_nesting, "unknown_fields": unknown_fields, "unicode_edge": unicode_edge,
         "bad_session_ids": bad_session_ids, "bad_ids": bad_ids, "wrong_methods": wrong_methods, "wrong_content_types": wrong_content_types,
+        "script_fields": script_fields,
     }
     return fixed[name].map(lambda r: dataclasses.replace(r, path=r.path.replace("{done}", done_id)))

@@ -17,7 +17,10 @@ What is promised (responses profile, docs/protocol.md §2, §3, §3.6):
   (never changes, never goes back to ``in_progress``); an acknowledged response never answers
   404; no call ever gets a 5xx (a 503 while the server is being stopped is no loss);
 - output: a ``completed`` snapshot's text is exactly what the markers predict for the attempts
-  they record (``checks.output.predict_output``).
+  they record (``checks.output.predict_output``); for a response tracked without a tag (a
+  black-box run: no markers) it is what every complete read from the start announced
+  (``checks.output.streamed_text``: the last ``response.in_progress``'s output plus the deltas
+  after it, i.e. the deltas of the attempt that finished).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from collections.abc import Callable
 
 from conformance import streams
 from conformance.checks._util import TERMINAL_EVENTS, as_int, excerpt, output_text
-from conformance.checks.output import predict_output
+from conformance.checks.output import predict_output, streamed_text
 from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_STATUSES, HttpCall, SSEFrame
 from conformance.streams import after_terminal, cursor_order, event_frames, event_id_of, lost, same_payload, seq_of, terminals
 
@@ -364,14 +367,25 @@ def http_problems(obs: Observations) -> list[str]:
     return problems
 
 
+def _full_reads(obs: Observations, rid: str) -> list[HttpCall]:
+    """The reads of ``rid`` from the start (no cursor) that ended on a terminal event."""
+    w = obs.wire
+    return [c for c in obs.calls if c.is_sse and call_response_id(c, w) == rid and read_cursor(c, w) is None
+            and c.frames and c.frames[-1].type in w.terminal_types]
+
+
 def output_problems(obs: Observations) -> list[str]:
-    """Every ``completed`` snapshot's text is the markers' prediction for the recorded attempts."""
+    """Every ``completed`` snapshot's text is the markers' prediction for the recorded attempts
+    (a response tracked without a tag: what every complete read from the start announced)."""
     problems: list[str] = []
     w = obs.wire
     for call in list(obs.calls):
         rid = call_response_id(call, w)
         tracked = obs.responses.get(rid) if rid else None
-        if tracked is None or tracked.tag is None:
+        if tracked is None:
+            continue
+        if tracked.tag is None:
+            problems.extend(_streamed_output_problems(obs, call, rid))
             continue
         snapshots: list[tuple[str, Any]] = []
         if call.is_sse:
@@ -395,6 +409,36 @@ def output_problems(obs: Observations) -> list[str]:
                     f"{prediction.text!r}"
                 )
             problems.extend(f"{rid}: {p}" for p in prediction.problems)
+    return problems
+
+
+def _completed_snapshots(call: HttpCall, w: Wire) -> list[tuple[str, Any]]:
+    """(where, snapshot) of every ``completed`` snapshot ``call`` carries: a terminal frame's or a GET body."""
+    found: list[tuple[str, Any]] = []
+    if call.is_sse:
+        for frame in _frames(call):
+            if frame.type in w.terminal_types:
+                status, snap = w.terminal(frame)
+                if status == "completed" and isinstance(snap, dict):
+                    found.append((frame_label(frame, w), snap))
+    elif call.status == 200 and call.name in w.snapshot_calls and isinstance(call.body, dict):
+        if call.body.get("status") == "completed":
+            found.append((f"{call.name} body", call.body))
+    return found
+
+
+def _streamed_output_problems(obs: Observations, call: HttpCall, rid: str) -> list[str]:
+    """A markerless response: each ``completed`` snapshot in ``call`` holds the text that every
+    complete read from the start announced (``streamed_text``)."""
+    problems: list[str] = []
+    w = obs.wire
+    for where, snap in _completed_snapshots(call, w):
+        text = w.output(snap)
+        for read in _full_reads(obs, rid):
+            announced = streamed_text(list(read.frames))
+            if text != announced:
+                problems.append(f"{rid}: completed output {text[:300]!r} ({where}) but {_label(read, w)} announced "
+                                f"{announced[:300]!r} (its last in_progress output + the deltas after it)")
     return problems
 
 

@@ -9,6 +9,15 @@ and silent, and at the end finish normally, readable again with the same event i
 class: the server still answers readiness, nothing appeared outside the state dir, and no answer
 ever carried the content of the planted ``secret`` files.
 
+Against a black-box target (``control: none``, docs/protocol.md §8) every class that is about the
+wire runs the same rules; ``script_fields`` (the test-control script's own fields) is not claimed,
+with the reason (``SCRIPT_CLASSES``).  The bystanders run the target's plain ``blackbox`` input
+instead of a script, and the held one (which needs the adapter's hold) is replaced by what the
+wire can earn: before each class a plain-input bystander is created and its live stream opened;
+after the class that stream must have ended whole (``blackbox.whole_stream_problems``:
+``invocation.started`` first, ids 1, 2, 3, ... without a gap, exactly one terminal event and it
+last) with the snapshot's status equal to the terminal event's.
+
 Budget: 15 examples per class by default (derandomized), ``--conformance-explore N`` for N.
 """
 
@@ -21,13 +30,26 @@ from typing import Any
 
 import pytest
 
+from conformance.blackbox import whole_stream_problems
 from conformance.drivers.base import Recorder
 from conformance.drivers.invocations import InvocationsDriver, invocation_id_of, script_input
-from conformance.explore.adversarial import adversarial_target, outside_files, probe_problems, run_class, server_problems
-from conformance.explore.adversarial_invocations import CLASSES, TERMINAL_EVENTS, Transcript, ok_judge, pinned, strategy_for
+from conformance.explore.adversarial import adversarial_target, level_of, outside_files, probe_problems, run_class, server_problems
+from conformance.explore.adversarial_invocations import (
+    CLASSES,
+    SCRIPT_CLASSES,
+    TERMINAL_EVENTS,
+    Transcript,
+    ok_judge,
+    pinned,
+    strategy_for,
+)
 from conformance.history import HttpCall
 from harness.markers import Held
 from harness.process import Target
+
+BLACKBOX = True
+"""Runs against a ``control: none`` target too, with plain-input bystanders (see above)."""
+BLACKBOX_WAIT_S = 120.0  # a plain run (the target's own prompt) may take longer than a scripted one
 
 DEFAULT_EXAMPLES = 15
 WAIT_S = 10.0
@@ -56,12 +78,13 @@ class Arena:
     done_snapshot: dict
     transcript: Transcript
     foreign: list[int]
-    held_id: str
-    held_snapshot: dict
-    held_call: HttpCall
-    held_thread: threading.Thread
+    held_id: str | None  # None against a black-box target: no held bystander (see plain_bystander)
+    held_snapshot: dict | None
+    held_call: HttpCall | None
+    held_thread: threading.Thread | None
     held_ids: list[int] = field(default_factory=list)
     outside_before: set[str] = field(default_factory=set)
+    plain: dict | None = None  # a black-box target's create body for a plain run
 
     def bystander_problems(self) -> list[str]:
         problems = server_problems(self.target, self.outside_before)
@@ -73,6 +96,8 @@ class Arena:
         replay = self.driver.stream(self.done_id)
         if replay.ended != "complete" or transcript_of(replay) != list(self.transcript):
             problems.append(f"finished bystander's events changed: {replay.ended} ids {[f.event_id for f in replay.frames]}")
+        if self.held_id is None or self.held_call is None or self.held_thread is None:
+            return problems
         held = self.driver.snapshot(self.held_id)
         if held.status != 200 or held.body != self.held_snapshot:
             problems.append(f"held bystander {self.held_id} changed: {held.status} {json.dumps(held.body)[:300]}")
@@ -100,6 +125,9 @@ def arena(conformance_settings):
         pytest.skip("target does not claim the invocations profile")
     with adversarial_target(conformance_settings, {}, "adversarial-inv", "inv_secret") as (target, _work, secret):
         recorder = Recorder(lambda: 0.0, lambda: 0)
+        if conformance_settings.target.blackbox:
+            yield _blackbox_arena(conformance_settings.target, target, recorder, secret)
+            return
         driver = InvocationsDriver(target.base_url, recorder, timeout_s=WAIT_S)
         done_id, done = _finished(driver, {"deltas": 2, "tag": "adv_inv_done"})
         _other_id, other = _finished(driver, {"deltas": 6, "tag": "adv_inv_other"})
@@ -145,19 +173,83 @@ def arena(conformance_settings):
 
 @pytest.mark.parametrize("klass", CLASSES)
 def test_adversarial_invocations(klass: str, arena: Arena, conformance_settings, report_should) -> None:
+    if arena.plain is not None and klass in SCRIPT_CLASSES:
+        pytest.skip(f"not claimed by black-box target {conformance_settings.target.name}: {SCRIPT_CLASSES[klass]}")
     known = KNOWN_REFERENCE_BUGS.get(klass) if conformance_settings.target.name == "reference" else None
     judge = ok_judge(arena.transcript)
     where = (klass, arena.done_id, arena.transcript[-1][0], arena.foreign)
     findings: list[str] = []
     try:
+        bystander = plain_bystander(arena) if arena.plain is not None else None
         sent = run_class(klass, strategy_for(*where),
                          lambda request: probe_problems(arena.target, request, arena.secret, judge, arena.outside_before),
                          explore=conformance_settings.explore, default_examples=DEFAULT_EXAMPLES, known_bug=known, pinned=pinned(*where),
                          findings=findings)
         problems = arena.bystander_problems()
+        if bystander is not None and arena.target.is_alive():
+            judged = bystander()
+            problems += [p for p in judged if level_of(p) == "MUST"]
+            findings += [f"{klass}: {p}" for p in judged if level_of(p) == "SHOULD"]
         assert not problems, f"after {sent} {klass} request(s):\n  - " + "\n  - ".join(problems)
     except BaseException:
         # what this class left outside the state dir is reported here: later classes judge only their own
         arena.outside_before = outside_files(arena.target)
         raise
     report_should(findings)
+
+
+def _blackbox_arena(cfg, target: Target, recorder: Recorder, secret: str) -> Arena:
+    """The arena of a black-box target: two finished plain-input bystanders, no held one."""
+    plain, extra = cfg.blackbox_request("invocations")
+    body = {**extra, "input": plain}
+    driver = InvocationsDriver(target.base_url, recorder, timeout_s=BLACKBOX_WAIT_S)
+    done_id, done = _finished_body(driver, body)
+    _other_id, other = _finished_body(driver, body)
+    other_ids = [f.event_id or 0 for f in other.frames]
+    foreign = sorted({other_ids[-1], other_ids[len(other_ids) // 2]})
+    arena = Arena(target, driver, secret, done_id, driver.snapshot(done_id).body, transcript_of(done), foreign,
+                  None, None, None, None, plain=body)
+    arena.outside_before = outside_files(target)
+    return arena
+
+
+def _finished_body(driver: InvocationsDriver, body: dict[str, Any]) -> tuple[str, HttpCall]:
+    """Create an invocation with ``body`` (a plain input) and read its stream to the terminal event."""
+    create = driver.create(dict(body))
+    inv_id = invocation_id_of(create)
+    assert create.status == 200 and inv_id, f"cannot create a plain-input bystander: {create.status} {create.body_text[:300]}"
+    read = driver.stream(inv_id)
+    assert read.ended == "complete" and read.frames and read.frames[-1].type in TERMINAL_EVENTS, (
+        f"plain-input bystander {inv_id} did not stream to a terminal event within {BLACKBOX_WAIT_S}s: "
+        f"{read.ended} {[f.type for f in read.frames][-5:]}")
+    return inv_id, read
+
+
+def plain_bystander(arena: Arena):
+    """Create a plain-input bystander, open its live stream and wait (bounded) for its first
+    event.  Returns the judge to call after the attack: it awaits the stream's end and returns
+    ``whole_stream_problems`` of it."""
+    create = arena.driver.create(dict(arena.plain or {}))
+    inv_id = invocation_id_of(create)
+    assert create.status == 200 and inv_id, f"cannot create the plain-input bystander: {create.status} {create.body_text[:300]}"
+    recorder = arena.driver.transport.recorder
+    label = f"bystander-{inv_id}"
+    thread = threading.Thread(target=lambda: arena.driver.stream(inv_id, name=label), daemon=True)
+    thread.start()
+    call = recorder.wait_until(lambda: next((c for c in recorder.calls if c.name == label), None), WAIT_S)
+    assert call is not None, f"the plain-input bystander's live stream was not opened within {WAIT_S}s"
+    got = recorder.wait_until(lambda: call.frames or call.ended != "in_flight", BLACKBOX_WAIT_S)
+    assert got and call.frames, (f"awaited the plain-input bystander's first event within {BLACKBOX_WAIT_S}s: "
+                                 f"{call.status} {call.ended} {call.error}")
+
+    def judge() -> list[str]:
+        thread.join(BLACKBOX_WAIT_S)
+        if thread.is_alive():
+            return [f"the plain-input bystander {inv_id}'s stream did not end within {BLACKBOX_WAIT_S}s after the attack; "
+                    f"last events {[f.type for f in call.frames][-3:]}"]
+        snap = arena.driver.snapshot(inv_id)
+        status = snap.body.get("status") if isinstance(snap.body, dict) else f"HTTP {snap.status}"
+        return [f"{inv_id}: {p}" if level_of(p) == "MUST" else p
+                for p in whole_stream_problems(list(call.frames), call.ended, status, "invocations")]
+
+    return judge

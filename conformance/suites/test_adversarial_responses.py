@@ -6,6 +6,14 @@ held one with its live stream attached (it must stay in progress, its stream ope
 normally at the end).  After each class: the server still answers readiness, nothing appeared
 outside the state dir, and no answer ever carried the content of the planted ``secret`` files.
 
+Against a black-box target (``control: none``, docs/protocol.md §8) every class runs the same
+rules; the bystanders run the target's plain ``blackbox.input`` instead of a script, and the held
+one (which needs the adapter's hold) is replaced by what the wire can earn: before each class a
+plain-input bystander is created (acknowledged by its ``response.created``) and, after the class,
+its live stream must have ended whole (``blackbox.whole_stream_problems``: created first,
+increasing sequence numbers, exactly one terminal event and it last) with its GET status equal to
+the terminal event's.
+
 Budget: 15 examples per class by default (derandomized), ``--conformance-explore N`` for N.
 """
 
@@ -17,11 +25,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from conformance.blackbox import whole_stream_problems
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
 from conformance.explore.adversarial import (
     CLASSES,
     adversarial_target,
+    level_of,
     outside_files,
     probe_problems,
     responses_ok_judge,
@@ -29,9 +39,13 @@ from conformance.explore.adversarial import (
     server_problems,
     strategy_for,
 )
-from conformance.history import HttpCall
+from conformance.history import TERMINAL_EVENTS, HttpCall
 from harness.markers import Held
 from harness.process import Target
+
+BLACKBOX = True
+"""Runs against a ``control: none`` target too, with plain-input bystanders (see above)."""
+BLACKBOX_WAIT_S = 120.0  # a plain run (the target's own prompt) may take longer than a scripted one
 
 DEFAULT_EXAMPLES = 15
 WAIT_S = 10.0
@@ -58,11 +72,12 @@ class Arena:
     done_snapshot: dict
     done_frames: list[str]
     other_cursor: int
-    held_tag: str
-    held_id: str
-    held_call: HttpCall
-    held_thread: threading.Thread
+    held_tag: str | None  # None against a black-box target: no held bystander (see plain_bystander)
+    held_id: str | None
+    held_call: HttpCall | None
+    held_thread: threading.Thread | None
     outside_before: set[str] = field(default_factory=set)
+    plain: dict | None = None  # a black-box target's create body for a plain run
 
     def bystander_problems(self) -> list[str]:
         problems = server_problems(self.target, self.outside_before)
@@ -74,6 +89,8 @@ class Arena:
         replay = self.driver.replay(self.done_id)
         if [f.data for f in replay.frames] != self.done_frames:
             problems.append(f"finished bystander's replay changed: {[f.type for f in replay.frames]}")
+        if self.held_id is None or self.held_call is None or self.held_thread is None:
+            return problems
         held = self.driver.get(self.held_id)
         if held.status != 200 or not isinstance(held.body, dict) or held.body.get("status") != "in_progress":
             problems.append(f"held bystander {self.held_id} is no longer in progress: {held.status} {held.body}")
@@ -88,6 +105,9 @@ def arena(conformance_settings):
         pytest.skip("target does not claim the responses profile")
     with adversarial_target(conformance_settings, {"resilient_background": True}, "adversarial", "resp_secret") as (target, _work, secret):
         recorder = Recorder(lambda: 0.0, lambda: 0)
+        if conformance_settings.target.blackbox:
+            yield _blackbox_arena(conformance_settings.target, target, recorder, secret)
+            return
         driver = ResponsesDriver(target.base_url, recorder, timeout_s=WAIT_S)
         done = driver.create({"input": script_input({"deltas": 2, "tag": "adv_done"}), "background": True, "store": True, "stream": True})
         done_id = response_id_of(done)
@@ -129,9 +149,62 @@ def test_adversarial_responses(klass: str, arena: Arena, conformance_settings, r
     known = KNOWN_REFERENCE_BUGS.get(klass) if conformance_settings.target.name == "reference" else None
     judge = responses_ok_judge([json.loads(data) for data in arena.done_frames])
     findings: list[str] = []
+    bystander = plain_bystander(arena) if arena.plain is not None else None
     sent = run_class(klass, strategy_for(klass, arena.done_id, arena.other_cursor),
                      lambda request: probe_problems(arena.target, request, arena.secret, judge),
                      explore=conformance_settings.explore, default_examples=DEFAULT_EXAMPLES, known_bug=known, findings=findings)
     problems = arena.bystander_problems()
+    if bystander is not None and arena.target.is_alive():
+        judged = bystander()
+        problems += [p for p in judged if level_of(p) == "MUST"]
+        findings += [f"{klass}: {p}" for p in judged if level_of(p) == "SHOULD"]
     assert not problems, f"after {sent} {klass} request(s):\n  - " + "\n  - ".join(problems)
     report_should(findings)
+
+
+def _plain_finished(driver: ResponsesDriver, body: dict) -> HttpCall:
+    """Create a plain-input response with stream=true and read it to its terminal event."""
+    call = driver.create(dict(body))
+    assert call.status == 200 and response_id_of(call) and call.frames and call.frames[-1].type in TERMINAL_EVENTS, (
+        f"a plain-input bystander (the target's blackbox.input) did not stream to a terminal event within "
+        f"{BLACKBOX_WAIT_S}s: {call.status} {call.ended} {call.error} {[f.type for f in call.frames][-5:]} {call.body_text[:200]}")
+    return call
+
+
+def _blackbox_arena(cfg, target: Target, recorder: Recorder, secret: str) -> Arena:
+    """The arena of a black-box target: two finished plain-input bystanders, no held one."""
+    plain, extra = cfg.blackbox_request("responses")
+    body = {**extra, "input": plain, "background": True, "store": True, "stream": True}
+    driver = ResponsesDriver(target.base_url, recorder, timeout_s=BLACKBOX_WAIT_S)
+    done, other = _plain_finished(driver, body), _plain_finished(driver, body)
+    done_id = response_id_of(done)
+    arena = Arena(target, driver, recorder, secret, done_id, driver.get(done_id).body, [f.data for f in done.frames],
+                  max(f.seq or 0 for f in other.frames), None, None, None, None, plain=body)
+    arena.outside_before = outside_files(target)
+    return arena
+
+
+def plain_bystander(arena: Arena):
+    """Create a plain-input bystander with its live stream attached, and wait (bounded) until it
+    is acknowledged (its ``response.created`` frame).  Returns the judge to call after the
+    attack: it awaits the stream's end and returns ``whole_stream_problems`` of it."""
+    body = dict(arena.plain or {})
+    thread = threading.Thread(target=lambda: arena.driver.create(body), daemon=True)
+    thread.start()
+    call = arena.recorder.wait_until(lambda: next((c for c in arena.recorder.calls if c.request_body is body), None), WAIT_S)
+    assert call is not None, f"the plain-input bystander's create was not sent within {WAIT_S}s"
+    rid = arena.recorder.wait_until(lambda: response_id_of(call) or (call.ended != "in_flight" and "none"), BLACKBOX_WAIT_S)
+    assert rid and rid != "none", (f"the plain-input bystander was not acknowledged (no response.created) within "
+                                   f"{BLACKBOX_WAIT_S}s: {call.status} {call.ended} {call.error} {call.body_text[:200]}")
+
+    def judge() -> list[str]:
+        thread.join(BLACKBOX_WAIT_S)
+        if thread.is_alive():
+            return [f"the plain-input bystander {rid}'s stream did not end within {BLACKBOX_WAIT_S}s after the attack; "
+                    f"last events {[f.type for f in call.frames][-3:]}"]
+        get = arena.driver.get(rid)
+        status = get.body.get("status") if isinstance(get.body, dict) else f"HTTP {get.status}"
+        return [f"{rid}: {p}" if level_of(p) == "MUST" else p
+                for p in whole_stream_problems(list(call.frames), call.ended, status, "responses")]
+
+    return judge

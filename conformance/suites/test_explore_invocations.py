@@ -8,6 +8,10 @@ import pytest
 
 from conformance.explore.machine import InvocationsMachine, explore_suite
 
+BLACKBOX = ("needs control: the hold to place a crash at a chosen point of a run, and the markers that "
+            "predict each attempt's output (a black-box target has neither)")
+"""Against a ``control: none`` target this suite is not claimed, with this reason (docs/protocol.md §8)."""
+
 
 def test_explore_invocations(conformance_settings, spawn_target) -> None:
     if "invocations" not in conformance_settings.target.profiles:

@@ -17,6 +17,10 @@ import pytest
 
 from conformance.explore.workers import FAULTS, promised_status, run_workers
 
+BLACKBOX = ("needs control: the hold that keeps the owner's run going while it is faulted, and the markers "
+            "that tell which attempt ran and from which checkpoint (a black-box target has neither)")
+"""Against a ``control: none`` target this suite is not claimed, with this reason (docs/protocol.md §8)."""
+
 
 def _not_claimed(cfg, fault: str) -> str | None:
     if "responses" not in cfg.profiles:

@@ -35,6 +35,9 @@ CRASH_ROUNDS = 3
 ACKS_PER_ROUND = 12
 WAIT_S = 60.0
 PROBE_KIND = "response"
+BLACKBOX = True
+"""Runs against a ``control: none`` target too: it drives the store provider the target file names
+(``store:``) directly, with no server and no test-control adapter."""
 
 
 class _Provider:

@@ -156,3 +156,35 @@ def test_a_fault_that_landed_mid_run_passes_the_placement_proofs():
     # a SIGTERM's own response.failed is the fault's effect, not the run ending first
     failed = cut + [retype(cut[-1], type="response.failed", sequence_number=99)]
     CellRun._after_fault_placed(_run_with(failed), _record())
+
+
+# -- the suites of conformance/suites/ against a black-box target ------------------------------
+SUITE_MODULES = ("test_adversarial_responses", "test_adversarial_invocations", "test_load_responses",
+                 "test_explore_responses", "test_explore_invocations", "test_multi_worker_responses", "test_store_contract")
+
+
+def test_a_suite_that_does_not_say_it_runs_black_box_is_not_claimed_with_a_reason() -> None:
+    from conformance.plugin import BLACKBOX_UNDECLARED, blackbox_suite_reason
+
+    assert blackbox_suite_reason(SimpleNamespace()) == BLACKBOX_UNDECLARED  # says nothing: needs control
+    assert blackbox_suite_reason(SimpleNamespace(BLACKBOX="")) == BLACKBOX_UNDECLARED
+    assert blackbox_suite_reason(SimpleNamespace(BLACKBOX=False)) == BLACKBOX_UNDECLARED
+    assert blackbox_suite_reason(SimpleNamespace(BLACKBOX=True)) is None
+    assert blackbox_suite_reason(SimpleNamespace(BLACKBOX="needs control: x")) == "needs control: x"
+    assert BLACKBOX_UNDECLARED.startswith("needs control: ")
+
+
+@pytest.mark.parametrize("name, needs", [
+    ("test_explore_responses", "needs control: the hold to place a crash"),
+    ("test_explore_invocations", "needs control: the hold to place a crash"),
+    ("test_multi_worker_responses", "needs control: the hold that keeps the owner's run going"),
+    ("test_store_contract", None),
+])
+def test_each_suite_says_whether_it_runs_black_box_and_what_it_needs(name: str, needs: str | None) -> None:
+    import importlib
+
+    from conformance.plugin import blackbox_suite_reason
+
+    reason = blackbox_suite_reason(importlib.import_module(f"conformance.suites.{name}"))
+    assert reason == needs if needs is None else reason.startswith(needs), reason
+    assert set(SUITE_MODULES) == {p.stem for p in (REPO / "conformance" / "suites").glob("test_*.py")}

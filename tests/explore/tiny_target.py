@@ -15,7 +15,10 @@ has no effect (no ``checkpoint`` marker is written, so the markers predict a re-
 - ``lose-last``: every event reaches clients before it is written; the newest event is only
   written when the next one comes, so a SIGKILL loses the last event clients saw.
 
-Run: ``python tiny_target.py --port P --state-dir D [--resilient-background] [--bug NAME]``.
+A plain input (no script) runs ``--plain-script`` (default ``{"deltas": 3}``): the black-box
+tests give it a longer run (``explore_helpers.tiny_config(plain_script=...)``, ``control: none``).
+
+Run: ``python tiny_target.py --port P --state-dir D [--resilient-background] [--bug NAME] [--plain-script JSON]``.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ class App:
         self.markers = markers
         self.resilient = resilient
         self.bug = bug
+        self.plain_script: dict = {"deltas": 3}  # what a plain (script-less) input runs (--plain-script)
         self.responses: dict[str, Resp] = {}
         state.mkdir(parents=True, exist_ok=True)
 
@@ -310,7 +314,7 @@ class Handler(BaseHTTPRequestHandler):
         request = {"store": True, "background": False, "stream": False, **{k: v for k, v in body.items() if v is not None}}
         if request["background"] and not request["store"]:
             return self.send_json(*error(400, "unsupported_parameter", "background needs store", "background"))
-        script = {"deltas": 3}
+        script = dict(self.app.plain_script)
         if isinstance(request["input"], str):
             try:
                 parsed = json.loads(request["input"])
@@ -338,9 +342,11 @@ def main() -> None:
     p.add_argument("--state-dir", required=True)
     p.add_argument("--resilient-background", action="store_true")
     p.add_argument("--bug", default="none", choices=["none", "reuse-seq", "cursor-500", "lose-last", "echo-cursor"])
+    p.add_argument("--plain-script", default='{"deltas": 3}', help="what a plain input (no script) runs, as JSON")
     a = p.parse_args()
     marker_dir = os.environ.get("CONFORMANCE_MARKER_DIR")
     app = App(Path(a.state_dir), Path(marker_dir) if marker_dir else None, a.resilient_background, a.bug)
+    app.plain_script = json.loads(a.plain_script)
     app.recover()
     Handler.app = app
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
