@@ -27,6 +27,7 @@ import dataclasses
 from typing import Any
 
 from .model import NET_FAULTS, Cell, FaultSpec
+from .profiles import profile_of
 
 DROPPED_KEYS = frozenset({"attempts", "output_text", "stopped"})
 """Keys judged from the script or the markers; never in a black-box variant."""
@@ -41,8 +42,8 @@ def _judged_from_a_full_stream(cell: Cell, expect: dict[str, Any]) -> bool:
     replay = expect.get("replay")
     if isinstance(replay, dict) and "start" in [str(a) for a in replay.get("after") or []]:
         return True
-    if cell.profile == "invocations":
-        return True  # the kit reads the whole transcript after the end (the expectation probes' transcript)
+    if profile_of(cell.profile).transcript_after_end:
+        return True  # the kit reads the whole stream after the end (the expectation probes' transcript)
     fault = cell.fault
     uncut = fault.kind in ("none", "cancel", "pause") or fault.at == "terminal"
     return bool(cell.request.get("stream")) and uncut
@@ -61,9 +62,9 @@ def _numeric_cursors(expect: dict[str, Any]) -> bool:
 def needs_control(cell: Cell) -> str | None:
     """Why the cell cannot be judged from the wire alone, or None when it can."""
     script, fault, request = cell.script, cell.fault, cell.request
-    if cell.profile == "invocations":
-        if fault.kind in ("steer", "queue") or INVOCATIONS_CONTROL_KEYS & set(cell.expect):
-            return "steering and queues are driven through the handler's hold and checkpoints"
+    profile = profile_of(cell.profile)
+    if fault.kind in ("steer", "queue") or INVOCATIONS_CONTROL_KEYS & set(cell.expect):
+        return "steering and queues are driven through the handler's hold and checkpoints"
     if fault.kind == "drain":
         return "drain releases the handler's hold right after the SIGTERM, so that it ends inside the grace"
     if fault.kind in NET_FAULTS:
@@ -80,12 +81,11 @@ def needs_control(cell: Cell) -> str | None:
         return "hold_at: -1 holds the handler before creation, which a plain prompt cannot do"
     if fault.kind == "crash_twice":
         return "crash_twice places its second crash at the recovering attempt's held marker"
-    if cell.profile != "responses":
-        return None
-    foreground_json = not request.get("background") and not request.get("stream")
-    if foreground_json and fault.kind != "none" and fault.at != "terminal":
+    live = profile.always_live or bool(request.get("stream"))
+    background = profile.always_background or bool(request.get("background"))
+    if not background and not live and fault.kind != "none" and fault.at != "terminal":
         return "a foreground non-stream create reveals no id and no progress until it ends"
-    if fault.kind in ("sigterm", "sigterm_then_sigkill") and not request.get("stream"):
+    if fault.kind in ("sigterm", "sigterm_then_sigkill") and not live:
         return ("whether the run was still going when the shutdown grace ran out is visible only on "
                 "a live stream (stream=true)")
     return None
@@ -95,7 +95,7 @@ def _black_box_fault(cell: Cell) -> FaultSpec:
     fault = cell.fault
     if fault.at != "held":
         return fault
-    live = cell.profile == "invocations" or cell.request.get("stream")  # an invocation always has a live GET
+    live = profile_of(cell.profile).always_live or cell.request.get("stream")
     return dataclasses.replace(fault, at="first_delta" if live else "in_progress")
 
 
@@ -130,48 +130,51 @@ def derive(cell: Cell) -> Cell | str:
 
 
 # -- the wire-only bystander of the adversarial suites ----------------------------------------
-FIRST_EVENT = {"responses": "response.created", "invocations": "invocation.started"}
 GAP_RULE = "a stream's numbering is contiguous: no sequence number skipped that no read ever saw"
 
 
 def whole_stream_problems(frames: list[Any], ended: str, status_now: Any, profile: str) -> list[str]:
     """What is wrong with a bystander run read from its create (or first read) to its end, with
     ``status_now`` the status its GET answered after the stream ended: the stream ended whole
-    (``ended == "complete"``), its first event is the profile's created/started event, its cursors
-    are integers, strictly increasing, from 0 or 1 (responses) or from 1 (invocations), exactly
-    one terminal event and it is last, and the GET status equals the terminal event's status.
-    A skipped sequence number (responses) is a SHOULD finding (docs/protocol.md §0); every other
+    (``ended == "complete"``), its first event is the profile's first event (once, where the
+    profile says so), its cursors are integers, strictly increasing, from one of the profile's
+    first cursors (responses 0 or 1, invocations 1), exactly one terminal event and it is last,
+    and the GET status equals the terminal event's status.  A skipped number is a MUST where the
+    profile promises gap-free cursors, else a SHOULD finding (docs/protocol.md §0); every other
     problem is a MUST.  Pure: frames are ``history.SSEFrame``s."""
     from conformance.explore.adversarial import should
-    from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_EVENTS
 
-    invocations = profile == "invocations"
+    p = profile_of(profile)
     problems: list[str] = []
     if ended != "complete":
         problems.append(f"the bystander's stream did not end whole: {ended}")
     if not frames:
         return problems + ["the bystander's stream carried no event"]
     types = [f.type for f in frames]
-    if types[0] != FIRST_EVENT[profile]:
-        problems.append(f"the bystander's first event is {types[0]!r}, not {FIRST_EVENT[profile]!r}")
-    if types.count(FIRST_EVENT[profile]) > 1 and not invocations:
-        problems.append(f"the bystander's stream has {types.count(FIRST_EVENT[profile])} {FIRST_EVENT[profile]} events")
-    cursors = [f.event_id if invocations else f.seq for f in frames]
+    if types[0] != p.first_event:
+        problems.append(f"the bystander's first event is {types[0]!r}, not {p.first_event!r}")
+    if types.count(p.first_event) > 1 and p.single_first_event:
+        problems.append(f"the bystander's stream has {types.count(p.first_event)} {p.first_event} events")
+    cursors = [p.cursor_of(f) for f in frames]
     if any(not isinstance(c, int) for c in cursors):
         problems.append(f"the bystander's stream has events without an integer cursor: {cursors[:20]}")
     elif any(b <= a for a, b in zip(cursors, cursors[1:])):
         problems.append(f"the bystander's cursors are not strictly increasing: {cursors[:40]}")
-    elif cursors[0] not in ((1,) if invocations else (0, 1)):
-        problems.append(f"the bystander's stream starts at cursor {cursors[0]}, not at {'1' if invocations else '0 or 1'}")
+    elif cursors[0] not in p.first_cursors:
+        problems.append(f"the bystander's stream starts at cursor {cursors[0]}, not at "
+                        f"{' or '.join(str(c) for c in p.first_cursors)}")
     elif cursors != list(range(cursors[0], cursors[0] + len(cursors))):
         detail = f"the bystander's cursors skip numbers: {cursors[:40]}"
-        problems.append(detail if invocations else should(GAP_RULE, detail))
-    terminal_types = INVOCATION_TERMINAL_EVENTS if invocations else TERMINAL_EVENTS
-    terminals = [i for i, t in enumerate(types) if t in terminal_types]
+        problems.append(detail if p.gapless else should(GAP_RULE, detail))
+    terminals = [i for i, t in enumerate(types) if t in p.terminal_events]
     if len(terminals) != 1 or terminals[0] != len(frames) - 1:
         problems.append(f"expected exactly one terminal event and it last, the bystander's events are {types[-6:]} "
                         f"(terminal at {terminals} of {len(frames)})")
         return problems
+    streamed = p.terminal_status(frames[-1])
+    if streamed != status_now:
+        problems.append(f"the bystander's terminal event says {streamed!r}, its GET after the stream ended says {status_now!r}")
+    return problems
     last = frames[-1]
     if invocations:
         streamed = (last.type or "").split(".", 1)[1]

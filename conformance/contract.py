@@ -29,6 +29,7 @@ import jsonschema
 from .errors import ContractError, ContractNotFoundError
 from .history import CALL_NAMES, INVOCATION_CALL_NAMES
 from .expectations import Plan, registry
+from .profiles import PROFILES
 from .model import (
     calls_named,
     FAULT_KINDS,
@@ -293,13 +294,28 @@ def _check_runnable(
     variant: str,
     profile: str = "responses",
 ) -> None:
-    """Problems that would make the executor hang or make an expectation vacuous."""
-    fault = path.spec
+    """Problems that would make the executor hang or make an expectation vacuous: the profile's
+    own rules (``Profile.runnable``), then every expectation key's."""
     where = f"[{variant}] " if variant != "(no vary)" else ""
-    if profile == "invocations":
-        _check_runnable_invocations(problems, here, path_id, path, script, expect, requires)
-        _check_keys_runnable(problems, here, Plan(profile, path_id, fault, request, script, expect, tuple(requires)))
-        return
+    known = PROFILES.get(profile)
+    if known is not None:  # an unknown profile is the schema's error
+        known.runnable_rules()(problems, here, path_id, path, request, script, expect, requires, where)
+    _check_keys_runnable(problems, here, Plan(profile, path_id, path.spec, request, script, expect, tuple(requires), where))
+
+
+def runnable_responses(
+    problems: _Problems,
+    here: tuple,
+    path_id: str,
+    path: _Path,
+    request: dict[str, Any],
+    script: dict[str, Any],
+    expect: dict[str, Any],
+    requires: list[str],
+    where: str,
+) -> None:
+    """The responses profile's runnability rules (a trigger that can fire, a stream to fault)."""
+    fault = path.spec
     stream = request.get("stream") is True
     background = request.get("background") is True
     if fault.at == "held" and script.get("hold_at") is None:
@@ -315,10 +331,8 @@ def _check_runnable(
         problems.add(here, f"{where}path {path_id} drops the create connection, but a background "
                            "non-stream create has already returned: nothing to disconnect")
     _check_fault_calls(problems, here, where, path_id, fault, expect)
-    _check_keys_runnable(problems, here, Plan(profile, path_id, fault, request, script, expect, tuple(requires), where))
     if script.get("checkpoint_every") is not None and "checkpoints" not in requires:
         problems.add(here, f"{where}the script uses checkpoint_every: add 'checkpoints' to the row's requires")
-
 
 AFTER_DELETE_CALLS = frozenset({"after_delete_get", "after_delete_replay", "after_delete_cancel", "after_delete_delete"})
 INVOCATION_CALLS = frozenset(INVOCATION_CALL_NAMES)
@@ -331,6 +345,12 @@ PROFILE_SERVER_MODES = {
     "invocations": frozenset({"resilient", "resilient_invocations", "event_retention"}),
 }
 """Server modes that mean something to each profile."""
+
+
+def _takes_request(profile: str | None) -> bool:
+    """Cells of ``profile`` carry request fields (an unknown profile is the schema's error)."""
+    known = PROFILES.get(profile or "responses")
+    return known is None or known.takes_request
 
 
 def _check_keys_runnable(problems: _Problems, here: tuple, plan: Plan) -> None:
@@ -366,8 +386,8 @@ def _check_profile(problems: _Problems, here: tuple, profile: str, spec: dict[st
     if isinstance(status, str) and status in known and status not in PROFILE_STATUSES[profile]:
         problems.add(here + ("status",), f"status '{status}' is not a {profile} status "
                                          f"(known: {', '.join(sorted(PROFILE_STATUSES[profile]))})")
-    if profile == "invocations" and "request" in spec:
-        problems.add(here + ("request",), "invocations cells take no request fields (the input is the script)")
+    if not _takes_request(profile) and "request" in spec:
+        problems.add(here + ("request",), f"{profile} cells take no request fields (the input is the script)")
 
 
 def _check_fault_calls(
@@ -389,15 +409,18 @@ def _check_fault_calls(
     return called
 
 
-def _check_runnable_invocations(
+def runnable_invocations(
     problems: _Problems,
     here: tuple,
     path_id: str,
     path: _Path,
+    request: dict[str, Any],
     script: dict[str, Any],
     expect: dict[str, Any],
     requires: list[str],
+    where: str,
 ) -> None:
+    """The invocations profile's runnability rules (steer and queue paths, resume cursors)."""
     fault = path.spec
     if fault.at == "held" and script.get("hold_at") is None:
         problems.add(here, f"path {path_id} triggers at 'held' but the script has no hold_at: "
@@ -480,8 +503,8 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
             if p.spec.kind not in PROFILE_FAULTS[profile]:
                 problems.add(("paths", pid, "fault"), f"fault '{p.spec.kind}' does not apply to profile {profile} "
                                                       f"(known here: {', '.join(k for k in FAULT_KINDS if k in PROFILE_FAULTS[profile])})")
-    if profile == "invocations" and "request" in _mapping(doc.get("defaults")):
-        problems.add(("defaults", "request"), "invocations contracts take no request fields (the input is the script)")
+    if not _takes_request(profile) and "request" in _mapping(doc.get("defaults")):
+        problems.add(("defaults", "request"), f"{profile} contracts take no request fields (the input is the script)")
     declared = list(doc.get("paths", {})) if isinstance(doc.get("paths"), dict) else []
     defaults = _mapping(doc.get("defaults"))
 
@@ -514,10 +537,10 @@ def _build(doc: dict[str, Any], file: str, problems: _Problems) -> ContractTable
                     if mode in SERVER_MODES and mode not in PROFILE_SERVER_MODES[profile]:
                         problems.add(lhere + (mode,), f"server mode '{mode}' does not apply to profile {profile} "
                                                       f"(known here: {', '.join(sorted(PROFILE_SERVER_MODES[profile]))})")
-            if profile == "invocations":
+            if not _takes_request(profile):
                 for key in ("request", "vary"):
                     if key in row:
-                        problems.add(rhere + (key,), f"invocations rows take no '{key}' (the input is the script)")
+                        problems.add(rhere + (key,), f"{profile} rows take no '{key}' (the input is the script)")
         server = _merge(defaults.get("server"), row.get("server"))
         row_requires = _strings(defaults.get("requires")) + _strings(row.get("requires"))
         row_request = _merge(defaults.get("request"), row.get("request"))

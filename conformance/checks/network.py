@@ -8,8 +8,6 @@ import json
 from typing import Any
 
 from conformance.history import (
-    INVOCATION_TERMINAL_EVENTS,
-    TERMINAL_EVENTS,
     FaultRecord,
     History,
     HttpCall,
@@ -17,16 +15,12 @@ from conformance.history import (
     Violation,
 )
 from conformance.model import NET_FAULTS, Cell
-from conformance.streams import by_cursor, contiguous_from, cursor_order, event_id_of, lost, rewritten, seq_of, terminals
-
-
-def _cursor(frame: SSEFrame, profile: str) -> int | None:
-    return event_id_of(frame) if profile == "invocations" else seq_of(frame)
+from conformance.profiles import profile_of
+from conformance.streams import by_cursor, contiguous_from, cursor_order, lost, rewritten, terminals
 
 
 def _live_call(history: History) -> HttpCall | None:
-    name = "live" if history.profile == "invocations" else "create"
-    calls = history.calls_named(name)
+    calls = history.calls_named(profile_of(history.profile).live_call)
     return calls[0] if calls else None
 
 
@@ -49,8 +43,8 @@ def check_reconnect(history: History, expected: Any, cell: Cell) -> list[Violati
     duplicate, exactly the transcript's cursors and payloads (invocations: ids without a gap), and
     one terminal event, last, of ``expected['terminal']``."""
     want = expected.get("terminal") if isinstance(expected, dict) else None
-    profile = history.profile
-    terminal_types = INVOCATION_TERMINAL_EVENTS if profile == "invocations" else TERMINAL_EVENTS
+    profile = profile_of(history.profile)
+    terminal_types = profile.terminal_events
     out: list[Violation] = []
 
     def fail(message: str, evidence: str | None = None) -> None:
@@ -60,7 +54,7 @@ def check_reconnect(history: History, expected: Any, cell: Cell) -> list[Violati
     if live is None:
         return [Violation("reconnect", "expected a live stream, observed none")]
     for frame in live.frames:
-        if frame.json is None or _cursor(frame, profile) is None:
+        if frame.json is None or profile.cursor_of(frame) is None:
             fail("expected every frame the client counted on the faulted connection to be a whole event "
                  "with a cursor, observed one that is not (a partial frame counted as an event?)", _show(frame))
     reconnects = history.calls_named("reconnect")
@@ -76,7 +70,7 @@ def check_reconnect(history: History, expected: Any, cell: Cell) -> list[Violati
         return out
     union = list(live.frames) + [f for c in served for f in c.frames]
     def cursor(frame: SSEFrame) -> int | None:
-        return _cursor(frame, profile)
+        return profile.cursor_of(frame)
 
     cursors = [cursor(f) for f in union]
     order = cursor_order(union, cursor)
@@ -89,7 +83,7 @@ def check_reconnect(history: History, expected: Any, cell: Cell) -> list[Violati
     if order.duplicates or order.decreases:
         fail("expected strictly increasing cursors across the resume, observed a step back (numbering "
              "restarted on reconnect?)", f"cursors: {cursors}")
-    if profile == "invocations" and numbered and not contiguous_from(
+    if profile.gapless and numbered and not contiguous_from(
         [f for f in union if cursor(f) is not None], numbered[0] - 1, cursor
     ):
         fail("expected gap-free event ids across the resume, observed a gap", f"ids: {numbered}")

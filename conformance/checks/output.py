@@ -20,6 +20,7 @@ from typing import Any
 from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_EVENTS, History, SSEFrame, Violation
 from harness.markers import Checkpoint, Delta, Start, Unparsed, parse_markers
 from conformance.model import Cell
+from conformance.profiles import profile_of
 
 from ._util import as_int, output_text, quoted
 
@@ -213,7 +214,7 @@ def _ds(idxs: list[int]) -> str:
 def final_output_text(history: History) -> str:
     """The final output text: the ``output`` string of an invocation snapshot (invocations
     profile), else the text of the Response ``output`` items."""
-    if history.profile == "invocations":
+    if profile_of(history.profile).output_is_text:
         out = history.final.get("output") if isinstance(history.final, dict) else None
         return out if isinstance(out, str) else ""
     return output_text(history.final.get("output"))

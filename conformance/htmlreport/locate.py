@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from conformance.history import History, HttpCall, SSEFrame
+from conformance.profiles import PROFILES
 
 EVIDENCE_MARK = " [evidence: "
 
@@ -98,7 +99,7 @@ def _named_calls(message: str, history: History, check: str) -> list[int]:
                   if str(c.params.get("last_event_id")) == m.group(1) and str(c.params.get("via", "header")) == m.group(2)]
     elif (m := READER_N.match(head)) is not None:
         found += [i for i, c in by_name("reader") if str(c.params.get("reader")) == m.group(1)]
-    elif head.startswith("transcript") or (head == "replay" and history.profile == "invocations"):
+    elif head.startswith("transcript") or (head == "replay" and _transcript_replay(history)):
         found += [i for i, _ in by_name("replay")]
     elif head.startswith("live stream") or check == "stream" or head == "live":
         found += [i for i, c in indexed if c.name in ("create", "live")]
@@ -151,3 +152,9 @@ def locate(text: str, history: History) -> Location:
     if v.check in ("evidence", "exit", "notes") and not history.faults:
         where.lanes.discard("faults")
     return where
+
+
+def _transcript_replay(history: History) -> bool:
+    """The history's ``replay`` call is its profile's whole read after the end (the transcript)."""
+    profile = PROFILES.get(history.profile)
+    return profile is not None and profile.transcript_after_end

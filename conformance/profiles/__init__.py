@@ -3,8 +3,10 @@
 A profile object holds the profile's wire vocabulary (statuses, terminal statuses and events,
 the delta and completed events, the cursor a resume sends, the calls its run makes), its
 driver, the fault kinds and expectation keys it runs, and the run class that executes its
-cells (its client and schedule layers over ``executor.CellRun``).  ``run_cell`` and the fault
-proxy ask the cell's profile instead of testing its name.  A third profile is one new module
+cells (its client and schedule layers over ``executor.CellRun``), its parse-time runnability
+rules and how its frames read (cursor, first event, terminal status).  The runner, the fault
+proxy, the parser, the checkers, the black-box derivation and the HTML report ask the cell's
+profile; nothing outside this package tests a profile's name.  A third profile is one new module
 here (its ``Profile`` and, if its wire differs, its run class) plus its contract tables.
 """
 
