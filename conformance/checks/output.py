@@ -212,12 +212,17 @@ def _ds(idxs: list[int]) -> str:
 
 
 def final_output_text(history: History) -> str:
-    """The final output text: the ``output`` string of an invocation snapshot (invocations
-    profile), else the text of the Response ``output`` items."""
-    if profile_of(history.profile).output_is_text:
-        out = history.final.get("output") if isinstance(history.final, dict) else None
+    """The final output text of ``history`` (``snapshot_text`` of its final snapshot)."""
+    return snapshot_text(history.profile, history.final)
+
+
+def snapshot_text(profile: str, snapshot: Any) -> str:
+    """A snapshot's output text: its ``output`` string where the profile's output is text
+    (invocations), else the text of the Response ``output`` items."""
+    out = snapshot.get("output") if isinstance(snapshot, dict) else None
+    if profile_of(profile).output_is_text:
         return out if isinstance(out, str) else ""
-    return output_text(history.final.get("output"))
+    return output_text(out)
 
 
 def streamed_text(frames: list[SSEFrame]) -> str:

@@ -30,51 +30,49 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from collections.abc import Callable
 
-from conformance import streams
-from conformance.checks._util import TERMINAL_EVENTS, as_int, excerpt, output_text
-from conformance.checks.output import predict_output, streamed_text
-from conformance.history import INVOCATION_TERMINAL_EVENTS, TERMINAL_STATUSES, HttpCall, SSEFrame
-from conformance.streams import after_terminal, cursor_order, event_frames, event_id_of, lost, same_payload, seq_of, terminals
-
-INVOCATION_TERMINALS = {event: event.split(".", 1)[1] for event in INVOCATION_TERMINAL_EVENTS}
-
-
-def _responses_status(frame: SSEFrame) -> tuple[str | None, Any]:
-    payload = frame.json
-    snap = payload.get("response") if isinstance(payload, dict) else None
-    return (snap.get("status") if isinstance(snap, dict) else None), snap
-
-
-def _invocations_status(frame: SSEFrame) -> tuple[str | None, Any]:
-    payload = frame.json
-    status = INVOCATION_TERMINALS.get(frame.type or "")
-    return status, (payload if isinstance(payload, dict) else None)
-
+from conformance import profiles, streams
+from conformance.checks._util import as_int, excerpt
+from conformance.checks.output import predict_output, snapshot_text, streamed_text
+from conformance.history import HttpCall, SSEFrame
+from conformance.profiles import Profile
+from conformance.streams import after_terminal, cursor_order, event_frames, lost, same_payload, terminals
 
 @dataclass(frozen=True)
 class Wire:
-    """Where a profile keeps what the invariants read: the resource path, a frame's cursor,
-    a read's cursor, the terminal events and the status/output they carry."""
+    """Where a profile keeps what the invariants read: its ``Profile`` (cursor, terminal events,
+    the status and snapshot a terminal event carries, output text) plus how a recorded call names
+    the resource: its path, the created id's key, a read's cursor parameter."""
 
-    name: str
+    profile: Profile
     path: re.Pattern[str]
     created_id_key: str
-    cursor: Callable[[SSEFrame], int | None]
     read_cursor_param: str
-    terminal_types: frozenset[str]
-    terminal: Callable[[SSEFrame], tuple[str | None, Any]]  # (status, snapshot) of a terminal frame
-    output: Callable[[Any], str]  # the text of a completed snapshot
     snapshot_calls: tuple[str, ...] = ("get", "poll")
 
+    @property
+    def name(self) -> str:
+        return self.profile.name
 
-RESPONSES = Wire("responses", re.compile(r"/responses/([^/?]+)"), "id", seq_of, "starting_after",
-                 frozenset(TERMINAL_EVENTS), _responses_status, lambda snap: output_text(snap.get("output")))
-INVOCATIONS = Wire("invocations", re.compile(r"/invocations/([^/?]+)"), "invocation_id", event_id_of, "last_event_id",
-                   frozenset(INVOCATION_TERMINALS), _invocations_status,
-                   lambda snap: snap.get("output") if isinstance(snap.get("output"), str) else "")
-TERMINAL_ANY = TERMINAL_STATUSES | set(INVOCATION_TERMINALS.values())
+    @property
+    def terminal_types(self) -> frozenset[str]:
+        return self.profile.terminal_events
+
+    def cursor(self, frame: SSEFrame) -> int | None:
+        return self.profile.cursor_of(frame)
+
+    def terminal(self, frame: SSEFrame) -> tuple[str | None, Any]:
+        """(status, snapshot) of a terminal frame."""
+        return self.profile.terminal_status(frame), self.profile.terminal_snapshot(frame)
+
+    def output(self, snapshot: Any) -> str:
+        """The text of a completed snapshot."""
+        return snapshot_text(self.profile.name, snapshot)
+
+
+RESPONSES = Wire(profiles.RESPONSES, re.compile(r"/responses/([^/?]+)"), "id", "starting_after")
+INVOCATIONS = Wire(profiles.INVOCATIONS, re.compile(r"/invocations/([^/?]+)"), "invocation_id", "last_event_id")
+TERMINAL_ANY = frozenset().union(*(p.terminal_statuses for p in profiles.PROFILES.values()))
 
 
 @dataclass

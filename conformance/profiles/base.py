@@ -57,6 +57,13 @@ class Profile:
         status = response.get("status") if isinstance(response, dict) else None
         return status if isinstance(status, str) else None
 
+    def terminal_snapshot(self, frame: Any) -> Any:
+        """The snapshot a terminal event carries: its ``response`` object, or the event itself."""
+        payload = frame.json
+        if self.terminal_status_in == "type":
+            return payload if isinstance(payload, dict) else None
+        return payload.get("response") if isinstance(payload, dict) else None
+
     def runnable_rules(self) -> Any:
         """Its parse-time runnability check (``conformance.contract``)."""
         return _load(self.runnable)
