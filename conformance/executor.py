@@ -131,8 +131,8 @@ class CellRun(ResponsesSchedule, ResponsesClient):
     def _state_hits(self) -> list[str]:
         """State files that name this cell's tag or response id (a store=false row must leave none)."""
         needles = [self.tag.encode()]
-        if self.history.response_id:
-            needles.append(self.history.response_id.encode())
+        if self.history.run_id:
+            needles.append(self.history.run_id.encode())
         hits = []
         root = Path(self.target.state_dir)
         if not root.exists():

@@ -195,7 +195,7 @@ class History:
     profile: str = "responses"
     script: dict[str, Any] = field(default_factory=dict)
     request: dict[str, Any] = field(default_factory=dict)
-    response_id: str | None = None
+    run_id: str | None = None  # the id the target gave the run: a response id or an invocation id
     calls: list[HttpCall] = field(default_factory=list)
     markers: list[str] = field(default_factory=list)
     incarnations: list[IncarnationRecord] = field(default_factory=list)
@@ -233,6 +233,8 @@ class History:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "History":
         data = dict(data)
+        if "response_id" in data:  # histories written before the field was named for both profiles
+            data.setdefault("run_id", data.pop("response_id"))
         data["calls"] = [
             HttpCall(**{**c, "frames": [SSEFrame(**f) for f in c.get("frames", [])]})
             for c in data.get("calls", [])

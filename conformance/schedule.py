@@ -47,7 +47,7 @@ class ResponsesSchedule:
         self.create_thread.start()
         self.await_(lambda: self.create_call is not None, "the create call to start", lambda: "nothing")
         rid = self._await_id()
-        self.history.response_id = rid
+        self.history.run_id = rid
         if rid is None:  # the create call was refused: nothing more to follow
             self._join_create()
             self._finish_refused()

@@ -186,7 +186,7 @@ def check_cursor(history: History, expected: Any, cell: Cell) -> list[Violation]
     if full is None:
         return [_no_transcript("cursor", history)]
     violations: list[Violation] = []
-    rid = history.response_id
+    rid = history.run_id
     frames = events(full)
     for problem in id_problems(frames, None, rid) + terminal_problems(frames, want, must_end=True):
         violations.append(Violation("cursor", f"transcript: {problem}", evidence=labels(frames)))

@@ -179,7 +179,7 @@ class InvocationsSchedule(ResponsesSchedule):
             body = {"input": inv_script_input(self.script)}
         create = self.idriver.create(body)
         rid = inv_id_of(create)
-        self.history.response_id = rid
+        self.history.run_id = rid
         if isinstance(create.body, dict) and isinstance(create.body.get("session_id"), str):
             self.history.session_id = create.body["session_id"]
         if rid is None:
@@ -272,7 +272,7 @@ class InvocationsSchedule(ResponsesSchedule):
         """Snapshot the first input (``steer`` 0) and every queued input, labelled with the
         moment (``holding`` = k while queued input k holds) and how many ``start`` markers that
         input had just before."""
-        rid = self.history.response_id
+        rid = self.history.run_id
         entries = [(0, rid, self.tag)] + [(r.index, r.invocation_id, r.tag) for r in self.history.steered]
         for index, inv_id, tag in entries:
             if inv_id is None:

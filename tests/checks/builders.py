@@ -297,7 +297,7 @@ def make_history(
         cell_id="responses/test::R1[C]",
         script=dict(scn.script),
         request={"background": True, "stream": True, "store": True},
-        response_id=RID,
+        run_id=RID,
         calls=calls,
         markers=list(scn.markers),
         incarnations=incarnations,

@@ -156,7 +156,7 @@ def inv_history(run: Run, *, readers: int = 1, resumes: Any = "seen", fault: str
         faults.append(FaultRecord(kind=fault, trigger="held", observed="held 3", t=t, incarnation=0,
                                   exit_mode=exit_mode, restarted_as=1, last_seq_before=seen_ids(run)[-1] if live_frames else None))
     return History(cell_id="invocations/test::R1[A]", profile="invocations", script=dict(run.script),
-                   response_id=run.iid, calls=calls, markers=list(run.markers), incarnations=incarnations,
+                   run_id=run.iid, calls=calls, markers=list(run.markers), incarnations=incarnations,
                    faults=faults, final=copy.deepcopy(run.final), final_source="get", session_id=SID)
 
 

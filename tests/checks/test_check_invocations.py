@@ -498,7 +498,7 @@ def test_queue_first_input_wind_down_and_no_rerun_after_a_crash():
     h.markers = h.markers[: h.markers.index("released")] + ["interrupted"]
     assert "the first input: expected its held step to go on until released" in queue(h)
     h = queue_history(2, "sigkill")
-    h.markers += [f"start attempt=2 id={h.response_id} from=2", "delta 2", "held 2", "released", "delta 3"]
+    h.markers += [f"start attempt=2 id={h.run_id} from=2", "delta 2", "held 2", "released", "delta 3"]
     assert "the first input: expected it never to run again or past its hold after the fault" in queue(h, fault=KILL)
 
 
