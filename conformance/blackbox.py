@@ -184,3 +184,19 @@ def whole_stream_problems(frames: list[Any], ended: str, status_now: Any, profil
     if streamed != status_now:
         problems.append(f"the bystander's terminal event says {streamed!r}, its GET after the stream ended says {status_now!r}")
     return problems
+
+
+def bystander_verdict(stream_reader: Any, call: Any, run_id: str, status_now: Any, profile: str,
+                      wait_s: float) -> list[str]:
+    """A plain-input bystander's verdict once the attack is over: its stream (read by the thread
+    ``stream_reader``) must end within ``wait_s``, then ``whole_stream_problems`` against the
+    status ``status_now()`` answers; MUST problems are prefixed with the run's id."""
+    from conformance.explore.adversarial import level_of
+
+    stream_reader.join(wait_s)
+    if stream_reader.is_alive():
+        return [f"the plain-input bystander {run_id}'s stream did not end within {wait_s}s after the attack; "
+                f"last events {[f.type for f in call.frames][-3:]}"]
+    status = status_now()
+    return [f"{run_id}: {p}" if level_of(p) == "MUST" else p
+            for p in whole_stream_problems(list(call.frames), call.ended, status, profile)]

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from conformance.blackbox import whole_stream_problems
+from conformance.blackbox import bystander_verdict
 from conformance.drivers.base import Recorder
 from conformance.drivers.invocations import InvocationsDriver, invocation_id_of, script_input
 from conformance.explore.adversarial import adversarial_target, level_of, outside_files, probe_problems, run_class, server_problems
@@ -242,14 +242,11 @@ def plain_bystander(arena: Arena):
     assert got and call.frames, (f"awaited the plain-input bystander's first event within {BLACKBOX_WAIT_S}s: "
                                  f"{call.status} {call.ended} {call.error}")
 
-    def judge() -> list[str]:
-        thread.join(BLACKBOX_WAIT_S)
-        if thread.is_alive():
-            return [f"the plain-input bystander {inv_id}'s stream did not end within {BLACKBOX_WAIT_S}s after the attack; "
-                    f"last events {[f.type for f in call.frames][-3:]}"]
+    def status_now() -> Any:
         snap = arena.driver.snapshot(inv_id)
-        status = snap.body.get("status") if isinstance(snap.body, dict) else f"HTTP {snap.status}"
-        return [f"{inv_id}: {p}" if level_of(p) == "MUST" else p
-                for p in whole_stream_problems(list(call.frames), call.ended, status, "invocations")]
+        return snap.body.get("status") if isinstance(snap.body, dict) else f"HTTP {snap.status}"
+
+    def judge() -> list[str]:
+        return bystander_verdict(thread, call, inv_id, status_now, "invocations", BLACKBOX_WAIT_S)
 
     return judge

@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
-from conformance.blackbox import whole_stream_problems
+from conformance.blackbox import bystander_verdict
 from conformance.drivers.base import Recorder, StreamControl
 from conformance.drivers.responses import ResponsesDriver, response_id_of, script_input
 from conformance.explore.adversarial import (
@@ -197,14 +198,11 @@ def plain_bystander(arena: Arena):
     assert rid and rid != "none", (f"the plain-input bystander was not acknowledged (no response.created) within "
                                    f"{BLACKBOX_WAIT_S}s: {call.status} {call.ended} {call.error} {call.body_text[:200]}")
 
-    def judge() -> list[str]:
-        thread.join(BLACKBOX_WAIT_S)
-        if thread.is_alive():
-            return [f"the plain-input bystander {rid}'s stream did not end within {BLACKBOX_WAIT_S}s after the attack; "
-                    f"last events {[f.type for f in call.frames][-3:]}"]
+    def status_now() -> Any:
         get = arena.driver.get(rid)
-        status = get.body.get("status") if isinstance(get.body, dict) else f"HTTP {get.status}"
-        return [f"{rid}: {p}" if level_of(p) == "MUST" else p
-                for p in whole_stream_problems(list(call.frames), call.ended, status, "responses")]
+        return get.body.get("status") if isinstance(get.body, dict) else f"HTTP {get.status}"
+
+    def judge() -> list[str]:
+        return bystander_verdict(thread, call, rid, status_now, "responses", BLACKBOX_WAIT_S)
 
     return judge
