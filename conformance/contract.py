@@ -297,6 +297,9 @@ def _check_runnable(
     """Problems that would make the executor hang or make an expectation vacuous: the profile's
     own rules (``Profile.runnable``), then every expectation key's."""
     where = f"[{variant}] " if variant != "(no vary)" else ""
+    if path.spec.is_net_fault and path.spec.at == "terminal":
+        problems.add(here, f"{where}path {path_id} is a network fault ({path.spec.kind}) at 'terminal': the live "
+                           "stream is over by then, so there is nothing to fault (use held or after_events)")
     known = PROFILES.get(profile)
     if known is not None:  # an unknown profile is the schema's error
         known.runnable_rules()(problems, here, path_id, path, request, script, expect, requires, where)

@@ -70,6 +70,10 @@ class NetFaults:
         live = run.live_stream
         if live is None:
             raise _not_testable(run, "there is no live stream to fault")
+        if self.spec.at == "terminal" or live.ended != "in_flight" or any(
+            f.type in run.TERMINAL_EVENT_TYPES for f in live.frames
+        ):  # whether its socket still lingers at the client is a race: never fault a finished stream
+            raise _not_testable(run, f"the live stream {_how_over(run, live)} before the fault: nothing left to {kind}")
         resume = "reconnect" in self.cell.expect
         try:
             if kind == "refuse":
@@ -173,3 +177,11 @@ def _not_testable(run: CellRun, why: str) -> Exception:
     from ..executor import NotTestable
 
     return NotTestable(f"{run.cell.fault.kind}: {why}")
+
+
+def _how_over(run: CellRun, live: HttpCall) -> str:
+    if any(f.type in run.TERMINAL_EVENT_TYPES for f in live.frames):
+        return "had carried its terminal event"
+    if live.ended != "in_flight":
+        return f"had ended ({live.ended})"
+    return "belongs to a run already at the terminal status the fault waited for"

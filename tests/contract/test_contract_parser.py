@@ -305,7 +305,7 @@ def test_collect_cells_rejects_duplicate_ids(good):
 
 def test_network_fault_rules_each_have_their_line():
     """issue 14: parameters of stall / slow_reader, none for the others, ``then`` only after a
-    network fault, a live stream to fault, and ``unblocked`` / ``exit`` only where they apply."""
+    network fault, a live stream to fault (not at 'terminal', when it is over), and ``unblocked`` / ``exit`` only where they apply."""
     name = "bad_net_faults"
     got = [(e.line, e.key, e.message) for e in problems(name)]
     text = "\n".join(f"{line} {key}: {msg}" for line, key, msg in got)
@@ -316,13 +316,15 @@ def test_network_fault_rules_each_have_their_line():
         "10 paths.W.fault.slow_reader.burst: unknown slow_reader parameter 'burst' (known: bytes_per_s)",
         "11 paths.X.fault.reset: fault 'reset' takes no parameters (write fault: reset)",
         "12 paths.Y.then: then (a process fault while the client is away) follows a network fault",
-        "26 rows[0].cells.R[0]: [stream=false] path R is a network fault (reset) on the live stream's connection, "
+        "27 rows[0].cells.R[0]: [stream=false] path R is a network fault (reset) on the live stream's connection, "
         "which needs stream=true",
-        "27 rows[0].cells.R[1].unblocked: [stream=true] 'unblocked' needs a slow_reader path (path R is 'reset')",
-        "27 rows[0].cells.R[1].exit: [stream=true] 'exit' needs a process fault, path R is 'reset'",
+        "28 rows[0].cells.R[1].unblocked: [stream=true] 'unblocked' needs a slow_reader path (path R is 'reset')",
+        "28 rows[0].cells.R[1].exit: [stream=true] 'exit' needs a process fault, path R is 'reset'",
+        "34 rows[0].cells.T[1]: [stream=true] path T is a network fault (reset) at 'terminal': the live stream is over "
+        "by then, so there is nothing to fault (use held or after_events)",
     ):
         assert fragment in text, text
-    assert len(got) == 9, text  # a slow reader with unblocked and reconnect is fine
+    assert len(got) == 10, text  # a slow reader with unblocked and reconnect is fine
 
 
 def test_network_fault_paths_expand_with_their_parameters(tmp_path):
