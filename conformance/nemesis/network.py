@@ -70,9 +70,8 @@ class NetFaults:
         live = run.live_stream
         if live is None:
             raise _not_testable(run, "there is no live stream to fault")
-        if self.spec.at == "terminal" or live.ended != "in_flight" or any(
-            f.type in run.TERMINAL_EVENT_TYPES for f in live.frames
-        ):  # whether its socket still lingers at the client is a race: never fault a finished stream
+        if self.spec.at == "terminal" or live.ended != "in_flight" or _carried_terminal(run, live):
+            # whether its socket still lingers at the client is a race: never fault a finished stream
             raise _not_testable(run, f"the live stream {_how_over(run, live)} before the fault: nothing left to {kind}")
         resume = "reconnect" in self.cell.expect
         try:
@@ -107,8 +106,7 @@ class NetFaults:
                 self._await_end(run, live, f"the live stream to end after the {kind}")
             record.detail = outcome.summary()
             self._crash_if_asked(run)
-            ended_early = not any(f.type in run.TERMINAL_EVENT_TYPES for f in live.frames)
-            if resume and ended_early:
+            if resume and not _carried_terminal(run, live):
                 self._resume(run, rid)
         except HarnessError as exc:
             record.detail = record.detail or {"kind": kind, "applied": False, "error": str(exc)}
@@ -179,8 +177,12 @@ def _not_testable(run: CellRun, why: str) -> Exception:
     return NotTestable(f"{run.cell.fault.kind}: {why}")
 
 
+def _carried_terminal(run: CellRun, live: HttpCall) -> bool:
+    return any(f.type in run.TERMINAL_EVENT_TYPES for f in live.frames)
+
+
 def _how_over(run: CellRun, live: HttpCall) -> str:
-    if any(f.type in run.TERMINAL_EVENT_TYPES for f in live.frames):
+    if _carried_terminal(run, live):
         return "had carried its terminal event"
     if live.ended != "in_flight":
         return f"had ended ({live.ended})"
